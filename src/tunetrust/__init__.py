@@ -1,0 +1,56 @@
+"""TuneTrust: a self-hostable, privacy-first data cooperative for listening histories.
+
+Map of the package (data flows top to bottom):
+
+    formats/          what exports look like
+      package.py        open a zip / folder / loose files safely (zip bombs, traversal)
+      spotify.py        classify and parse every Spotify file variant → parsed listens
+      listens.py        the parsed-listen schema every parser produces
+      synth.py          synthetic exports of every variant (tests, demo, benchmarks)
+    ingest/           from parsed listens to stored, de-identified listens
+      deidentify.py     platform families, incognito plays, nothing personal kept
+      dedup.py          each play once across re-imports and export kinds
+      pipeline.py       import_export(): parse → de-identify → dedup → store, atomically
+    store/            where things live
+      home.py           a cooperative home: database, events store, master key, lock
+      db.py, models.py  metadata database (SQLAlchemy 2, Alembic migrations/)
+      events.py         de-identified listens, Parquet, one partition per pseudonym
+      keys.py           master key and AES-GCM sealing of secrets
+    coop/members.py   members and their pseudonyms
+    settings.py       typed settings, passed down explicitly
+    errors.py         the one exception tree
+    cli.py, render.py, demo.py   the command line (thin)
+"""
+
+from tunetrust.coop.members import add_member, get_member, list_members
+from tunetrust.errors import (
+    ConflictError,
+    ExportError,
+    InputError,
+    NotFoundError,
+    SetupError,
+    TuneTrustError,
+)
+from tunetrust.ingest.pipeline import ImportSummary, import_export
+from tunetrust.settings import Settings
+from tunetrust.store.home import Home, init_home, open_home
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConflictError",
+    "ExportError",
+    "Home",
+    "ImportSummary",
+    "InputError",
+    "NotFoundError",
+    "SetupError",
+    "Settings",
+    "TuneTrustError",
+    "add_member",
+    "get_member",
+    "import_export",
+    "init_home",
+    "list_members",
+    "open_home",
+]

@@ -1,0 +1,488 @@
+"""Synthetic exports, faithful to every Spotify variant, deterministic by seed.
+
+A seed makes one synthetic person: a catalogue of Zipf-popular artists, albums and
+tracks, a few podcasts and audiobooks, devices, a home country, and a listening
+history in sessions with daily and weekly rhythms, skips, shuffle and reasons.
+:func:`render` writes that history as any variant's zip, so tests can import the
+same listening as account data *and* extended history. Personal fields carry fake
+values (documentation IP ranges, made-up places). Nothing here is real data.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+VARIANTS = ("account", "account-legacy", "extended-a", "extended-b", "extended-c")
+
+_SPANS = {  # first and last day of the history behind each variant
+    "extended-a": ("2014-03-01", "2020-06-30"),
+    "extended-b": ("2016-01-01", "2023-02-28"),
+    "extended-c": ("2016-01-01", "2024-11-15"),
+    "account": ("2023-11-16", "2024-11-15"),
+    "account-legacy": ("2019-07-01", "2020-06-30"),
+}
+
+_WORDS = (
+    "amber velvet harbor echo lunar static neon paper glass river cinder quiet "
+    "hollow golden silver wild northern electric midnight summer winter stone "
+    "ember violet crimson ocean desert thunder silent broken distant fading "
+    "bright empty heavy honey iron jade kinetic lucid marble nova orbit pale "
+    "rapid saffron tidal umber vapor woven"
+).split()
+
+_REASONS_START = np.array(["clickrow", "playbtn", "appload", "remote", "trackdone", "fwdbtn"])
+_REASONS_END_STOP = np.array(["endplay", "logout", "unexpected-exit", "remote"])
+_COUNTRIES = np.array(["DE", "SE", "GB", "US", "FR", "NL", "BR", "JP", "ES", "CA"])
+
+# (family, long platform string of A/B, short platform string of C)
+_DEVICES = {
+    "android": ("Android OS 10 API 29 (Google, Pixel 4)", "android"),
+    "ios": ("iOS 14.4 (iPhone12,1)", "ios"),
+    "windows": ("Windows 10 (10.0.19042; x64)", "windows"),
+    "osx": ("OS X 10.15.7 [x86 8]", "osx"),
+    "linux": ("Linux [x86-64 0]", "linux"),
+    "web": ("WebPlayer (websocket RFC6455)", "web_player"),
+    "speaker": ("Partner sonos_ceiling Sonos;Beam;;", "sonos"),
+    "tv": ("Partner android_tv Sony;BRAVIA 4K;;", "android_tv"),
+    "car": ("Partner android_auto Google;Android Auto;;", "android_auto"),
+}
+
+_PDF = b"%PDF-1.4\n% synthetic read-me placeholder\n%%EOF\n"
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """What the synthetic person can listen to."""
+
+    track_name: list[str]
+    track_artist: list[str]
+    track_album: list[str]
+    track_uri: list[str]
+    track_ms: np.ndarray
+    episode_name: list[str]
+    episode_show: list[str]
+    episode_uri: list[str]
+    episode_ms: np.ndarray
+    chapter_title: list[str]
+    chapter_book: list[str]
+    chapter_uri: list[str]
+    book_uri: list[str]
+    chapter_ms: np.ndarray
+
+
+@dataclass(frozen=True)
+class History:
+    """A synthetic person's plays, column by column (end time order)."""
+
+    seed: int
+    variant: str
+    username: str
+    catalogue: Catalogue
+    end_ms: np.ndarray  # epoch ms, end of play, whole seconds
+    ms_played: np.ndarray
+    item_kind: np.ndarray  # 0 track, 1 episode, 2 audiobook chapter
+    item: np.ndarray
+    video: np.ndarray
+    device: np.ndarray  # index into devices
+    devices: list[str]
+    country: np.ndarray  # strings
+    reason_start: np.ndarray
+    reason_end: np.ndarray
+    shuffle: np.ndarray
+    skipped: np.ndarray
+    offline: np.ndarray
+    incognito: np.ndarray
+    offline_start_ms: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.end_ms)
+
+
+@dataclass(frozen=True)
+class SynthResult:
+    """What :func:`write_export` wrote."""
+
+    path: Path
+    variant: str
+    listens: int  # rows in listening-history files
+    incognito: int  # of which incognito plays
+    files: tuple[str, ...]
+
+
+def _uri(rng: np.random.Generator, prefix: str, n: int) -> list[str]:
+    alphabet = np.array(list("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+    codes = rng.integers(0, len(alphabet), size=(n, 22))
+    return [prefix + "".join(row) for row in alphabet[codes]]
+
+
+def _names(rng: np.random.Generator, n: int, words: int) -> list[str]:
+    picks = rng.integers(0, len(_WORDS), size=(n, words))
+    return [" ".join(_WORDS[i].capitalize() for i in row) for row in picks]
+
+
+def _catalogue(rng: np.random.Generator, n_plays: int) -> Catalogue:
+    n_artists = int(np.clip(n_plays // 150, 30, 3000))
+    artists = [f"{a} {i}" if i % 7 == 0 else a for i, a in enumerate(_names(rng, n_artists, 2))]
+    albums_per = rng.integers(1, 4, size=n_artists)
+    track_name, track_artist, track_album = [], [], []
+    for a, n_alb in zip(artists, albums_per, strict=True):
+        for album in _names(rng, int(n_alb), 2):
+            for t in _names(rng, int(rng.integers(6, 13)), 2):
+                track_name.append(t)
+                track_artist.append(a)
+                track_album.append(album)
+    n_tracks = len(track_name)
+    shows = _names(rng, 6, 3)
+    episode_show = [shows[i % len(shows)] for i in range(120)]
+    episode_name = [
+        f"Episode {i // len(shows) + 1}: {n}" for i, n in enumerate(_names(rng, 120, 3))
+    ]
+    books = _names(rng, 3, 3)
+    chapter_book = [books[i % 3] for i in range(36)]
+    return Catalogue(
+        track_name=track_name,
+        track_artist=track_artist,
+        track_album=track_album,
+        track_uri=_uri(rng, "spotify:track:", n_tracks),
+        track_ms=rng.integers(110_000, 360_000, size=n_tracks),
+        episode_name=episode_name,
+        episode_show=episode_show,
+        episode_uri=_uri(rng, "spotify:episode:", 120),
+        episode_ms=rng.integers(900_000, 4_800_000, size=120),
+        chapter_title=[f"Chapter {i // 3 + 1}" for i in range(36)],
+        chapter_book=chapter_book,
+        chapter_uri=_uri(rng, "spotify:chapter:", 36),
+        book_uri=[u for u in _uri(rng, "spotify:show:", 3) for _ in range(12)],
+        chapter_ms=rng.integers(600_000, 2_400_000, size=36),
+    )
+
+
+def _zipf(rng: np.random.Generator, n_items: int, size: int, a: float = 1.07) -> np.ndarray:
+    weights = 1.0 / np.arange(1, n_items + 1) ** a
+    order = rng.permutation(n_items)  # popularity is not catalogue order
+    return np.asarray(order[rng.choice(n_items, size=size, p=weights / weights.sum())])
+
+
+def synthesize(variant: str, listens: int, seed: int) -> History:
+    """A history of ``listens`` plays for the person ``seed``, spanning the variant's years."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    if listens < 0:
+        raise ValueError("listens must be at least 0")
+    rng = np.random.default_rng(seed)
+    cat = _catalogue(rng, max(listens, 1))
+    first, last = (datetime.fromisoformat(d).replace(tzinfo=UTC) for d in _SPANS[variant])
+    n_days = (last - first).days + 1
+
+    # sessions: which day (weekends busier), which hour (evening peak), how long
+    mean_len = 12
+    lengths = np.minimum(rng.geometric(1 / mean_len, size=listens // 4 + 8), 60)
+    n_sessions = int(np.searchsorted(np.cumsum(lengths), listens)) + 1
+    lengths = lengths[:n_sessions]
+    day_w = np.array([1.0 if (first + timedelta(d)).weekday() < 5 else 1.5 for d in range(n_days)])
+    day_w *= np.linspace(0.6, 1.4, n_days)  # listening grows over the years
+    hour_w = np.array(
+        [1, 0.5, 0.3, 0.2, 0.2, 0.4, 1, 3, 5, 4, 3, 3, 4, 4, 3, 3, 4, 5, 6, 7, 7, 6, 4, 2],
+        dtype=float,
+    )
+    days = np.sort(rng.choice(n_days, size=n_sessions, p=day_w / day_w.sum()))
+    hours = rng.choice(24, size=n_sessions, p=hour_w / hour_w.sum())
+    start_s = (
+        int(first.timestamp()) + days * 86_400 + hours * 3_600 + rng.integers(0, 3_600, n_sessions)
+    )
+    session = np.repeat(np.arange(n_sessions), lengths)[:listens]
+    n = listens
+
+    # what is played
+    r = rng.random(n)
+    item_kind = np.where(r < 0.09, 1, 0)
+    if variant == "extended-c":
+        item_kind = np.where((r >= 0.09) & (r < 0.10), 2, item_kind)
+    item = _zipf(rng, len(cat.track_name), n)
+    item = np.where(item_kind == 1, rng.integers(0, len(cat.episode_name), n), item)
+    item = np.where(item_kind == 2, rng.integers(0, len(cat.chapter_title), n), item)
+    full_ms = np.select(
+        [item_kind == 0, item_kind == 1],
+        [
+            cat.track_ms[np.minimum(item, len(cat.track_ms) - 1)],
+            cat.episode_ms[np.minimum(item, len(cat.episode_ms) - 1)],
+        ],
+        default=cat.chapter_ms[np.minimum(item, len(cat.chapter_ms) - 1)],
+    )
+    skip_p = np.where(item_kind == 0, 0.22, 0.08)
+    skipped = rng.random(n) < skip_p
+    frac = np.where(skipped, rng.uniform(0.0, 0.45, n), 1.0)
+    frac = np.where((item_kind > 0) & ~skipped, rng.uniform(0.3, 1.0, n), frac)
+    ms_played = (full_ms * frac).astype(np.int64)
+    ms_played = np.where(skipped & (rng.random(n) < 0.15), 0, ms_played)  # instant skips
+
+    # when: plays follow each other inside a session
+    gaps = rng.integers(0, 4_000, n)
+    step = ms_played + gaps
+    cum = np.cumsum(step)
+    session_first = np.searchsorted(session, np.arange(n_sessions))
+    offset = cum - (cum - step)[session_first[session]]
+    end_ms = (start_s[session] * 1000 + offset) // 1000 * 1000
+
+    # how and where
+    phone = str(rng.choice(["android", "ios"]))
+    desktop = str(rng.choice(["windows", "osx", "linux"], p=[0.5, 0.4, 0.1]))
+    extra = str(rng.choice(["web", "speaker", "tv", "car"]))
+    devices = [phone, desktop, extra]
+    session_device = rng.choice(3, size=n_sessions, p=[0.6, 0.3, 0.1])
+    device = session_device[session]
+    home = rng.choice(_COUNTRIES)
+    country = np.where(rng.random(n_sessions) < 0.95, home, rng.choice(_COUNTRIES, n_sessions))
+    country = np.where(rng.random(n_sessions) < 0.01, "ZZ", country)[session]
+    shuffle = (rng.random(n_sessions) < 0.4)[session]
+    offline = ((rng.random(n_sessions) < 0.05) & (session_device == 0))[session]
+    incognito = (rng.random(n_sessions) < 0.01)[session]
+    video = (rng.random(n) < 0.006) & (item_kind < 2)
+
+    first_of_session = np.zeros(n, dtype=bool)
+    first_of_session[session_first[session_first < n]] = True
+    last_of_session = np.roll(first_of_session, -1)
+    last_of_session[-1:] = True
+    prev_skipped = np.roll(skipped, 1)
+    reason_start = np.where(prev_skipped, "fwdbtn", "trackdone")
+    reason_start = np.where(first_of_session, rng.choice(_REASONS_START[:4], n), reason_start)
+    reason_end = np.where(skipped, rng.choice(["fwdbtn", "backbtn"], n, p=[0.9, 0.1]), "trackdone")
+    reason_end = np.where(last_of_session & ~skipped, rng.choice(_REASONS_END_STOP, n), reason_end)
+
+    order = np.argsort(end_ms, kind="stable")
+    return History(
+        seed=seed,
+        variant=variant,
+        username=f"synth{seed:08d}",
+        catalogue=cat,
+        end_ms=end_ms[order],
+        ms_played=ms_played[order],
+        item_kind=item_kind[order],
+        item=item[order],
+        video=video[order],
+        device=device[order],
+        devices=devices,
+        country=country[order],
+        reason_start=reason_start[order],
+        reason_end=reason_end[order],
+        shuffle=shuffle[order],
+        skipped=skipped[order],
+        offline=offline[order],
+        incognito=incognito[order],
+        offline_start_ms=(end_ms - ms_played)[order],
+    )
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _extended_rows(h: History, generation: str, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """Rows of the extended history in the field order each generation uses."""
+    cat = h.catalogue
+    rows = []
+    skipped_null = rng.random(len(h)) < (0.7 if generation == "a" else 0.05)
+    for i in range(len(h)):
+        kind, item = int(h.item_kind[i]), int(h.item[i])
+        family = h.devices[int(h.device[i])]
+        long_name, short_name = _DEVICES[family]
+        row: dict[str, Any] = {"ts": _iso(int(h.end_ms[i]))}
+        if generation != "c":
+            row["username"] = h.username
+        row["platform"] = short_name if generation == "c" else long_name
+        row["ms_played"] = int(h.ms_played[i])
+        row["conn_country"] = str(h.country[i])
+        if generation == "c":
+            row["ip_addr"] = f"198.51.100.{(item * 7 + i) % 250 + 1}"
+        else:
+            row["ip_addr_decrypted"] = f"203.0.113.{(item * 3 + i) % 250 + 1}"
+            row["user_agent_decrypted"] = (
+                "Mozilla/5.0 (X11; Linux x86_64) SynthBrowser/1.0" if family == "web" else "unknown"
+            )
+        if generation == "a":
+            row["city"] = f"Synthville {h.seed % 97}"
+            row["region"] = f"Synth Region {h.seed % 13}"
+            row["metro_code"] = str(500 + h.seed % 300)
+            row["longitude"] = round(10 + (h.seed % 1000) / 1000, 4)
+            row["latitude"] = round(50 + (h.seed % 777) / 1000, 4)
+        track = kind == 0
+        no_meta = kind == 0 and item % 211 == 5  # some music rows arrive without metadata
+        row["master_metadata_track_name"] = cat.track_name[item] if track and not no_meta else None
+        row["master_metadata_album_artist_name"] = (
+            cat.track_artist[item] if track and not no_meta else None
+        )
+        row["master_metadata_album_album_name"] = (
+            cat.track_album[item] if track and not no_meta else None
+        )
+        if generation != "a":
+            row["spotify_track_uri"] = cat.track_uri[item] if track else None
+        row["episode_name"] = cat.episode_name[item] if kind == 1 else None
+        row["episode_show_name"] = cat.episode_show[item] if kind == 1 else None
+        if generation != "a":
+            row["spotify_episode_uri"] = cat.episode_uri[item] if kind == 1 else None
+        if generation == "c":
+            row["audiobook_title"] = cat.chapter_book[item] if kind == 2 else None
+            row["audiobook_uri"] = cat.book_uri[item] if kind == 2 else None
+            row["audiobook_chapter_uri"] = cat.chapter_uri[item] if kind == 2 else None
+            row["audiobook_chapter_title"] = cat.chapter_title[item] if kind == 2 else None
+        row["reason_start"] = str(h.reason_start[i])
+        row["reason_end"] = str(h.reason_end[i])
+        row["shuffle"] = bool(h.shuffle[i])
+        row["skipped"] = None if skipped_null[i] else bool(h.skipped[i])
+        row["offline"] = bool(h.offline[i])
+        if h.video[i]:
+            row["offline_timestamp"] = None
+        elif generation == "c":
+            row["offline_timestamp"] = int(h.offline_start_ms[i] // 1000)
+        else:
+            row["offline_timestamp"] = int(h.offline_start_ms[i]) if h.offline[i] else 0
+        row["incognito_mode"] = bool(h.incognito[i])
+        rows.append(row)
+    return rows
+
+
+def _account_rows(h: History, legacy: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Music and podcast rows of account data: the last year, no incognito plays."""
+    cat = h.catalogue
+    cutoff = int(h.end_ms[-1]) - 365 * 86_400_000 if len(h) else 0
+    music: list[dict[str, Any]] = []
+    podcast: list[dict[str, Any]] = []
+    for i in range(len(h)):
+        if h.end_ms[i] <= cutoff or h.incognito[i] or h.item_kind[i] == 2:
+            continue
+        item = int(h.item[i])
+        end = datetime.fromtimestamp(int(h.end_ms[i]) / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+        if h.item_kind[i] == 1 and not legacy:
+            podcast.append(
+                {
+                    "endTime": end,
+                    "podcastName": cat.episode_show[item],
+                    "episodeName": cat.episode_name[item],
+                    "msPlayed": int(h.ms_played[i]),
+                }
+            )
+        elif h.item_kind[i] == 1:
+            music.append(
+                {
+                    "endTime": end,
+                    "artistName": cat.episode_show[item],
+                    "trackName": cat.episode_name[item],
+                    "msPlayed": int(h.ms_played[i]),
+                }
+            )
+        elif item % 211 != 5:  # rows without metadata are missing from account data
+            music.append(
+                {
+                    "endTime": end,
+                    "artistName": cat.track_artist[item],
+                    "trackName": cat.track_name[item],
+                    "msPlayed": int(h.ms_played[i]),
+                }
+            )
+    return music, podcast
+
+
+def _chunks(rows: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
+    return [rows[i : i + size] for i in range(0, len(rows), size)] or [[]]
+
+
+def render(history: History, variant: str) -> dict[str, bytes]:
+    """The files of ``variant``'s export of ``history``: path inside the zip → bytes."""
+    rng = np.random.default_rng(history.seed + 1)
+    files: dict[str, bytes] = {}
+    if variant in ("account", "account-legacy"):
+        legacy = variant == "account-legacy"
+        folder = "MyData" if legacy else "Spotify Account Data"
+        music, podcast = _account_rows(history, legacy)
+        for j, chunk in enumerate(_chunks(music, 10_000)):
+            name = f"StreamingHistory{j}.json" if legacy else f"StreamingHistory_music_{j}.json"
+            files[f"{folder}/{name}"] = orjson.dumps(chunk, option=orjson.OPT_INDENT_2)
+        if not legacy:
+            for j, chunk in enumerate(_chunks(podcast, 10_000)):
+                files[f"{folder}/StreamingHistory_podcast_{j}.json"] = orjson.dumps(
+                    chunk, option=orjson.OPT_INDENT_2
+                )
+        files[f"{folder}/Userdata.json"] = orjson.dumps(
+            {
+                "username": history.username,
+                "email": f"{history.username}@example.invalid",
+                "country": str(history.country[0]) if len(history) else "SE",
+                "birthdate": "1990-01-01",
+                "gender": "neutral",
+                "postalCode": None,
+                "mobileNumber": None,
+                "creationTime": "2014-03-01",
+            },
+            option=orjson.OPT_INDENT_2,
+        )
+        files[f"{folder}/YourLibrary.json"] = b'{"tracks": [], "albums": [], "shows": []}'
+        files[f"{folder}/Playlist1.json"] = b'{"playlists": []}'
+        files[f"{folder}/SearchQueries.json"] = b"[]"
+        files[f"{folder}/Inferences.json"] = b'{"inferences": ["synthetic"]}'
+        files[f"{folder}/Identity.json"] = b'{"displayName": "Synthetic Person"}'
+        files[f"{folder}/Read_Me_First.pdf"] = _PDF
+        return files
+    if variant not in ("extended-a", "extended-b", "extended-c"):
+        raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    generation = variant[-1]
+    rows = _extended_rows(history, generation, rng)
+    audio = [r for r, v in zip(rows, history.video, strict=True) if not v]
+    video = [r for r, v in zip(rows, history.video, strict=True) if v]
+    if generation in ("a", "b"):
+        order = rng.permutation(len(audio))  # A and B files are not sorted
+        audio = [audio[i] for i in order]
+        for j, chunk in enumerate(_chunks(audio, 16_000)):
+            files[f"MyData/endsong_{j}.json"] = orjson.dumps(chunk)
+        files["MyData/endvideo.json"] = orjson.dumps(video)
+        files["MyData/ReadMeFirst_ExtendedStreamingHistory.pdf"] = _PDF
+        return files
+    folder = "Spotify Extended Streaming History"
+    for j, chunk in enumerate(_chunks(audio, 16_000)):
+        years = _year_range(chunk)
+        files[f"{folder}/Streaming_History_Audio_{years}_{j}.json"] = orjson.dumps(
+            chunk, option=orjson.OPT_INDENT_2
+        )
+    if video:
+        files[f"{folder}/Streaming_History_Video_{_year_range(video)}.json"] = orjson.dumps(
+            video, option=orjson.OPT_INDENT_2
+        )
+    files[f"{folder}/ReadMeFirst_ExtendedStreamingHistory.pdf"] = _PDF
+    return files
+
+
+def _year_range(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "2024"
+    y1, y2 = rows[0]["ts"][:4], rows[-1]["ts"][:4]
+    return y1 if y1 == y2 else f"{y1}-{y2}"
+
+
+def write_zip(files: dict[str, bytes], out: Path) -> None:
+    """Write rendered files as a zip, the way the service packages them."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(buf.getvalue())
+
+
+def write_export(variant: str, listens: int, seed: int, out: Path) -> SynthResult:
+    """Synthesize a person and write their ``variant`` export to ``out`` (a zip)."""
+    history = synthesize(variant, listens, seed)
+    files = render(history, variant)
+    write_zip(files, out)
+    if variant.startswith("account"):
+        music, podcast = _account_rows(history, variant == "account-legacy")
+        count, incognito = len(music) + len(podcast), 0
+    else:
+        count, incognito = len(history), int(history.incognito.sum())
+    return SynthResult(out, variant, count, incognito, tuple(files))

@@ -1,0 +1,233 @@
+"""Import one export for one member: parse → de-identify → deduplicate → store, atomically.
+
+Parsing happens outside the home's write lock; reading the member's partition,
+merging, writing and committing happen inside it. The new partition file is staged,
+the metadata committed, then the file published (see store/events.py), so a process
+killed at any point leaves the home as it was before or as it is after — never between.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import select
+
+from tunetrust.coop.members import get_member
+from tunetrust.errors import ExportError
+from tunetrust.formats import Classification, Parsed, Parser, Role, classify, registry
+from tunetrust.formats.package import ExportFile, open_package
+from tunetrust.ingest.dedup import merge
+from tunetrust.ingest.deidentify import deidentify
+from tunetrust.store.db import transaction
+from tunetrust.store.home import ACCOUNT_HASH_SECRET, Home
+from tunetrust.store.models import Contribution, Member
+
+Progress = Callable[[str, int, int], None]
+"""Called as ``progress(file_name, bytes_done, bytes_total)`` while files are read."""
+
+
+@dataclass(frozen=True)
+class FileReport:
+    """What the importer made of one file of the package."""
+
+    name: str
+    kind: str
+    status: str  # imported | read | skipped
+    rows: int | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    """Everything an import did, in the shape ``import --json`` prints."""
+
+    contribution: str
+    member: str
+    service: str
+    files: list[FileReport]
+    listens_in_export: int
+    listens_added: int
+    duplicates_skipped: int
+    duplicates: dict[str, int]
+    account_rows_superseded: int
+    dropped: dict[str, int]
+    listens_total: int
+    same_export_as: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return asdict(self)
+
+
+@dataclass
+class _Read:
+    reports: list[FileReport]
+    parsed: list[tuple[ExportFile, Parsed]]
+    usernames: set[str]
+    digest: str
+    service: str
+
+
+def _read_package(home: Home, paths: list[Path], progress: Progress | None) -> _Read:
+    limits = home.settings.limits
+    parsers = registry()
+    label = paths[0].name if len(paths) == 1 else f"{len(paths)} files"
+    with open_package(paths, limits) as package:
+        if not package.files:
+            raise ExportError(label, "the package is empty", hint="download the export again")
+        plan: list[tuple[ExportFile, Parser, Classification]] = []
+        reports: list[FileReport] = []
+        for f in package.files:
+            found = classify(f, parsers)
+            if found is None:
+                reports.append(
+                    FileReport(f.name, "unknown", "skipped", reason="not a known export file")
+                )
+            elif found[1].role is Role.IGNORED:
+                reports.append(FileReport(f.name, found[1].kind, "skipped", reason=found[1].note))
+            else:
+                plan.append((f, found[0], found[1]))
+        listens_files = [p for p in plan if p[2].role is Role.LISTENS]
+        if not listens_files:
+            raise ExportError(
+                label,
+                "no listening history found in this package",
+                hint="import the zip of 'Extended streaming history' or 'Account data' "
+                "exactly as the service sent it",
+            )
+        # audio before video, so a play in both keeps its audio row
+        plan.sort(key=lambda p: (p[2].kind.endswith("video"), p[0].name))
+        total = sum(f.size for f, _, _ in plan)
+        done = 0
+        digest = hashlib.sha256()
+        parsed: list[tuple[ExportFile, Parsed]] = []
+        usernames: set[str] = set()
+        service = listens_files[0][1].service
+        for f, parser, cls in plan:
+            if progress:
+                progress(f.name, done, total)
+            data = f.read(limits.max_file_bytes)
+            if cls.role is Role.IDENTITY:
+                name = parser.username(f, data)
+                if name:
+                    usernames.add(name)
+                reports.append(
+                    FileReport(
+                        f.name,
+                        cls.kind,
+                        "read",
+                        reason="account username only, kept as a keyed hash",
+                    )
+                )
+            else:
+                digest.update(f.name.encode() + b"\0" + hashlib.sha256(data).digest())
+                result = parser.parse(f, data, cls.kind)
+                usernames |= result.usernames
+                parsed.append((f, result))
+                note = "; ".join(n for n in (cls.note, result.note) if n) or None
+                reports.append(
+                    FileReport(
+                        f.name, result.variant, "imported", rows=result.table.num_rows, reason=note
+                    )
+                )
+            done += f.size
+        if progress:
+            progress("", total, total)
+    return _Read(reports, parsed, usernames, digest.hexdigest(), service)
+
+
+def _account_hashes(home: Home, usernames: set[str]) -> list[str]:
+    if not usernames:
+        return []
+    key = home.secret(ACCOUNT_HASH_SECRET)
+    return sorted(hmac.new(key, u.encode(), hashlib.sha256).hexdigest() for u in usernames)
+
+
+def import_export(
+    home: Home, member_name: str, paths: Path | list[Path], *, progress: Progress | None = None
+) -> ImportSummary:
+    """Import an export (a zip, a folder, or loose JSON files) for ``member_name``."""
+    paths = [paths] if isinstance(paths, Path) else list(paths)
+    member = get_member(home, member_name)
+    read = _read_package(home, paths, progress)
+    parsed = pa.concat_tables([p.table for _, p in read.parsed])
+    if parsed.num_rows == 0:
+        raise ExportError(
+            read.reports[0].name if len(read.reports) == 1 else paths[0].name,
+            "the listening-history files hold no plays",
+        )
+    contribution = uuid.uuid4().hex
+    events, dropped = deidentify(
+        parsed, keep_incognito=member.keep_incognito, contribution=contribution
+    )
+    hashes = _account_hashes(home, read.usernames)
+
+    with home.lock():
+        with home.sessions() as s:
+            fresh = s.get(Member, member.id)
+            assert fresh is not None
+            current = fresh.events_file
+            same = s.scalar(
+                select(Contribution.id).where(
+                    Contribution.member_id == member.id,
+                    Contribution.export_digest == read.digest,
+                )
+            )
+        result = merge(home.events.read(member.pseudonym, current), events)
+        changed = result.added > 0 or result.superseded > 0
+        new_file = f"{contribution}.parquet" if changed else current
+        summary = ImportSummary(
+            contribution=contribution,
+            member=member.name,
+            service=read.service,
+            files=read.reports,
+            listens_in_export=parsed.num_rows,
+            listens_added=result.added,
+            duplicates_skipped=result.duplicates,
+            duplicates={
+                "already_imported": result.already_imported,
+                "repeated_in_export": result.repeated_in_export,
+                "covered_by_extended_history": result.covered_by_extended,
+            },
+            account_rows_superseded=result.superseded,
+            dropped=dropped,
+            listens_total=result.table.num_rows,
+            same_export_as=same,
+        )
+        if changed:
+            assert new_file is not None
+            home.events.stage(member.pseudonym, new_file, result.table)
+        try:
+            with transaction(home.sessions) as s:
+                s.add(
+                    Contribution(
+                        id=contribution,
+                        member_id=member.id,
+                        created_at=datetime.now(UTC),
+                        service=read.service,
+                        export_digest=read.digest,
+                        account_hashes=hashes,
+                        listens_added=result.added,
+                        duplicates_skipped=result.duplicates,
+                        summary=summary.to_dict(),
+                    )
+                )
+                row = s.get(Member, member.id)
+                assert row is not None
+                row.events_file = new_file
+        except BaseException:
+            if changed and new_file:
+                home.events.discard(member.pseudonym, new_file)
+            raise
+        if changed and new_file:
+            home.events.publish(member.pseudonym, new_file)
+    return summary

@@ -1,0 +1,97 @@
+"""Typed settings: built once by an interface, passed down explicitly."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import platformdirs
+
+MiB = 1024 * 1024
+
+
+def default_home() -> Path:
+    """The cooperative home: ``TUNETRUST_HOME``, else a per-user data folder."""
+    env = os.environ.get("TUNETRUST_HOME")
+    if env:
+        return Path(env)
+    return Path(platformdirs.user_data_dir("tunetrust", appauthor=False))
+
+
+@dataclass(frozen=True)
+class ImportLimits:
+    """Limits that keep a hostile or broken export from exhausting the machine."""
+
+    max_file_bytes: int = field(
+        default=1024 * MiB,
+        metadata={"help": "largest single JSON file accepted (uncompressed)"},
+    )
+    max_total_bytes: int = field(
+        default=4096 * MiB,
+        metadata={"help": "largest export accepted (sum of uncompressed files)"},
+    )
+    max_ratio: float = field(
+        default=200.0,
+        metadata={"help": "largest compression ratio of one zip entry (zip-bomb guard)"},
+    )
+    max_entries: int = field(
+        default=10_000,
+        metadata={"help": "most entries a zip or folder may hold"},
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about one cooperative; every field has a default and help."""
+
+    home: Path = field(
+        default_factory=default_home,
+        metadata={"help": "cooperative home folder (TUNETRUST_HOME)"},
+    )
+    database_url: str | None = field(
+        default=None,
+        metadata={
+            "help": "metadata database URL (TUNETRUST_DATABASE_URL); "
+            "default: SQLite file in the home"
+        },
+    )
+    master_key: str | None = field(
+        default=None,
+        metadata={
+            "help": "cooperative master key, urlsafe base64 of 32 bytes "
+            "(TUNETRUST_MASTER_KEY); default: <home>/master.key"
+        },
+    )
+    limits: ImportLimits = field(
+        default_factory=ImportLimits, metadata={"help": "import safety limits"}
+    )
+
+    @classmethod
+    def from_env(cls, home: Path | None = None, database_url: str | None = None) -> Settings:
+        """Settings from explicit values, falling back to the environment, then defaults."""
+        return cls(
+            home=home if home is not None else default_home(),
+            database_url=database_url or os.environ.get("TUNETRUST_DATABASE_URL") or None,
+            master_key=os.environ.get("TUNETRUST_MASTER_KEY") or None,
+        )
+
+    @property
+    def db_url(self) -> str:
+        """The metadata database URL actually used."""
+        return self.database_url or f"sqlite:///{self.home / 'tunetrust.db'}"
+
+    @property
+    def events_dir(self) -> Path:
+        """Root of the de-identified events store (Parquet, one partition per pseudonym)."""
+        return self.home / "events"
+
+    @property
+    def key_file(self) -> Path:
+        """Where the master key lives when it is not given in the environment."""
+        return self.home / "master.key"
+
+
+def describe(settings_type: type = Settings) -> dict[str, str]:
+    """Each setting's name and help text, for documentation and ``--help``."""
+    return {f.name: str(f.metadata.get("help", "")) for f in fields(settings_type)}
