@@ -1,0 +1,95 @@
+"""Builders for test inputs: synthetic exports, hand-made zips and rows."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tunetrust.formats.synth import History, render, synthesize, write_zip
+
+
+def export_zip(tmp: Path, variant: str, listens: int = 300, seed: int = 1) -> Path:
+    """A synthetic export of ``variant`` written to a zip; returns its path."""
+    out = tmp / f"{variant}-{listens}-{seed}.zip"
+    write_zip(render(synthesize(variant, listens, seed), variant), out)
+    return out
+
+
+def history_files(history: History, variant: str) -> dict[str, bytes]:
+    """The files of a rendered export (name → bytes)."""
+    return render(history, variant)
+
+
+def zip_of(tmp: Path, files: dict[str, bytes], name: str = "export.zip") -> Path:
+    """A zip holding exactly ``files``."""
+    out = tmp / name
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for n, data in files.items():
+            zf.writestr(n, data)
+    return out
+
+
+def extended_row(variant: str = "c", **overrides: Any) -> dict[str, Any]:
+    """One extended-history row of generation ``variant`` (a, b or c)."""
+    row: dict[str, Any] = {"ts": "2021-03-04T05:06:07Z"}
+    if variant != "c":
+        row["username"] = "someone"
+    row.update(
+        platform="android" if variant == "c" else "Android OS 10 API 29 (Google, Pixel 4)",
+        ms_played=200_000,
+        conn_country="SE",
+    )
+    if variant == "c":
+        row["ip_addr"] = "198.51.100.1"
+    else:
+        row["ip_addr_decrypted"] = "203.0.113.1"
+        row["user_agent_decrypted"] = "unknown"
+    if variant == "a":
+        row.update(city="x", region="y", metro_code="1", longitude=1.0, latitude=2.0)
+    row.update(
+        master_metadata_track_name="Song",
+        master_metadata_album_artist_name="Artist",
+        master_metadata_album_album_name="Album",
+    )
+    if variant != "a":
+        row["spotify_track_uri"] = "spotify:track:0000000000000000000001"
+    row.update(episode_name=None, episode_show_name=None)
+    if variant != "a":
+        row["spotify_episode_uri"] = None
+    if variant == "c":
+        row.update(
+            audiobook_title=None,
+            audiobook_uri=None,
+            audiobook_chapter_uri=None,
+            audiobook_chapter_title=None,
+        )
+    row.update(
+        reason_start="trackdone",
+        reason_end="trackdone",
+        shuffle=False,
+        skipped=None,
+        offline=False,
+        offline_timestamp=0,
+        incognito_mode=False,
+    )
+    row.update(overrides)
+    return row
+
+
+def json_bytes(rows: Any) -> bytes:
+    """Rows as the service writes them."""
+    return orjson.dumps(rows)
+
+
+def zip_with_bytes(tmp: Path, name: str, data: bytes) -> Path:
+    """A zip with a single entry of arbitrary bytes."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(name, data)
+    out = tmp / "export.zip"
+    out.write_bytes(buf.getvalue())
+    return out
