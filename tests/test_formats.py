@@ -48,8 +48,9 @@ def test_classify_by_name(name: str, kind: str, role: Role) -> None:
 
 def test_classify_by_content_when_name_is_unfamiliar() -> None:
     extended = orjson.dumps([extended_row("b")])
-    account = orjson.dumps([{"endTime": "2020-01-01 10:00", "podcastName": "P",
-                             "episodeName": "E", "msPlayed": 1}])
+    account = orjson.dumps(
+        [{"endTime": "2020-01-01 10:00", "podcastName": "P", "episodeName": "E", "msPlayed": 1}]
+    )
     assert classify(_file("renamed.json", extended), registry())[1].kind == "extended-audio"  # type: ignore[index]
     assert classify(_file("mine.json", account), registry())[1].kind == "account-podcast"  # type: ignore[index]
     assert classify(_file("notes.json", b'{"a": 1}'), registry()) is None
@@ -66,7 +67,9 @@ def test_generation_is_read_from_content_not_name(generation: str, expected: str
     assert parsed.table.num_rows == 1
     row = parsed.table.to_pylist()[0]
     assert row["track_name"] == "Song" and row["kind"] == "music"
-    assert row["track_uri"] == (None if generation == "a" else "spotify:track:0000000000000000000001")
+    assert row["track_uri"] == (
+        None if generation == "a" else "spotify:track:0000000000000000000001"
+    )
 
 
 def test_usernames_are_collected_not_tabled() -> None:
@@ -77,14 +80,29 @@ def test_usernames_are_collected_not_tabled() -> None:
 
 
 def test_kinds_of_extended_rows() -> None:
-    none = dict(master_metadata_track_name=None, master_metadata_album_artist_name=None,
-                master_metadata_album_album_name=None, spotify_track_uri=None)
+    none = dict(
+        master_metadata_track_name=None,
+        master_metadata_album_artist_name=None,
+        master_metadata_album_album_name=None,
+        spotify_track_uri=None,
+    )
     rows = [
         extended_row("c"),
-        extended_row("c", **none, episode_name="Ep", episode_show_name="Show",
-                     spotify_episode_uri="spotify:episode:1"),
-        extended_row("c", **none, audiobook_title="Book", audiobook_uri="spotify:show:1",
-                     audiobook_chapter_title="Ch 1", audiobook_chapter_uri="spotify:chapter:1"),
+        extended_row(
+            "c",
+            **none,
+            episode_name="Ep",
+            episode_show_name="Show",
+            spotify_episode_uri="spotify:episode:1",
+        ),
+        extended_row(
+            "c",
+            **none,
+            audiobook_title="Book",
+            audiobook_uri="spotify:show:1",
+            audiobook_chapter_title="Ch 1",
+            audiobook_chapter_uri="spotify:chapter:1",
+        ),
         extended_row("c", **none),
     ]
     data = orjson.dumps(rows)
@@ -96,10 +114,12 @@ def test_kinds_of_extended_rows() -> None:
 
 
 def test_account_rows() -> None:
-    music = orjson.dumps([{"endTime": "2024-01-02 03:04", "artistName": "A", "trackName": "T",
-                           "msPlayed": 5}])
-    podcast = orjson.dumps([{"endTime": "2024-01-02 03:04", "podcastName": "P",
-                             "episodeName": "E", "msPlayed": 6}])
+    music = orjson.dumps(
+        [{"endTime": "2024-01-02 03:04", "artistName": "A", "trackName": "T", "msPlayed": 5}]
+    )
+    podcast = orjson.dumps(
+        [{"endTime": "2024-01-02 03:04", "podcastName": "P", "episodeName": "E", "msPlayed": 6}]
+    )
     p = SpotifyParser()
     m = p.parse(_file("StreamingHistory_music_0.json", music), music, "account-music")
     q = p.parse(_file("StreamingHistory_podcast_0.json", podcast), podcast, "account-podcast")
@@ -143,14 +163,19 @@ def test_missing_field_is_named() -> None:
     bad = extended_row("b")
     del bad["reason_end"]
     data = orjson.dumps([extended_row("b"), extended_row("b"), bad])
-    with pytest.raises(ExportError, match=r"endsong_0.json, row 3: the field 'reason_end' is missing"):
+    with pytest.raises(
+        ExportError, match=r"endsong_0.json, row 3: the field 'reason_end' is missing"
+    ):
         SpotifyParser().parse(_file("endsong_0.json", data), data, "extended-audio")
 
 
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b'[{"ts": "2021-03-04T05:06:07Z", "ms_pl', "is not valid JSON (stops making sense at line 1"),
+        (
+            b'[{"ts": "2021-03-04T05:06:07Z", "ms_pl',
+            "is not valid JSON (stops making sense at line 1",
+        ),
         (b"", "the file is empty"),
         (b'{"ts": 1}', "expected a JSON list of plays"),
         (b"[1, 2]", "row 1: expected an object for each play"),
@@ -208,8 +233,7 @@ class TestSynthFidelity:
         assert "ip_addr" in c[0] and "audiobook_chapter_title" in c[0]
         assert len(c[0]) == 23 and len(b[0]) == 21 and len(a[0]) == 24
         assert any(r["skipped"] is None for r in a)
-        assert any(r["master_metadata_track_name"] is None and r["episode_name"] is None
-                   for r in c)
+        assert any(r["master_metadata_track_name"] is None and r["episode_name"] is None for r in c)
 
     def test_layout_quirks(self, rendered: dict[str, dict[str, bytes]]) -> None:
         c_file = next(d for n, d in rendered["extended-c"].items() if "Audio" in n)

@@ -36,8 +36,11 @@ def test_round_trip_every_variant(home: Home, member: str, tmp_path: Path, varia
     imported = [f for f in summary.files if f.status == "imported"]
     assert sum(f.rows or 0 for f in imported) == result.listens
     assert {f.kind for f in imported} <= {
-        "account-music", "account-podcast", "account-legacy",
-        f"{variant}", f"{variant}-video",
+        "account-music",
+        "account-podcast",
+        "account-legacy",
+        f"{variant}",
+        f"{variant}-video",
     }
 
 
@@ -49,7 +52,14 @@ def test_events_partition_layout_and_schema(home: Home, member: str, tmp_path: P
     table = pq.read_table(files[0])
     assert table.schema.names == EVENTS_SCHEMA.names
     assert set(table["platform"].to_pylist()) <= {
-        "android", "ios", "desktop", "web", "speaker", "tv", "car", "other"
+        "android",
+        "ios",
+        "desktop",
+        "web",
+        "speaker",
+        "tv",
+        "car",
+        "other",
     }
     ts = table["ts"].to_pylist()
     assert ts == sorted(ts)
@@ -99,17 +109,32 @@ def test_account_then_extended_replaces_account_rows(
 
 def test_account_plays_not_in_extended_are_kept(home: Home, member: str, tmp_path: Path) -> None:
     acc = tmp_path / "acc.json"
-    acc.write_bytes(json_bytes([
-        {"endTime": "2021-03-04 05:06", "artistName": "Artist", "trackName": "Song", "msPlayed": 200000},
-        {"endTime": "2021-03-04 06:00", "artistName": "Other", "trackName": "Tune", "msPlayed": 1000},
-    ]))
+    acc.write_bytes(
+        json_bytes(
+            [
+                {
+                    "endTime": "2021-03-04 05:06",
+                    "artistName": "Artist",
+                    "trackName": "Song",
+                    "msPlayed": 200000,
+                },
+                {
+                    "endTime": "2021-03-04 06:00",
+                    "artistName": "Other",
+                    "trackName": "Tune",
+                    "msPlayed": 1000,
+                },
+            ]
+        )
+    )
     ext = tmp_path / "Streaming_History_Audio_2021_0.json"
     ext.write_bytes(json_bytes([extended_row("c")]))  # ends 05:06:07, Artist / Song, 200000 ms
     import_export(home, member, acc)
     summary = import_export(home, member, ext)
     assert summary.account_rows_superseded == 1
     assert sorted((r["source"], r["artist_name"]) for r in _events(home, member)) == [
-        ("account", "Other"), ("extended", "Artist")
+        ("account", "Other"),
+        ("extended", "Artist"),
     ]
 
 
@@ -119,7 +144,9 @@ def test_repeated_rows_inside_an_export_count_once(home: Home, member: str, tmp_
     summary = import_export(home, member, path)
     assert summary.listens_added == 2
     assert summary.duplicates == {
-        "already_imported": 0, "repeated_in_export": 2, "covered_by_extended_history": 0
+        "already_imported": 0,
+        "repeated_in_export": 2,
+        "covered_by_extended_history": 0,
     }
 
 
@@ -130,7 +157,9 @@ def test_generations_of_the_same_account_overlap(home: Home, member: str, tmp_pa
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     (tmp_path / "a" / "endsong_0.json").write_bytes(json_bytes([a_row]))
-    (tmp_path / "b" / "endsong_0.json").write_bytes(json_bytes([b_row, extended_row("b", ts="2022-01-01T00:00:00Z")]))
+    (tmp_path / "b" / "endsong_0.json").write_bytes(
+        json_bytes([b_row, extended_row("b", ts="2022-01-01T00:00:00Z")])
+    )
     import_export(home, member, tmp_path / "a")
     summary = import_export(home, member, tmp_path / "b")
     assert (summary.listens_added, summary.duplicates_skipped) == (1, 1)
@@ -151,7 +180,9 @@ def test_folder_and_loose_files(home: Home, member: str, tmp_path: Path) -> None
 
 def test_incognito_plays_only_with_opt_in(home: Home, tmp_path: Path) -> None:
     path = tmp_path / "endsong_0.json"
-    path.write_bytes(json_bytes([extended_row("b"), extended_row("b", incognito_mode=True, ms_played=5)]))
+    path.write_bytes(
+        json_bytes([extended_row("b"), extended_row("b", incognito_mode=True, ms_played=5)])
+    )
     add_member(home, "private")
     add_member(home, "open", keep_incognito=True)
     assert import_export(home, "private", path).dropped == {"incognito": 1}

@@ -19,7 +19,9 @@ from .factories import export_zip, extended_row, json_bytes, zip_of, zip_with_by
 
 
 def _store_files(home: Home) -> list[str]:
-    return sorted(str(p.relative_to(home.settings.home)) for p in home.settings.events_dir.rglob("*"))
+    return sorted(
+        str(p.relative_to(home.settings.home)) for p in home.settings.events_dir.rglob("*")
+    )
 
 
 def _refused(home: Home, member: str, path: Path | list[Path], message: str) -> str:
@@ -91,15 +93,19 @@ def test_damaged_zip(home: Home, member: str, tmp_path: Path) -> None:
 
 def test_truncated_json_inside_zip(home: Home, member: str, tmp_path: Path) -> None:
     data = json_bytes([extended_row("c")] * 3)[:-20]
-    path = zip_of(tmp_path, {"Spotify Extended Streaming History/Streaming_History_Audio_2021_0.json": data})
+    path = zip_of(
+        tmp_path, {"Spotify Extended Streaming History/Streaming_History_Audio_2021_0.json": data}
+    )
     _refused(home, member, path, "Streaming_History_Audio_2021_0.json: is not valid JSON")
 
 
 def test_one_bad_file_refuses_the_whole_export(home: Home, member: str, tmp_path: Path) -> None:
     good = json_bytes([extended_row("c")])
     bad = json_bytes([extended_row("c", ms_played="x")])
-    path = zip_of(tmp_path, {"Streaming_History_Audio_2020_0.json": good,
-                             "Streaming_History_Audio_2021_1.json": bad})
+    path = zip_of(
+        tmp_path,
+        {"Streaming_History_Audio_2020_0.json": good, "Streaming_History_Audio_2021_1.json": bad},
+    )
     _refused(home, member, path, "Streaming_History_Audio_2021_1.json, row 1")
 
 
