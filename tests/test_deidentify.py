@@ -57,13 +57,14 @@ def personal_rows(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[str]]:
     """Extended rows of a random generation whose personal fields hold random tokens."""
     generation = draw(st.sampled_from("abc"))
     n = draw(st.integers(1, 6))
-    secrets: list[str] = []
+    username = draw(token)  # one account per export
+    secrets: list[str] = [username]
     rows = []
     for i in range(n):
         row = extended_row(generation, ts=f"2021-03-04T05:06:{i:02d}Z", ms_played=1000 + i)
-        values = {k: draw(token) for k in ("user", "ip", "ua", "city", "region", "metro", "device")}
+        values = {k: draw(token) for k in ("ip", "ua", "city", "region", "metro", "device")}
         if generation != "c":
-            row["username"] = values["user"]
+            row["username"] = username
             row["ip_addr_decrypted"] = values["ip"]
             row["user_agent_decrypted"] = values["ua"]
         else:

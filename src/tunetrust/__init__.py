@@ -16,13 +16,24 @@ Map of the package (data flows top to bottom):
       db.py, models.py  metadata database (SQLAlchemy 2, Alembic migrations/)
       events.py         de-identified listens, Parquet, one partition per pseudonym
       keys.py           master key and AES-GCM sealing of secrets
-    coop/members.py   members and their pseudonyms
+    coop/             the cooperative's records
+      members.py        members, pseudonyms, data keys
+      consent.py        consent per purpose, with history
+      rights.py         access / portability export, erasure
+      audit.py          the hash-chained audit log
+      keyring.py        member data keys, master key rotation
+    store/vault.py    raw exports, encrypted per member (chunked AES-256-GCM)
+    faults.py         named crash points for tests that kill real processes
     settings.py       typed settings, passed down explicitly
     errors.py         the one exception tree
     cli.py, render.py, demo.py   the command line (thin)
 """
 
-from tunetrust.coop.members import add_member, get_member, list_members
+from tunetrust.coop.audit import verify_home as verify_audit
+from tunetrust.coop.consent import decide as decide_consent
+from tunetrust.coop.keyring import rotate_master_key
+from tunetrust.coop.members import add_member, get_member, list_members, show_member
+from tunetrust.coop.rights import erase_member, export_member
 from tunetrust.errors import (
     ConflictError,
     ExportError,
@@ -48,9 +59,15 @@ __all__ = [
     "Settings",
     "TuneTrustError",
     "add_member",
+    "decide_consent",
+    "erase_member",
+    "export_member",
     "get_member",
     "import_export",
     "init_home",
     "list_members",
     "open_home",
+    "rotate_master_key",
+    "show_member",
+    "verify_audit",
 ]

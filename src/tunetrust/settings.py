@@ -9,6 +9,7 @@ from pathlib import Path
 import platformdirs
 
 MiB = 1024 * 1024
+DEFAULT_PURPOSES = ("research", "ai-training", "commercial-analytics")
 
 
 def default_home() -> Path:
@@ -66,14 +67,28 @@ class Settings:
     limits: ImportLimits = field(
         default_factory=ImportLimits, metadata={"help": "import safety limits"}
     )
+    purposes: tuple[str, ...] = field(
+        default=DEFAULT_PURPOSES,
+        metadata={
+            "help": "purposes members can consent to (TUNETRUST_PURPOSES adds more, "
+            "comma-separated)"
+        },
+    )
+    actor: str = field(
+        default="steward",
+        metadata={"help": "who the audit log names for actions taken (TUNETRUST_ACTOR)"},
+    )
 
     @classmethod
     def from_env(cls, home: Path | None = None, database_url: str | None = None) -> Settings:
         """Settings from explicit values, falling back to the environment, then defaults."""
+        extra = [p.strip() for p in os.environ.get("TUNETRUST_PURPOSES", "").split(",")]
         return cls(
             home=home if home is not None else default_home(),
             database_url=database_url or os.environ.get("TUNETRUST_DATABASE_URL") or None,
             master_key=os.environ.get("TUNETRUST_MASTER_KEY") or None,
+            purposes=DEFAULT_PURPOSES + tuple(p for p in extra if p and p not in DEFAULT_PURPOSES),
+            actor=os.environ.get("TUNETRUST_ACTOR") or "steward",
         )
 
     @property

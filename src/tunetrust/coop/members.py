@@ -1,21 +1,24 @@
-"""Members: add, find, list. A member's pseudonym is the only name the events store knows."""
+"""Members: add, find, list, show. A member's pseudonym is the only name the events store knows."""
 
 from __future__ import annotations
 
 import secrets
 import unicodedata
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from tunetrust.coop import audit
+from tunetrust.coop.keyring import seal_new_data_key
 from tunetrust.errors import ConflictError, InputError, NotFoundError
-from tunetrust.store.db import transaction
 from tunetrust.store.home import Home
-from tunetrust.store.models import Member
+from tunetrust.store.models import Contribution, Member
 
 
-def _check_name(name: str) -> str:
+def check_name(name: str) -> str:
+    """A member name, normalised; refuses empty, over-long or control characters."""
     name = unicodedata.normalize("NFC", name.strip())
     if not name:
         raise InputError("a member name cannot be empty")
@@ -27,8 +30,8 @@ def _check_name(name: str) -> str:
 
 
 def add_member(home: Home, name: str, *, keep_incognito: bool = False) -> Member:
-    """Add a member with a fresh random pseudonym."""
-    name = _check_name(name)
+    """Add a member with a fresh random pseudonym and data key."""
+    name = check_name(name)
     member = Member(
         name=name,
         pseudonym=secrets.token_hex(16),
@@ -36,18 +39,27 @@ def add_member(home: Home, name: str, *, keep_incognito: bool = False) -> Member
         keep_incognito=keep_incognito,
         events_file=None,
     )
+    seal_new_data_key(home, member)
     try:
-        with transaction(home.sessions) as s:
+        with home.transaction() as s:
             s.add(member)
+            s.flush()
+            audit.record(
+                s,
+                actor=home.settings.actor,
+                action="member.add",
+                subject=member.pseudonym,
+                payload={"keep_incognito": keep_incognito},
+            )
     except IntegrityError:
         raise ConflictError(f"a member named {name!r} exists already") from None
     return member
 
 
 def get_member(home: Home, name: str) -> Member:
-    """The member called ``name``."""
+    """The member called ``name`` (erased members have no name)."""
     with home.sessions() as s:
-        member = s.scalar(select(Member).where(Member.name == _check_name(name)))
+        member = s.scalar(select(Member).where(Member.name == check_name(name)))
     if member is None:
         raise NotFoundError(
             f"no member named {name!r}; add one with: tunetrust member add {name!r}"
@@ -56,6 +68,39 @@ def get_member(home: Home, name: str) -> Member:
 
 
 def list_members(home: Home) -> list[Member]:
-    """Every member, oldest first."""
+    """Every member not erased, oldest first."""
     with home.sessions() as s:
-        return list(s.scalars(select(Member).order_by(Member.id)))
+        return list(s.scalars(select(Member).where(Member.erased_at.is_(None)).order_by(Member.id)))
+
+
+@dataclass(frozen=True)
+class MemberView:
+    """What ``member show`` tells about a member."""
+
+    name: str
+    joined: datetime
+    keep_incognito: bool
+    account_bound: bool
+    contributions: int
+    listens: int
+    consents: dict[str, bool]
+
+
+def show_member(home: Home, name: str) -> MemberView:
+    """A member's metadata, consents in force, contributions and stored listens."""
+    from tunetrust.coop.consent import in_force
+
+    m = get_member(home, name)
+    with home.sessions() as s:
+        n = s.scalar(select(func.count()).where(Contribution.member_id == m.id)) or 0
+        consents = in_force(s, m.id)
+    listens = home.events.read(m.pseudonym, m.events_file).num_rows
+    return MemberView(
+        name=name,
+        joined=m.created_at,
+        keep_incognito=m.keep_incognito,
+        account_bound=m.account_hash is not None,
+        contributions=n,
+        listens=listens,
+        consents=consents,
+    )

@@ -19,16 +19,20 @@ from typing import Any
 
 import pyarrow as pa
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from tunetrust import faults
+from tunetrust.coop import audit
+from tunetrust.coop.keyring import data_key
 from tunetrust.coop.members import get_member
 from tunetrust.errors import ExportError
 from tunetrust.formats import Classification, Parsed, Parser, Role, classify, registry
 from tunetrust.formats.package import ExportFile, open_package
 from tunetrust.ingest.dedup import merge
 from tunetrust.ingest.deidentify import deidentify
-from tunetrust.store.db import transaction
 from tunetrust.store.home import ACCOUNT_HASH_SECRET, Home
 from tunetrust.store.models import Contribution, Member
+from tunetrust.store.vault import raw_package
 
 Progress = Callable[[str, int, int], None]
 """Called as ``progress(file_name, bytes_done, bytes_total)`` while files are read."""
@@ -172,22 +176,24 @@ def import_export(
     hashes = _account_hashes(home, read.usernames)
 
     with home.lock():
-        with home.sessions() as s:
+        with home.transaction() as s:
             fresh = s.get(Member, member.id)
             assert fresh is not None
             current = fresh.events_file
+            _check_account(s, fresh, hashes)
             same = s.scalar(
                 select(Contribution.id).where(
                     Contribution.member_id == member.id,
                     Contribution.export_digest == read.digest,
                 )
             )
+            key = data_key(home, s, fresh)
         result = merge(home.events.read(member.pseudonym, current), events)
         changed = result.added > 0 or result.superseded > 0
         new_file = f"{contribution}.parquet" if changed else current
         summary = ImportSummary(
             contribution=contribution,
-            member=member.name,
+            member=member.name or "",
             service=read.service,
             files=read.reports,
             listens_in_export=parsed.num_rows,
@@ -203,11 +209,18 @@ def import_export(
             listens_total=result.table.num_rows,
             same_export_as=same,
         )
-        if changed:
-            assert new_file is not None
-            home.events.stage(member.pseudonym, new_file, result.table)
+        vault_file = None
         try:
-            with transaction(home.sessions) as s:
+            if same is None:  # the very same files are in the vault already
+                source, suffix = raw_package(paths)
+                vault_file = f"{contribution}{suffix}.bin"
+                with source:
+                    home.vault.stage(member.pseudonym, vault_file, key, source)
+            if changed:
+                assert new_file is not None
+                home.events.stage(member.pseudonym, new_file, result.table)
+            faults.reach("import.staged")
+            with home.transaction() as s:
                 s.add(
                     Contribution(
                         id=contribution,
@@ -219,15 +232,63 @@ def import_export(
                         listens_added=result.added,
                         duplicates_skipped=result.duplicates,
                         summary=summary.to_dict(),
+                        vault_file=vault_file,
                     )
                 )
                 row = s.get(Member, member.id)
                 assert row is not None
                 row.events_file = new_file
+                if hashes and row.account_hash is None:
+                    row.account_hash = hashes[0]
+                audit.record(
+                    s,
+                    actor=home.settings.actor,
+                    action="member.import",
+                    subject=member.pseudonym,
+                    payload={
+                        "contribution": contribution,
+                        "export_digest": read.digest,
+                        "listens_added": result.added,
+                        "duplicates_skipped": result.duplicates,
+                        "dropped": dropped,
+                    },
+                )
         except BaseException:
+            if vault_file:
+                home.vault.discard(member.pseudonym, vault_file)
             if changed and new_file:
                 home.events.discard(member.pseudonym, new_file)
             raise
+        faults.reach("import.committed")
+        if vault_file:
+            home.vault.publish(member.pseudonym, vault_file)
         if changed and new_file:
             home.events.publish(member.pseudonym, new_file)
     return summary
+
+
+def _check_account(session: Session, member: Member, hashes: list[str]) -> None:
+    """One streaming account per member, one member per account (by keyed username hash)."""
+    if len(hashes) > 1:
+        raise ExportError(
+            "export",
+            f"the plays come from {len(hashes)} different streaming accounts",
+            hint="import each account's own export, for its own member",
+        )
+    if not hashes:
+        return  # no username in this export (account data without Userdata.json, variant C)
+    if member.account_hash is not None and member.account_hash != hashes[0]:
+        raise ExportError(
+            "export",
+            "this export is from a different streaming account than this member's earlier ones",
+            hint="each member contributes one account; add the other account's owner as a member",
+        )
+    owner = session.scalar(
+        select(Member.id).where(Member.account_hash == hashes[0], Member.id != member.id)
+    )
+    if owner is not None:
+        raise ExportError(
+            "export",
+            "this streaming account is already contributed by another member",
+            hint="an account can belong to one member only",
+        )

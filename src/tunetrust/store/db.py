@@ -32,11 +32,21 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(conn, _record):  # type: ignore[no-untyped-def]
+            # we issue BEGIN ourselves (below); pysqlite's implicit BEGIN is deferred
+            conn.isolation_level = None
             cur = conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA journal_mode=WAL")
+            # erased data is overwritten in the file, not left in free pages
+            cur.execute("PRAGMA secure_delete=ON")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
+            # IMMEDIATE takes the write lock up front: concurrent writers wait their
+            # turn (busy_timeout) instead of failing on a read→write upgrade
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
@@ -60,6 +70,13 @@ def is_current(engine: Engine) -> bool:
     head = ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision() == head
+
+
+def compact(engine: Engine) -> None:
+    """Fold SQLite's write-ahead log into the database file and empty it (after erasure)."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def sessions(engine: Engine) -> sessionmaker[Session]:

@@ -1,4 +1,4 @@
-"""A cooperative home: metadata database, events store, master key, and the write lock."""
+"""A cooperative home: metadata database, events store, vault, master key, write lock."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import OperationalError
@@ -17,9 +18,12 @@ from tunetrust.errors import ConflictError, SetupError
 from tunetrust.settings import Settings
 from tunetrust.store import db, keys
 from tunetrust.store.events import EventsStore
-from tunetrust.store.models import Member, Secret
+from tunetrust.store.models import Contribution, Member, Secret
+from tunetrust.store.vault import Vault
 
 ACCOUNT_HASH_SECRET = "account-hash"
+WITNESS = "audit.head"
+NEW_KEY_SUFFIX = ".new"
 
 
 @dataclass
@@ -30,10 +34,12 @@ class Home:
     engine: Engine
     sessions: sessionmaker[Session] = field(init=False)
     events: EventsStore = field(init=False)
+    vault: Vault = field(init=False)
 
     def __post_init__(self) -> None:
         self.sessions = db.sessions(self.engine)
         self.events = EventsStore(self.settings.events_dir)
+        self.vault = Vault(self.settings.home / "vault")
 
     @cached_property
     def master_key(self) -> bytes:
@@ -50,24 +56,82 @@ class Home:
 
     @contextmanager
     def lock(self) -> Iterator[None]:
-        """Hold the home's write lock: one writer at a time, across processes."""
-        path = self.settings.home / ".lock"
-        with path.open("a") as fh:
+        """Hold the home's write lock: one writer of files at a time, across processes."""
+        with (self.settings.home / ".lock").open("a") as fh:
             try:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
                 yield
             finally:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work; after it commits, the audit head witness is updated."""
+        with self.sessions() as s:
+            with s.begin():
+                yield s
+            head = s.info.pop("audit_head", None)
+        if head is not None:
+            write_witness(self.settings.home, *head)
+
     def recover(self) -> int:
-        """Settle the events store after a crash (under the write lock)."""
-        with self.lock(), self.sessions() as s:
-            current = {p: f for p, f in s.execute(select(Member.pseudonym, Member.events_file))}
-            return self.events.recover(current)
+        """Settle files after a crash: key rotation, events, vault (under the write lock)."""
+        with self.lock():
+            fixed = _recover_rotation(self)
+            with self.sessions() as s:
+                members = s.execute(select(Member.pseudonym, Member.events_file)).all()
+                vault_files = s.execute(
+                    select(Member.pseudonym, Contribution.vault_file).join(
+                        Contribution, Contribution.member_id == Member.id
+                    )
+                ).all()
+            committed: dict[str, set[str]] = {p: set() for p, _ in members}
+            for p, f in vault_files:
+                if f:
+                    committed[p].add(f)
+            fixed += self.events.recover(dict(members))
+            fixed += self.vault.recover(committed)
+            return fixed
 
     def close(self) -> None:
         """Release database connections."""
         self.engine.dispose()
+
+
+def write_witness(home: Path, seq: int, entry_hash: str) -> None:
+    """Copy the audit head to ``<home>/audit.head`` atomically (lagging behind is fine)."""
+    tmp = home / f".{WITNESS}.{os.getpid()}"
+    tmp.write_text(f"{seq} {entry_hash}\n")
+    os.replace(tmp, home / WITNESS)
+
+
+def read_witness(home: Path) -> tuple[int, str] | None:
+    """The audit head as last witnessed, if a witness file exists."""
+    try:
+        seq, entry_hash = (home / WITNESS).read_text().split()
+        return int(seq), entry_hash
+    except (OSError, ValueError):
+        return None
+
+
+def _recover_rotation(home: Home) -> int:
+    """A rotation killed half-way: keep whichever key the database is sealed with."""
+    new = home.settings.key_file.with_name(home.settings.key_file.name + NEW_KEY_SUFFIX)
+    if home.settings.master_key or not new.exists():
+        return 0
+    new_key = keys.load_master_key(None, new)
+    with home.sessions() as s:
+        row = s.get(Secret, ACCOUNT_HASH_SECRET)
+    try:
+        if row is None:
+            raise SetupError("no secret to test against")
+        keys.unseal(new_key, row.wrapped, ACCOUNT_HASH_SECRET.encode(), "canary")
+    except SetupError:
+        new.unlink()  # the rewrap never committed: the old key is still the key
+        return 1
+    os.replace(new, home.settings.key_file)  # committed: finish the switch
+    home.__dict__.pop("master_key", None)
+    return 1
 
 
 def init_home(settings: Settings) -> Home:
@@ -87,6 +151,7 @@ def init_home(settings: Settings) -> Home:
             if s.get(Secret, ACCOUNT_HASH_SECRET) is None:
                 wrapped = keys.seal(result.master_key, os.urandom(32), ACCOUNT_HASH_SECRET.encode())
                 s.add(Secret(name=ACCOUNT_HASH_SECRET, wrapped=wrapped))
+    result.recover()
     # a wrong key for an existing home must fail here, not at the first import
     result.secret(ACCOUNT_HASH_SECRET)
     return result

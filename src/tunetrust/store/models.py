@@ -21,12 +21,17 @@ class Member(Base):
     __tablename__ = "members"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200), unique=True)  # NULL once erased
     pseudonym: Mapped[str] = mapped_column(String(32), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     keep_incognito: Mapped[bool] = mapped_column(Boolean, default=False)
     # the one current Parquet file of the member's events partition (see store/events.py)
     events_file: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # the member's data key, sealed by the master key; NULL once erased (crypto-shredding)
+    data_key_wrapped: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # keyed hash of the one streaming account this member contributes
+    account_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Contribution(Base):
@@ -43,6 +48,55 @@ class Contribution(Base):
     listens_added: Mapped[int] = mapped_column(Integer)
     duplicates_skipped: Mapped[int] = mapped_column(Integer)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # the encrypted raw export in the vault, if this import stored one
+    vault_file: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class Consent(Base):
+    """One consent decision; the newest per (member, purpose) is in force."""
+
+    __tablename__ = "consents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(64))
+    granted: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(100))
+
+
+class AuditEntry(Base):
+    """One link of the hash-chained audit log."""
+
+    __tablename__ = "audit_entries"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[str] = mapped_column(String(40))  # ISO 8601 UTC, hashed as written
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(100), index=True)
+    payload_digest: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditPayload(Base):
+    """The payload behind an entry's digest; erasure may delete it, the chain still holds."""
+
+    __tablename__ = "audit_payloads"
+
+    seq: Mapped[int] = mapped_column(ForeignKey("audit_entries.seq"), primary_key=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class AuditHead(Base):
+    """The newest entry's number and hash; its row lock serialises appends."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    entry_hash: Mapped[str] = mapped_column(String(64))
 
 
 class Secret(Base):
