@@ -6,7 +6,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from tunetrust.coop.members import MemberView
 from tunetrust.ingest.pipeline import ImportSummary
+from tunetrust.store.models import AuditEntry, Consent
 
 
 def print_import(console: Console, s: ImportSummary) -> None:
@@ -41,3 +43,51 @@ def print_import(console: Console, s: ImportSummary) -> None:
         console.print(
             f"[yellow]This export was imported before[/] (contribution {s.same_export_as})."
         )
+
+
+def print_member(console: Console, v: MemberView) -> None:
+    """One member's record."""
+    t = Table(show_header=False, title=escape(v.name))
+    t.add_row("joined", f"{v.joined:%Y-%m-%d}")
+    t.add_row("keeps incognito plays", "yes" if v.keep_incognito else "no")
+    t.add_row("streaming account bound", "yes" if v.account_bound else "not yet")
+    t.add_row("contributions", f"{v.contributions:,}")
+    t.add_row("listens stored", f"{v.listens:,}")
+    given = [p for p, ok in v.consents.items() if ok]
+    t.add_row("consents in force", ", ".join(given) or "none")
+    console.print(t)
+
+
+def print_consents(console: Console, purposes: tuple[str, ...], rows: list[Consent]) -> None:
+    """Consents in force per purpose, then the history."""
+    state = {p: False for p in purposes}
+    for r in rows:
+        state[r.purpose] = r.granted
+    now = Table("purpose", "consent", title="In force")
+    for p, ok in state.items():
+        now.add_row(p, "[green]granted[/]" if ok else "[dim]not given[/]")
+    console.print(now)
+    hist = Table("when", "purpose", "decision", "by", title="History")
+    for r in rows:
+        hist.add_row(
+            f"{r.at:%Y-%m-%d %H:%M:%S}",
+            r.purpose,
+            "granted" if r.granted else "withdrawn",
+            escape(r.actor),
+        )
+    console.print(hist)
+
+
+def print_audit(console: Console, rows: list[AuditEntry]) -> None:
+    """Audit entries, oldest first."""
+    t = Table("seq", "at", "actor", "action", "subject", "hash")
+    for e in rows:
+        t.add_row(
+            str(e.seq),
+            e.at[:19],
+            escape(e.actor),
+            e.action,
+            e.subject[:12],
+            e.entry_hash[:16] + "…",
+        )
+    console.print(t)

@@ -77,13 +77,15 @@ def export_member(home: Home, name: str, out: Path) -> ExportReport:
             )
         )
         entries = audit.entries(s, subject=member.pseudonym)
-        payloads: dict[int, Any] = dict(
-            s.execute(
+        # (a Result has .keys(), so dict(result) would treat it as a mapping)
+        payloads: dict[int, Any] = {
+            seq: payload
+            for seq, payload in s.execute(
                 select(AuditPayload.seq, AuditPayload.payload).where(
                     AuditPayload.seq.in_([e.seq for e in entries])
                 )
-            ).tuples()
-        )
+            )
+        }
         current = in_force(s, member.id)
         key = data_key(home, s, member)
     listens = home.events.read(member.pseudonym, member.events_file)

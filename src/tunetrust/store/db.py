@@ -75,8 +75,14 @@ def is_current(engine: Engine) -> bool:
 def compact(engine: Engine) -> None:
     """Fold SQLite's write-ahead log into the database file and empty it (after erasure)."""
     if engine.dialect.name == "sqlite":
-        with engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        # on the raw connection: a checkpoint cannot run inside the BEGIN we add
+        raw = engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            cur.close()
+        finally:
+            raw.close()
 
 
 def sessions(engine: Engine) -> sessionmaker[Session]:
