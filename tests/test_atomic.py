@@ -128,3 +128,84 @@ def test_concurrent_imports_for_one_member(settings: Settings, tmp_path: Path) -
         added = sorted(s.scalars(select(Contribution.listens_added)))
     home.close()
     assert added[0] == 0 and added[1] > 19_000  # the second one found every play stored
+    _consistent_everywhere(settings)
+
+
+# --- crashes at exact points (the process kills itself with SIGKILL there) ----------
+
+
+def _crash(settings: Settings, point: str, *args: str, env: dict[str, str] | None = None) -> int:
+    full = {**os.environ, "TUNETRUST_CRASH_AT": point, **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "tunetrust", "--home", str(settings.home), *args],
+        env=full,
+        capture_output=True,
+        timeout=120,
+    )
+    return proc.returncode
+
+
+def _consistent_everywhere(settings: Settings) -> None:
+    """Every member's files match the metadata, and the audit chain verifies."""
+    from tunetrust import list_members, verify_audit
+    from tunetrust.store.models import Member
+
+    home = open_home(settings)
+    try:
+        with home.sessions() as s:
+            members = list(s.scalars(select(Member)))
+            vault_files = {c.vault_file for c in s.scalars(select(Contribution)) if c.vault_file}
+        for m in members:
+            folder = home.events.partition(m.pseudonym)
+            names = sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+            assert names == ([m.events_file] if m.events_file else [])
+        on_disk = {p.name for p in (settings.home / "vault").rglob("*") if p.is_file()}
+        assert on_disk == vault_files
+        assert verify_audit(home).ok
+        assert len(list_members(home)) == sum(1 for m in members if m.erased_at is None)
+    finally:
+        home.close()
+
+
+@pytest.mark.parametrize("point", ["import.staged", "import.committed"])
+def test_crash_during_import(settings: Settings, tmp_path: Path, point: str) -> None:
+    home = init_home(settings)
+    add_member(home, "k")
+    home.close()
+    path = export_zip(tmp_path, "extended-b", 3_000)
+    assert _crash(settings, point, "import", str(path), "--member", "k") == -signal.SIGKILL
+    _consistent_everywhere(settings)
+    home = open_home(settings)
+    added = get_member(home, "k").events_file is not None
+    home.close()
+    assert added == (point == "import.committed")  # committed work is kept, the rest undone
+
+
+def test_crash_during_erasure(settings: Settings, tmp_path: Path) -> None:
+    home = init_home(settings)
+    add_member(home, "k")
+    import_export(home, "k", export_zip(tmp_path, "extended-b", 2_000))
+    pseudonym = get_member(home, "k").pseudonym
+    home.close()
+    assert _crash(settings, "erase.committed", "member", "erase", "k", "--yes") == -signal.SIGKILL
+    _consistent_everywhere(settings)  # opening the home finished the erasure
+    assert not (settings.home / "vault" / pseudonym).exists()
+    assert not (settings.events_dir / f"pseudonym={pseudonym}").exists()
+
+
+@pytest.mark.parametrize("point", ["rotate.key_written", "rotate.committed"])
+def test_crash_during_key_rotation(settings: Settings, tmp_path: Path, point: str) -> None:
+    from tunetrust import export_member
+
+    home = init_home(settings)
+    add_member(home, "k")
+    import_export(home, "k", export_zip(tmp_path, "extended-c", 500))
+    old_key = settings.key_file.read_text()
+    home.close()
+    assert _crash(settings, point, "key", "rotate") == -signal.SIGKILL
+    _consistent_everywhere(settings)
+    assert not settings.key_file.with_name("master.key.new").exists()
+    assert (settings.key_file.read_text() == old_key) == (point == "rotate.key_written")
+    home = open_home(settings)
+    export_member(home, "k", tmp_path / "after.zip")  # the vault opens with the kept key
+    home.close()

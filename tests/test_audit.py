@@ -35,8 +35,14 @@ def test_every_change_is_recorded_and_the_chain_holds(chain: Home) -> None:
     with chain.sessions() as s:
         actions = [e.action for e in audit.entries(s)]
         seq, head = audit.head(s)
-    assert actions == ["member.add", "member.add", "member.import", "consent.grant",
-                       "consent.grant", "consent.withdraw"]
+    assert actions == [
+        "member.add",
+        "member.add",
+        "member.import",
+        "consent.grant",
+        "consent.grant",
+        "consent.withdraw",
+    ]
     verdict = verify_audit(chain)
     assert verdict.ok and verdict.entries == 6 and verdict.head == head
     assert read_witness(chain.settings.home) == (seq, head)
@@ -65,17 +71,34 @@ def test_deleted_entry(chain: Home) -> None:
 def test_reordered_entries(chain: Home) -> None:
     # swap the contents of entries 4 and 5 (numbers stay in order)
     with chain.engine.begin() as conn:
-        rows = {r.seq: r for r in conn.execute(text(
-            "SELECT seq, at, actor, action, subject, payload_digest, prev_hash, entry_hash "
-            "FROM audit_entries WHERE seq IN (4, 5)"))}
+        rows = {
+            r.seq: r
+            for r in conn.execute(
+                text(
+                    "SELECT seq, at, actor, action, subject, payload_digest, prev_hash, entry_hash "
+                    "FROM audit_entries WHERE seq IN (4, 5)"
+                )
+            )
+        }
         for a, b in ((4, 5), (5, 4)):
             r = rows[b]
-            conn.execute(text(
-                "UPDATE audit_entries SET at=:at, actor=:actor, action=:action, "
-                "subject=:subject, payload_digest=:pd, prev_hash=:prev, entry_hash=:h "
-                "WHERE seq=:seq"),
-                dict(at=r.at, actor=r.actor, action=r.action, subject=r.subject,
-                     pd=r.payload_digest, prev=r.prev_hash, h=r.entry_hash, seq=a))
+            conn.execute(
+                text(
+                    "UPDATE audit_entries SET at=:at, actor=:actor, action=:action, "
+                    "subject=:subject, payload_digest=:pd, prev_hash=:prev, entry_hash=:h "
+                    "WHERE seq=:seq"
+                ),
+                dict(
+                    at=r.at,
+                    actor=r.actor,
+                    action=r.action,
+                    subject=r.subject,
+                    pd=r.payload_digest,
+                    prev=r.prev_hash,
+                    h=r.entry_hash,
+                    seq=a,
+                ),
+            )
     v = verify_audit(chain)
     assert not v.ok and v.first_bad == 4
 
@@ -92,14 +115,28 @@ def test_inserted_entry_with_recomputed_hashes_after_it(chain: Home) -> None:
         forged = entries[:2] + [None] + entries[2:]
         for e in forged:
             seq += 1
-            fields = (("2020-01-01T00:00:00+00:00", "mallory", "member.add", "x", "0" * 64)
-                      if e is None else (e.at, e.actor, e.action, e.subject, e.payload_digest))
+            fields = (
+                ("2020-01-01T00:00:00+00:00", "mallory", "member.add", "x", "0" * 64)
+                if e is None
+                else (e.at, e.actor, e.action, e.subject, e.payload_digest)
+            )
             h = audit.entry_hash(seq, *fields, prev)
-            conn.execute(text(
-                "INSERT INTO audit_entries VALUES (:seq, :at, :actor, :action, :subject, "
-                ":pd, :prev, :h)"),
-                dict(seq=seq, at=fields[0], actor=fields[1], action=fields[2],
-                     subject=fields[3], pd=fields[4], prev=prev, h=h))
+            conn.execute(
+                text(
+                    "INSERT INTO audit_entries VALUES (:seq, :at, :actor, :action, :subject, "
+                    ":pd, :prev, :h)"
+                ),
+                dict(
+                    seq=seq,
+                    at=fields[0],
+                    actor=fields[1],
+                    action=fields[2],
+                    subject=fields[3],
+                    pd=fields[4],
+                    prev=prev,
+                    h=h,
+                ),
+            )
             prev = h
         conn.execute(text("UPDATE audit_head SET seq=:s, entry_hash=:h"), dict(s=seq, h=prev))
     v = verify_audit(chain)

@@ -36,10 +36,27 @@ def test_every_command_has_help_and_is_documented(name: str, cmd: Any) -> None:
 
 
 PUBLIC = {
-    "ConflictError", "ExportError", "Home", "ImportSummary", "InputError", "NotFoundError",
-    "SetupError", "Settings", "TuneTrustError", "add_member", "decide_consent",
-    "erase_member", "export_member", "get_member", "import_export", "init_home",
-    "list_members", "open_home", "rotate_master_key", "show_member", "verify_audit",
+    "ConflictError",
+    "ExportError",
+    "Home",
+    "ImportSummary",
+    "InputError",
+    "NotFoundError",
+    "SetupError",
+    "Settings",
+    "TuneTrustError",
+    "add_member",
+    "decide_consent",
+    "erase_member",
+    "export_member",
+    "get_member",
+    "import_export",
+    "init_home",
+    "list_members",
+    "open_home",
+    "rotate_master_key",
+    "show_member",
+    "verify_audit",
 }
 
 

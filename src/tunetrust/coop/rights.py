@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from sqlalchemy import CursorResult, delete, select
@@ -24,7 +25,7 @@ from tunetrust.coop.keyring import data_key
 from tunetrust.coop.members import get_member
 from tunetrust.store import db
 from tunetrust.store.home import Home
-from tunetrust.store.models import AuditPayload, Consent, Contribution, Member
+from tunetrust.store.models import AuditEntry, AuditPayload, Consent, Contribution, Member
 
 _README = """\
 Everything this data cooperative holds about you
@@ -52,45 +53,9 @@ def _json(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
 
 
-@dataclass(frozen=True)
-class ExportReport:
-    """What ``member export`` wrote."""
-
-    path: Path
-    files: list[str]
-    sha256: str
-
-
-def export_member(home: Home, name: str, out: Path) -> ExportReport:
-    """Write everything held about a member to a zip (atomically), and audit it."""
-    member = get_member(home, name)
-    tmp = out.with_name(out.name + ".partial")
-    with home.sessions() as s:
-        consents = list(
-            s.scalars(select(Consent).where(Consent.member_id == member.id).order_by(Consent.id))
-        )
-        contributions = list(
-            s.scalars(
-                select(Contribution)
-                .where(Contribution.member_id == member.id)
-                .order_by(Contribution.created_at)
-            )
-        )
-        entries = audit.entries(s, subject=member.pseudonym)
-        # (a Result has .keys(), so dict(result) would treat it as a mapping)
-        payloads: dict[int, Any] = {
-            seq: payload
-            for seq, payload in s.execute(
-                select(AuditPayload.seq, AuditPayload.payload).where(
-                    AuditPayload.seq.in_([e.seq for e in entries])
-                )
-            )
-        }
-        current = in_force(s, member.id)
-        key = data_key(home, s, member)
-    listens = home.events.read(member.pseudonym, member.events_file)
+def _write_export(home: Home, held: _Held, tmp: Path) -> list[str]:
+    """Write the export zip to ``tmp``; returns the names written."""
     written: list[str] = []
-    out.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
 
         def put(arcname: str, data: bytes) -> None:
@@ -105,12 +70,12 @@ def export_member(home: Home, name: str, out: Path) -> ExportReport:
             "member.json",
             _json(
                 {
-                    "name": member.name,
-                    "pseudonym": member.pseudonym,
-                    "joined": member.created_at.isoformat(),
-                    "keep_incognito": member.keep_incognito,
-                    "streaming_account_hash": member.account_hash,
-                    "consents_in_force": current,
+                    "name": held.member.name,
+                    "pseudonym": held.member.pseudonym,
+                    "joined": held.member.created_at.isoformat(),
+                    "keep_incognito": held.member.keep_incognito,
+                    "streaming_account_hash": held.member.account_hash,
+                    "consents_in_force": held.consents_in_force,
                 }
             ),
         )
@@ -124,7 +89,7 @@ def export_member(home: Home, name: str, out: Path) -> ExportReport:
                         "at": c.at.isoformat(),
                         "actor": c.actor,
                     }
-                    for c in consents
+                    for c in held.consents
                 ]
             ),
         )
@@ -140,15 +105,15 @@ def export_member(home: Home, name: str, out: Path) -> ExportReport:
                         "duplicates_skipped": c.duplicates_skipped,
                         "summary": c.summary,
                     }
-                    for c in contributions
+                    for c in held.contributions
                 ]
             ),
         )
         buf = io.BytesIO()
-        pq.write_table(listens, buf, compression="zstd")
+        pq.write_table(held.listens, buf, compression="zstd")
         put("listens.parquet", buf.getvalue())
         buf = io.BytesIO()
-        pacsv.write_csv(listens, buf)
+        pacsv.write_csv(held.listens, buf)
         put("listens.csv", buf.getvalue())
         put("votes.json", b"[]")
         put("payouts.json", b"[]")
@@ -161,22 +126,86 @@ def export_member(home: Home, name: str, out: Path) -> ExportReport:
                         "at": e.at,
                         "actor": e.actor,
                         "action": e.action,
-                        "payload": payloads.get(e.seq),
+                        "payload": held.payloads.get(e.seq),
                         "entry_hash": e.entry_hash,
                     }
-                    for e in entries
+                    for e in held.entries
                 ]
             ),
         )
-        for c in contributions:
+        for c in held.contributions:
             if c.vault_file:
                 arcname = "raw/" + c.vault_file.removesuffix(".bin")
                 with zf.open(arcname, "w", force_zip64=True) as sink:
-                    for chunk in home.vault.read(member.pseudonym, c.vault_file, key):
+                    for chunk in home.vault.read(held.member.pseudonym, c.vault_file, held.key):
                         sink.write(chunk)
                 written.append(arcname)
-    sha = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    return written
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What ``member export`` wrote."""
+
+    path: Path
+    files: list[str]
+    sha256: str
+
+
+@dataclass(frozen=True)
+class _Held:
+    """Everything the cooperative holds about one member, gathered for an export."""
+
+    member: Member
+    consents: list[Consent]
+    contributions: list[Contribution]
+    entries: list[AuditEntry]
+    payloads: dict[int, Any]
+    consents_in_force: dict[str, bool]
+    key: bytes
+    listens: pa.Table
+
+
+def _gather(home: Home, member: Member) -> _Held:
+    with home.sessions() as s:
+        entries = audit.entries(s, subject=member.pseudonym)
+        seqs = [e.seq for e in entries]
+        return _Held(
+            member=member,
+            consents=list(
+                s.scalars(
+                    select(Consent).where(Consent.member_id == member.id).order_by(Consent.id)
+                )
+            ),
+            contributions=list(
+                s.scalars(
+                    select(Contribution)
+                    .where(Contribution.member_id == member.id)
+                    .order_by(Contribution.created_at)
+                )
+            ),
+            entries=entries,
+            payloads={
+                seq: payload
+                for seq, payload in s.execute(
+                    select(AuditPayload.seq, AuditPayload.payload).where(AuditPayload.seq.in_(seqs))
+                )
+            },
+            consents_in_force=in_force(s, member.id),
+            key=data_key(home, s, member),
+            listens=home.events.read(member.pseudonym, member.events_file),
+        )
+
+
+def export_member(home: Home, name: str, out: Path) -> ExportReport:
+    """Write everything held about a member to a zip (atomically), and audit it."""
+    member = get_member(home, name)
+    held = _gather(home, member)
+    tmp = out.with_name(out.name + ".partial")
+    out.parent.mkdir(parents=True, exist_ok=True)
     try:
+        written = _write_export(home, held, tmp)
+        sha = hashlib.sha256(tmp.read_bytes()).hexdigest()
         with home.transaction() as s:
             audit.record(
                 s,
@@ -186,7 +215,7 @@ def export_member(home: Home, name: str, out: Path) -> ExportReport:
                 payload={"files": written, "sha256": sha},
             )
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)  # nothing half-written is left behind
         raise
     os.replace(tmp, out)
     return ExportReport(out, written, sha)

@@ -167,13 +167,17 @@ def open_home(settings: Settings) -> Home:
     engine = db.make_engine(settings.db_url)
     result = Home(settings, engine)
     try:
-        current = db.is_current(engine)
-    except OperationalError:
-        raise SetupError(f"cannot open the metadata database of {settings.home}") from None
-    if not current:
-        with result.lock():
-            _migrate(engine)
-    result.recover()
+        try:
+            current = db.is_current(engine)
+        except OperationalError:
+            raise SetupError(f"cannot open the metadata database of {settings.home}") from None
+        if not current:
+            with result.lock():
+                _migrate(engine)
+        result.recover()
+    except BaseException:
+        result.close()
+        raise
     return result
 
 
