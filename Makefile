@@ -31,6 +31,7 @@ test: lint typecheck pytest
 
 bench: setup
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/insights.py
 
 clean:
 	rm -rf $(VENV) $(HOME_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -27,8 +27,15 @@ def test_round_trip_every_variant(home: Home, member: str, tmp_path: Path, varia
     result = write_export(variant, 3_000, 11, tmp_path / "x.zip")
     summary = import_export(home, member, result.path)
     assert summary.listens_in_export == result.listens
-    assert summary.listens_added + summary.dropped.get("incognito", 0) == result.listens
-    assert summary.duplicates_skipped == 0
+    incognito = summary.dropped.get("incognito", 0)
+    assert summary.listens_added + incognito + summary.duplicates_skipped == result.listens
+    if variant.startswith("account"):
+        # minute resolution: two identical plays in one minute cannot be told apart
+        # (docs/events.md); they are rare and the only duplicates allowed here
+        assert summary.duplicates_skipped == summary.duplicates["repeated_in_export"]
+        assert summary.duplicates_skipped <= result.listens * 0.005
+    else:
+        assert summary.duplicates_skipped == 0
     assert summary.listens_total == summary.listens_added
     assert len(_events(home, member)) == summary.listens_added
     if variant.startswith("extended"):

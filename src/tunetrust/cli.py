@@ -329,6 +329,42 @@ def import_(
 
 
 @app.command()
+def insights(
+    ctx: typer.Context,
+    member: Annotated[str, typer.Option("--member", help="Whose listening.")],
+    start: Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD.")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD.")] = None,
+    year: Annotated[int | None, typer.Option("--year", help="One calendar year.")] = None,
+    min_seconds: Annotated[int, typer.Option(help="A play counts from this many seconds.")] = 30,
+    top: Annotated[int, typer.Option("--top", help="Length of top lists.")] = 10,
+    tz: Annotated[str, typer.Option("--tz", help="Time zone for days and hours.")] = "UTC",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write a self-contained HTML report.")
+    ] = None,
+) -> None:
+    """A member's listening: totals, top lists, clock, habits, discovery."""
+    from tunetrust.insights.stats import Period, member_insights
+
+    period = Period.parse(start, end, year)
+    with _open(ctx) as home:
+        result = member_insights(home, member, period, min_seconds=min_seconds, top=top, tz=tz)
+    if html is not None:
+        from tunetrust.insights.report import render_html
+
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(render_html(result, member=member), encoding="utf-8")
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    from tunetrust.render import print_insights
+
+    print_insights(out, result)
+    if html is not None:
+        out.print(f"[green]Report written[/] to {html}")
+
+
+@app.command()
 def synth(
     variant: Annotated[
         str, typer.Option(help="account, account-legacy, extended-a, extended-b or extended-c.")

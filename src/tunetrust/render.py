@@ -8,6 +8,8 @@ from rich.table import Table
 
 from tunetrust.coop.members import MemberView
 from tunetrust.ingest.pipeline import ImportSummary
+from tunetrust.insights.charts import DAYS, hours
+from tunetrust.insights.stats import Insights, Ranked
 from tunetrust.store.models import AuditEntry, Consent
 
 
@@ -91,3 +93,64 @@ def print_audit(console: Console, rows: list[AuditEntry]) -> None:
             e.entry_hash[:16] + "…",
         )
     console.print(t)
+
+
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{v * 100:.0f} %"
+
+
+def _ranked(title: str, rows: list[Ranked], by: bool = False) -> Table:
+    t = Table("#", "name", "hours", "plays", title=title)
+    for n, r in enumerate(rows, 1):
+        name = escape(r.name) + (f" [dim]· {escape(r.by)}[/]" if by and r.by else "")
+        t.add_row(str(n), name, hours(r.ms), f"{r.plays:,}")
+    return t
+
+
+def print_insights(console: Console, i: Insights) -> None:
+    """Insights as terminal tables; the listening clock as shaded blocks."""
+    totals = Table(show_header=False, title=f"Listening, {i.period} ({i.tz})")
+    totals.add_row("listening time", hours(i.total_ms))
+    totals.add_row(f"plays (≥ {i.min_seconds} s)", f"{i.plays:,} of {i.listens:,} listens")
+    totals.add_row(
+        "tracks / artists / albums",
+        f"{i.distinct_tracks:,} / {i.distinct_artists:,} / {i.distinct_albums:,}",
+    )
+    totals.add_row("active days", f"{i.active_days:,}")
+    totals.add_row("longest streak", f"{i.longest_streak_days} days from {i.longest_streak_start}")
+    totals.add_row("busiest day", f"{i.busiest_day} ({hours(i.busiest_day_ms)})")
+    totals.add_row(
+        "skipped / shuffle / offline",
+        f"{_pct(i.skip_rate)} / {_pct(i.shuffle_share)} / {_pct(i.offline_share)}",
+    )
+    totals.add_row("platforms", ", ".join(f"{p} {_pct(v)}" for p, v in i.platform_share.items()))
+    totals.add_row("time on artists new in period", _pct(i.new_artist_time_share))
+    console.print(totals)
+    for note in i.notes:
+        console.print(f"[yellow]{escape(note)}[/]")
+    console.print(_ranked("Top artists", i.top_artists))
+    console.print(_ranked("Top tracks", i.top_tracks, by=True))
+    console.print(_ranked("Top albums", i.top_albums, by=True))
+    if i.top_shows:
+        console.print(_ranked("Podcasts and shows", i.top_shows))
+    months = Table("month", "hours", "plays", "new artists", title="Per month")
+    new = {m["month"]: m["new_artists"] for m in i.new_artists_per_month}
+    for m in i.per_month:
+        months.add_row(m["month"], hours(m["ms"]), f"{m['plays']:,}", str(new.get(m["month"], 0)))
+    console.print(months)
+    peak = max((v for row in i.clock_ms for v in row), default=0) or 1
+    shades = " ░▒▓█"
+    clock = Table(
+        "",
+        *(f"{h:02d}" if h % 3 == 0 else "" for h in range(24)),
+        title="Listening clock",
+        box=None,
+        padding=0,
+    )
+    for d, row in enumerate(i.clock_ms):
+        clock.add_row(DAYS[d] + " ", *(shades[min(4, round(4 * v / peak))] * 2 for v in row))
+    console.print(clock)
+    if i.forgotten_favourites:
+        console.print(
+            _ranked("Forgotten favourites (not played in this period)", i.forgotten_favourites)
+        )

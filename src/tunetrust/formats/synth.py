@@ -67,6 +67,8 @@ class Catalogue:
     track_album: list[str]
     track_uri: list[str]
     track_ms: np.ndarray
+    artist_first_track: np.ndarray  # index of each artist's first track
+    artist_tracks: np.ndarray  # how many tracks each artist has
     episode_name: list[str]
     episode_show: list[str]
     episode_uri: list[str]
@@ -132,13 +134,19 @@ def _catalogue(rng: np.random.Generator, n_plays: int) -> Catalogue:
     n_artists = int(np.clip(n_plays // 150, 30, 3000))
     artists = [f"{a} {i}" if i % 7 == 0 else a for i, a in enumerate(_names(rng, n_artists, 2))]
     albums_per = rng.integers(1, 4, size=n_artists)
-    track_name, track_artist, track_album = [], [], []
+    track_name: list[str] = []
+    track_artist: list[str] = []
+    track_album: list[str] = []
+    first_track: list[int] = []
+    n_tracks_of: list[int] = []
     for a, n_alb in zip(artists, albums_per, strict=True):
+        first_track.append(len(track_name))
         for album in _names(rng, int(n_alb), 2):
             for t in _names(rng, int(rng.integers(6, 13)), 2):
                 track_name.append(t)
                 track_artist.append(a)
                 track_album.append(album)
+        n_tracks_of.append(len(track_name) - first_track[-1])
     n_tracks = len(track_name)
     shows = _names(rng, 6, 3)
     episode_show = [shows[i % len(shows)] for i in range(120)]
@@ -153,6 +161,8 @@ def _catalogue(rng: np.random.Generator, n_plays: int) -> Catalogue:
         track_album=track_album,
         track_uri=_uri(rng, "spotify:track:", n_tracks),
         track_ms=rng.integers(110_000, 360_000, size=n_tracks),
+        artist_first_track=np.array(first_track),
+        artist_tracks=np.array(n_tracks_of),
         episode_name=episode_name,
         episode_show=episode_show,
         episode_uri=_uri(rng, "spotify:episode:", 120),
@@ -206,7 +216,21 @@ def synthesize(variant: str, listens: int, seed: int) -> History:
     item_kind = np.where(r < 0.09, 1, 0)
     if variant == "extended-c":
         item_kind = np.where((r >= 0.09) & (r < 0.10), 2, item_kind)
-    item = _zipf(rng, len(cat.track_name), n)
+    # taste: artists by Zipf popularity; a quarter known from the start, the others
+    # discovered at a random moment of the history (a play only picks known artists)
+    n_artists = len(cat.artist_tracks)
+    artist = _zipf(rng, n_artists, n)
+    span_s = max(int((last - first).total_seconds()), 1)
+    discovered = int(first.timestamp()) + rng.integers(0, span_s, n_artists)
+    discovered[rng.random(n_artists) < 0.25] = int(first.timestamp())
+    known_early = np.flatnonzero(discovered == int(first.timestamp()))
+    if len(known_early) == 0:
+        known_early = np.array([0])
+        discovered[0] = int(first.timestamp())
+    too_early = discovered[artist] > start_s[session]
+    artist[too_early] = known_early[_zipf(rng, len(known_early), int(too_early.sum()))]
+    within = (rng.random(n) ** 2 * cat.artist_tracks[artist]).astype(np.int64)
+    item = cat.artist_first_track[artist] + within
     item = np.where(item_kind == 1, rng.integers(0, len(cat.episode_name), n), item)
     item = np.where(item_kind == 2, rng.integers(0, len(cat.chapter_title), n), item)
     full_ms = np.select(

@@ -1,0 +1,1 @@
+"""Personal insights: a member's listening, any period, from the events store alone."""
