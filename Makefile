@@ -32,6 +32,7 @@ test: lint typecheck pytest
 bench: setup
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/insights.py
+	$(BIN)/python bench/validate.py
 
 clean:
 	rm -rf $(VENV) $(HOME_DIR) .pytest_cache .mypy_cache .ruff_cache

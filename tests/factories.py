@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +94,40 @@ def zip_with_bytes(tmp: Path, name: str, data: bytes) -> Path:
     out = tmp / "export.zip"
     out.write_bytes(buf.getvalue())
     return out
+
+
+def fabricated_rows(n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """A naive forgery: uniform times of day, whole-second lengths, random reasons."""
+    import random
+
+    rnd = random.Random(seed)  # test data only; never used for privacy noise
+    reasons = [
+        "trackdone",
+        "fwdbtn",
+        "backbtn",
+        "clickrow",
+        "playbtn",
+        "appload",
+        "remote",
+        "endplay",
+        "logout",
+    ]
+    start = 1_640_995_200  # 2022-01-01
+    rows = []
+    for t in sorted(rnd.randrange(start, start + 2 * 365 * 86_400) for _ in range(n)):
+        k = rnd.randrange(200)
+        rows.append(
+            extended_row(
+                "c",
+                ts=datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                ms_played=rnd.randrange(30, 300) * 1000,
+                master_metadata_track_name=f"Track {k}",
+                master_metadata_album_artist_name=f"Artist {k % 40}",
+                spotify_track_uri=f"spotify:track:{k:022d}",
+                reason_start=rnd.choice(reasons),
+                reason_end=rnd.choice(reasons),
+                skipped=rnd.random() < 0.5,
+                shuffle=rnd.random() < 0.5,
+            )
+        )
+    return rows

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from tunetrust import (
-    ExportError,
     Home,
     InputError,
     Settings,
@@ -18,6 +17,7 @@ from tunetrust import (
     show_member,
 )
 from tunetrust.coop.consent import history
+from tunetrust.ingest.pipeline import ContributionRejected
 
 from .factories import extended_row, json_bytes
 
@@ -78,13 +78,19 @@ def test_one_account_per_member(coop: Home, tmp_path: Path) -> None:
         coop, "ann", _export(tmp_path, "acct-1", "endsong_1.json", ts="2022-01-01T00:00:00Z")
     )
     # ben brings ann's account: refused
-    with pytest.raises(ExportError, match="already contributed by another member"):
-        import_export(
-            coop, "ben", _export(tmp_path, "acct-1", "endsong_2.json", ts="2023-01-01T00:00:00Z")
-        )
+    ben = _export(tmp_path, "acct-1", "endsong_2.json", ts="2023-01-01T00:00:00Z")
+    assert "already contributed by another member" in _account_message(coop, "ben", ben)
     # ann brings a second account: refused
-    with pytest.raises(ExportError, match="different streaming account"):
-        import_export(coop, "ann", _export(tmp_path, "acct-2"))
+    other = _export(tmp_path, "acct-2")
+    assert "different streaming account" in _account_message(coop, "ann", other)
+
+
+def _account_message(home: Home, member: str, path: Path) -> str:
+    with pytest.raises(ContributionRejected, match=r"rejected by its checks \(account\)") as e:
+        import_export(home, member, path)
+    (check,) = [c for c in e.value.summary.checks if c.name == "account"]
+    assert check.status == "fail" and e.value.summary.listens_added == 0
+    return check.message
 
 
 def test_export_mixing_accounts_is_refused(coop: Home, tmp_path: Path) -> None:
@@ -93,6 +99,5 @@ def test_export_mixing_accounts_is_refused(coop: Home, tmp_path: Path) -> None:
     path.write_bytes(
         json_bytes([extended_row("b", username="a"), extended_row("b", username="b", ms_played=3)])
     )
-    with pytest.raises(ExportError, match="2 different streaming accounts"):
-        import_export(coop, "ann", path)
+    assert "2 different streaming accounts" in _account_message(coop, "ann", path)
     assert not show_member(coop, "ann").account_bound

@@ -77,7 +77,11 @@ def personal_rows(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[str]]:
         if draw(st.booleans()):
             # an incognito play: everything about it is personal, titles included
             title = draw(token)
-            row.update(incognito_mode=True, master_metadata_track_name=title)
+            row.update(
+                incognito_mode=True,
+                master_metadata_track_name=title,
+                spotify_track_uri=f"spotify:track:{title}",
+            )
             secrets.append(title)
         rows.append(row)
     return rows, secrets

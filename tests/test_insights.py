@@ -275,7 +275,12 @@ def test_skip_from_reason_when_skipped_is_null(home: Home, tmp_path: Path) -> No
 
 def test_forgotten_favourites(home: Home, tmp_path: Path) -> None:
     rows = [
-        extended_row("c", ts="2022-05-01T10:00:00Z", master_metadata_album_artist_name="Old"),
+        extended_row(
+            "c",
+            ts="2022-05-01T10:00:00Z",
+            master_metadata_album_artist_name="Old",
+            spotify_track_uri="spotify:track:old",
+        ),
         extended_row("c", ts="2024-05-01T10:00:00Z"),
     ]
     got = compute(_table(home, tmp_path, rows), Period.parse(None, None, 2024))

@@ -26,10 +26,12 @@ member_app = typer.Typer(help="Members and their rights.", no_args_is_help=True)
 consent_app = typer.Typer(help="Consent per purpose, with history.", no_args_is_help=True)
 key_app = typer.Typer(help="The cooperative master key.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+contribution_app = typer.Typer(help="Contributions and their reports.", no_args_is_help=True)
 app.add_typer(member_app, name="member")
 app.add_typer(consent_app, name="consent")
 app.add_typer(key_app, name="key")
 app.add_typer(audit_app, name="audit")
+app.add_typer(contribution_app, name="contribution")
 
 out = Console()
 err = Console(stderr=True)
@@ -308,24 +310,64 @@ def import_(
     member: Annotated[str, typer.Option("--member", help="Whose export this is.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Import a member's own export: parsed, de-identified, deduplicated, stored."""
-    from tunetrust.ingest.pipeline import import_export
+    """Import a member's own export: checked, de-identified, deduplicated, stored."""
+    from tunetrust.ingest.pipeline import ContributionRejected, import_export
+    from tunetrust.render import print_import
 
-    with _open(ctx) as home, _progress() as progress:
-        task = progress.add_task("reading", total=None)
+    try:
+        with _open(ctx) as home, _progress() as progress:
+            task = progress.add_task("reading", total=None)
 
-        def report(name: str, done: int, total: int) -> None:
-            progress.update(
-                task, description=name.rsplit("/", 1)[-1] or "done", completed=done, total=total
-            )
+            def report(name: str, done: int, total: int) -> None:
+                progress.update(
+                    task, description=name.rsplit("/", 1)[-1] or "done", completed=done, total=total
+                )
 
-        summary = import_export(home, member, paths, progress=report)
+            summary = import_export(home, member, paths, progress=report)
+    except ContributionRejected as rejected:
+        # the report is the useful part: show it, then fail with the one-line error
+        if as_json:
+            _print_json(rejected.summary.to_dict())
+        else:
+            print_import(out, rejected.summary)
+        raise
     if as_json:
         _print_json(summary.to_dict())
         return
-    from tunetrust.render import print_import
-
     print_import(out, summary)
+
+
+@contribution_app.command("show")
+def contribution_show(
+    ctx: typer.Context,
+    contribution_id: Annotated[str, typer.Argument(help="The contribution id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Show a contribution's report: checks, verdict, quality score."""
+    from tunetrust.coop.contributions import get_contribution
+
+    with _open(ctx) as home:
+        row = get_contribution(home, contribution_id)
+    if as_json:
+        _print_json(row.summary)
+        return
+    from tunetrust.render import print_report
+
+    print_report(out, row.summary)
+
+
+@contribution_app.command("list")
+def contribution_list(
+    ctx: typer.Context,
+    member: Annotated[str | None, typer.Option("--member", help="Only this member's.")] = None,
+) -> None:
+    """List contributions: when, whose, verdict, listens added, quality score."""
+    from tunetrust.coop.contributions import list_contributions
+    from tunetrust.render import print_contributions
+
+    with _open(ctx) as home:
+        rows = list_contributions(home, member)
+    print_contributions(out, rows)
 
 
 @app.command()
@@ -372,6 +414,9 @@ def synth(
     out_path: Annotated[Path, typer.Option("--out", help="The zip file to write.")],
     listens: Annotated[int, typer.Option(help="How many plays the history holds.")] = 5000,
     seed: Annotated[int, typer.Option(help="Which synthetic person (same seed, same data).")] = 1,
+    years: Annotated[
+        int | None, typer.Option(help="Span of the history in years [default: the variant's].")
+    ] = None,
 ) -> None:
     """Write a synthetic export (no real person's data) for tests and demos."""
     from tunetrust.formats.synth import VARIANTS, write_export
@@ -380,7 +425,7 @@ def synth(
         raise typer.BadParameter(f"choose one of {', '.join(VARIANTS)}", param_hint="--variant")
     if listens < 0:
         raise typer.BadParameter("must be at least 0", param_hint="--listens")
-    result = write_export(variant, listens, seed, out_path)
+    result = write_export(variant, listens, seed, out_path, years)
     out.print(
         f"[green]Wrote[/] {result.path}: {variant}, {result.listens:,} plays "
         f"({result.incognito:,} incognito) in {len(result.files)} files"

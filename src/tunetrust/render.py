@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from tunetrust.coop.contributions import ContributionRow
 from tunetrust.coop.members import MemberView
 from tunetrust.ingest.pipeline import ImportSummary
 from tunetrust.insights.charts import DAYS, hours
@@ -41,6 +44,7 @@ def print_import(console: Console, s: ImportSummary) -> None:
         totals.add_row(f"dropped for privacy: {reason}", f"{n:,}")
     totals.add_row("plays stored for this member", f"{s.listens_total:,}")
     console.print(totals)
+    print_report(console, s.to_dict())
     if s.same_export_as:
         console.print(
             f"[yellow]This export was imported before[/] (contribution {s.same_export_as})."
@@ -154,3 +158,55 @@ def print_insights(console: Console, i: Insights) -> None:
         console.print(
             _ranked("Forgotten favourites (not played in this period)", i.forgotten_favourites)
         )
+
+
+_VERDICTS = {
+    "accepted": "[green]accepted[/]",
+    "accepted_with_warnings": "[yellow]accepted with warnings[/]",
+    "rejected": "[red]rejected[/]",
+}
+_STATUS = {"pass": "[green]pass[/]", "warn": "[yellow]warn[/]", "fail": "[red]fail[/]"}
+
+
+def print_report(console: Console, summary: dict[str, Any]) -> None:
+    """A contribution report: each check, the verdict and the quality score."""
+    t = Table(
+        "check",
+        "result",
+        "measured",
+        "threshold",
+        "what it means",
+        title=f"Contribution {summary['contribution'][:12]} — checks",
+    )
+    for c in summary.get("checks", []):
+        value = "—" if c["value"] is None else str(c["value"])
+        t.add_row(
+            c["name"],
+            _STATUS.get(c["status"], c["status"]),
+            value,
+            escape(c["threshold"] or ""),
+            escape(c["message"]),
+        )
+    console.print(t)
+    parts = summary.get("quality", {}).get("member_after", {})
+    shown = ", ".join(f"{k} {v:.2f}" for k, v in parts.items() if k != "score")
+    console.print(
+        f"Verdict: {_VERDICTS.get(summary.get('verdict', ''), summary.get('verdict'))} · "
+        f"quality score added: {summary.get('quality_score', 0):.3f}"
+        + (f" (member now {parts.get('score', 0):.3f}: {shown})" if parts else "")
+    )
+
+
+def print_contributions(console: Console, rows: list[ContributionRow]) -> None:
+    """Contributions, one per line."""
+    t = Table("id", "member", "when", "verdict", "listens added", "quality")
+    for r in rows:
+        t.add_row(
+            r.id[:12],
+            escape(r.member),
+            f"{r.at:%Y-%m-%d %H:%M}",
+            _VERDICTS.get(r.verdict, r.verdict),
+            f"{r.listens_added:,}",
+            f"{r.quality_score:.3f}",
+        )
+    console.print(t)

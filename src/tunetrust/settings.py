@@ -43,6 +43,69 @@ class ImportLimits:
 
 
 @dataclass(frozen=True)
+class Checks:
+    """Thresholds of the contribution checks (docs/contributions.md explains each)."""
+
+    daily_allowance: float = field(
+        default=0.5,
+        metadata={
+            "help": "listening allowed per day beyond 24 h for parallel devices "
+            "(0.5 = up to 36 h before a day is impossible)"
+        },
+    )
+    overlap_warn: float = field(
+        default=0.08,
+        metadata={
+            "help": "share of plays overlapping the previous one on the "
+            "same platform family that warns"
+        },
+    )
+    overlap_fail: float = field(
+        default=0.25, metadata={"help": "… that rejects (an impossible density of plays)"}
+    )
+    rounded_warn: float = field(
+        default=0.05, metadata={"help": "share of play lengths in whole seconds that warns"}
+    )
+    rounded_fail: float = field(default=0.4, metadata={"help": "… that rejects"})
+    same_length_warn: float = field(
+        default=0.15,
+        metadata={"help": "share of plays with the single most common length that warns"},
+    )
+    same_length_fail: float = field(default=0.4, metadata={"help": "… that rejects"})
+    same_gap_warn: float = field(
+        default=0.1,
+        metadata={
+            "help": "share of gaps between plays equal to the most common "
+            "gap that warns (perfectly regular gaps)"
+        },
+    )
+    same_gap_fail: float = field(default=0.3, metadata={"help": "… that rejects"})
+    flat_day_warn: float = field(
+        default=0.35,
+        metadata={
+            "help": "quietest hour ÷ busiest hour of the day above which "
+            "listening looks uniform over the day (warns)"
+        },
+    )
+    flat_day_fail: float = field(default=0.6, metadata={"help": "… that rejects"})
+    copied_warn: float = field(
+        default=0.02,
+        metadata={"help": "share of plays already contributed by other members that warns"},
+    )
+    copied_fail: float = field(default=0.1, metadata={"help": "… that rejects"})
+    copy_window_minutes: int = field(
+        default=10, metadata={"help": "time shift within which a play counts as copied"}
+    )
+    repeated_warn: float = field(
+        default=0.01, metadata={"help": "share of rows repeated inside the export that warns"}
+    )
+    repeated_fail: float = field(default=0.1, metadata={"help": "… that rejects"})
+    min_plays_for_patterns: int = field(
+        default=300, metadata={"help": "fewest plays for the pattern checks to judge at all"}
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything configurable about one cooperative; every field has a default and help."""
 
@@ -73,6 +136,9 @@ class Settings:
             "help": "purposes members can consent to (TUNETRUST_PURPOSES adds more, "
             "comma-separated)"
         },
+    )
+    checks: Checks = field(
+        default_factory=Checks, metadata={"help": "contribution check thresholds"}
     )
     actor: str = field(
         default="steward",

@@ -181,8 +181,11 @@ def _zipf(rng: np.random.Generator, n_items: int, size: int, a: float = 1.07) ->
     return np.asarray(order[rng.choice(n_items, size=size, p=weights / weights.sum())])
 
 
-def synthesize(variant: str, listens: int, seed: int) -> History:
-    """A history of ``listens`` plays for the person ``seed``, spanning the variant's years."""
+def synthesize(variant: str, listens: int, seed: int, years: int | None = None) -> History:
+    """A history of ``listens`` plays for the person ``seed``.
+
+    It spans the variant's usual years, or the ``years`` before the variant's last day.
+    """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
     if listens < 0:
@@ -190,6 +193,10 @@ def synthesize(variant: str, listens: int, seed: int) -> History:
     rng = np.random.default_rng(seed)
     cat = _catalogue(rng, max(listens, 1))
     first, last = (datetime.fromisoformat(d).replace(tzinfo=UTC) for d in _SPANS[variant])
+    if years is not None:
+        if years < 1:
+            raise ValueError("years must be at least 1")
+        first = last - timedelta(days=round(365.25 * years))
     n_days = (last - first).days + 1
 
     # sessions: which day (weekends busier), which hour (evening peak), how long
@@ -205,7 +212,7 @@ def synthesize(variant: str, listens: int, seed: int) -> History:
     )
     days = np.sort(rng.choice(n_days, size=n_sessions, p=day_w / day_w.sum()))
     hours = rng.choice(24, size=n_sessions, p=hour_w / hour_w.sum())
-    start_s = (
+    start_s = np.sort(
         int(first.timestamp()) + days * 86_400 + hours * 3_600 + rng.integers(0, 3_600, n_sessions)
     )
     session = np.repeat(np.arange(n_sessions), lengths)[:listens]
@@ -254,6 +261,14 @@ def synthesize(variant: str, listens: int, seed: int) -> History:
     cum = np.cumsum(step)
     session_first = np.searchsorted(session, np.arange(n_sessions))
     offset = cum - (cum - step)[session_first[session]]
+    # one person listens to one session at a time: a session that would start before
+    # the previous one ends waits for it (plus a pause)
+    duration_s = np.bincount(session, weights=step, minlength=n_sessions) // 1000
+    start_s = start_s.copy()
+    for k in range(1, n_sessions):
+        earliest = start_s[k - 1] + duration_s[k - 1] + 60
+        if start_s[k] < earliest:
+            start_s[k] = earliest
     end_ms = (start_s[session] * 1000 + offset) // 1000 * 1000
 
     # how and where
@@ -499,9 +514,11 @@ def write_zip(files: dict[str, bytes], out: Path) -> None:
     out.write_bytes(buf.getvalue())
 
 
-def write_export(variant: str, listens: int, seed: int, out: Path) -> SynthResult:
+def write_export(
+    variant: str, listens: int, seed: int, out: Path, years: int | None = None
+) -> SynthResult:
     """Synthesize a person and write their ``variant`` export to ``out`` (a zip)."""
-    history = synthesize(variant, listens, seed)
+    history = synthesize(variant, listens, seed, years)
     files = render(history, variant)
     write_zip(files, out)
     if variant.startswith("account"):

@@ -30,6 +30,19 @@ from tunetrust.formats import Classification, Parsed, Parser, Role, classify, re
 from tunetrust.formats.package import ExportFile, open_package
 from tunetrust.ingest.dedup import merge
 from tunetrust.ingest.deidentify import deidentify
+from tunetrust.ingest.validate import (
+    ACCEPTED,
+    FAIL,
+    PASS,
+    REJECTED,
+    Check,
+    FileInfo,
+    check_copied,
+    copied_share,
+    quality,
+    run_checks,
+    verdict,
+)
 from tunetrust.store.home import ACCOUNT_HASH_SECRET, Home
 from tunetrust.store.models import Contribution, Member
 from tunetrust.store.vault import raw_package
@@ -64,18 +77,35 @@ class ImportSummary:
     account_rows_superseded: int
     dropped: dict[str, int]
     listens_total: int
+    verdict: str = ACCEPTED
+    quality_score: float = 0.0
+    quality: dict[str, Any] = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
     same_export_as: str | None = None
-    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
         return asdict(self)
 
 
+class ContributionRejected(ExportError):
+    """The checks rejected the export; nothing was added. Carries the full summary."""
+
+    def __init__(self, summary: ImportSummary, source: str) -> None:
+        self.summary = summary
+        failed = [c.name for c in summary.checks if c.status == FAIL]
+        super().__init__(
+            source,
+            f"the contribution was rejected by its checks ({', '.join(failed)})",
+            hint=f"see: tunetrust contribution show {summary.contribution}",
+        )
+
+
 @dataclass
 class _Read:
     reports: list[FileReport]
     parsed: list[tuple[ExportFile, Parsed]]
+    infos: list[FileInfo]
     usernames: set[str]
     digest: str
     service: str
@@ -114,6 +144,7 @@ def _read_package(home: Home, paths: list[Path], progress: Progress | None) -> _
         done = 0
         digest = hashlib.sha256()
         parsed: list[tuple[ExportFile, Parsed]] = []
+        infos: list[FileInfo] = []
         usernames: set[str] = set()
         service = listens_files[0][1].service
         for f, parser, cls in plan:
@@ -137,6 +168,15 @@ def _read_package(home: Home, paths: list[Path], progress: Progress | None) -> _
                 result = parser.parse(f, data, cls.kind)
                 usernames |= result.usernames
                 parsed.append((f, result))
+                infos.append(
+                    FileInfo(
+                        f.name,
+                        cls.kind,
+                        result.variant,
+                        by_content=bool(cls.note),
+                        table=result.table,
+                    )
+                )
                 note = "; ".join(n for n in (cls.note, result.note) if n) or None
                 reports.append(
                     FileReport(
@@ -146,7 +186,7 @@ def _read_package(home: Home, paths: list[Path], progress: Progress | None) -> _
             done += f.size
         if progress:
             progress("", total, total)
-    return _Read(reports, parsed, usernames, digest.hexdigest(), service)
+    return _Read(reports, parsed, infos, usernames, digest.hexdigest(), service)
 
 
 def _account_hashes(home: Home, usernames: set[str]) -> list[str]:
@@ -159,7 +199,12 @@ def _account_hashes(home: Home, usernames: set[str]) -> list[str]:
 def import_export(
     home: Home, member_name: str, paths: Path | list[Path], *, progress: Progress | None = None
 ) -> ImportSummary:
-    """Import an export (a zip, a folder, or loose JSON files) for ``member_name``."""
+    """Import an export (a zip, a folder, or loose JSON files) for ``member_name``.
+
+    Parses, checks (docs/contributions.md), de-identifies, deduplicates and stores.
+    A rejected export is recorded with its report and adds nothing
+    (:class:`ContributionRejected`).
+    """
     paths = [paths] if isinstance(paths, Path) else list(paths)
     member = get_member(home, member_name)
     read = _read_package(home, paths, progress)
@@ -174,21 +219,46 @@ def import_export(
         parsed, keep_incognito=member.keep_incognito, contribution=contribution
     )
     hashes = _account_hashes(home, read.usernames)
+    checks = home.settings.checks
+    now = datetime.now(UTC)
 
     with home.lock():
         with home.transaction() as s:
             fresh = s.get(Member, member.id)
             assert fresh is not None
             current = fresh.events_file
-            _check_account(s, fresh, hashes)
+            account = _check_account(s, fresh, hashes)
             same = s.scalar(
                 select(Contribution.id).where(
                     Contribution.member_id == member.id,
                     Contribution.export_digest == read.digest,
                 )
             )
+            others = [
+                home.events.partition(p) / f
+                for p, f in s.execute(
+                    select(Member.pseudonym, Member.events_file).where(
+                        Member.id != member.id, Member.events_file.is_not(None)
+                    )
+                )
+                if f is not None
+            ]
             key = data_key(home, s, fresh)
-        result = merge(home.events.read(member.pseudonym, current), events)
+        exact, shifted, considered = copied_share(events, others, checks.copy_window_minutes)
+        report_checks = run_checks(
+            read.infos,
+            parsed,
+            checks=checks,
+            now=now.replace(tzinfo=None),
+            extra=[account, check_copied(exact, shifted, considered, checks)],
+        )
+        result_verdict = verdict(report_checks)
+        existing = home.events.read(member.pseudonym, current)
+        rejected = result_verdict == REJECTED
+        result = merge(existing, events.slice(0, 0) if rejected else events)
+        before, after = quality(existing, now), quality(result.table, now)
+        uniqueness = 1.0 - shifted
+        increment = 0.0 if rejected else uniqueness * max(0.0, after["score"] - before["score"])
         changed = result.added > 0 or result.superseded > 0
         new_file = f"{contribution}.parquet" if changed else current
         summary = ImportSummary(
@@ -207,11 +277,19 @@ def import_export(
             account_rows_superseded=result.superseded,
             dropped=dropped,
             listens_total=result.table.num_rows,
+            verdict=result_verdict,
+            quality_score=round(increment, 6),
+            quality={
+                "member_before": before,
+                "member_after": after,
+                "uniqueness": round(uniqueness, 6),
+            },
+            checks=report_checks,
             same_export_as=same,
         )
         vault_file = None
         try:
-            if same is None:  # the very same files are in the vault already
+            if same is None and not rejected:  # the very same files are in the vault already
                 source, suffix = raw_package(paths)
                 vault_file = f"{contribution}{suffix}.bin"
                 with source:
@@ -225,7 +303,7 @@ def import_export(
                     Contribution(
                         id=contribution,
                         member_id=member.id,
-                        created_at=datetime.now(UTC),
+                        created_at=now,
                         service=read.service,
                         export_digest=read.digest,
                         account_hashes=hashes,
@@ -233,23 +311,27 @@ def import_export(
                         duplicates_skipped=result.duplicates,
                         summary=summary.to_dict(),
                         vault_file=vault_file,
+                        verdict=result_verdict,
+                        quality_score=summary.quality_score,
                     )
                 )
                 row = s.get(Member, member.id)
                 assert row is not None
                 row.events_file = new_file
-                if hashes and row.account_hash is None:
+                if hashes and row.account_hash is None and not rejected:
                     row.account_hash = hashes[0]
                 audit.record(
                     s,
                     actor=home.settings.actor,
-                    action="member.import",
+                    action="member.import.rejected" if rejected else "member.import",
                     subject=member.pseudonym,
                     payload={
                         "contribution": contribution,
                         "export_digest": read.digest,
+                        "verdict": result_verdict,
                         "listens_added": result.added,
                         "duplicates_skipped": result.duplicates,
+                        "quality_score": summary.quality_score,
                         "dropped": dropped,
                     },
                 )
@@ -264,31 +346,53 @@ def import_export(
             home.vault.publish(member.pseudonym, vault_file)
         if changed and new_file:
             home.events.publish(member.pseudonym, new_file)
+    if rejected:
+        raise ContributionRejected(summary, paths[0].name if len(paths) == 1 else "export")
     return summary
 
 
-def _check_account(session: Session, member: Member, hashes: list[str]) -> None:
+def _check_account(session: Session, member: Member, hashes: list[str]) -> Check:
     """One streaming account per member, one member per account (by keyed username hash)."""
+    name, rule = "account", "one account per member, one member per account"
     if len(hashes) > 1:
-        raise ExportError(
-            "export",
-            f"the plays come from {len(hashes)} different streaming accounts",
-            hint="import each account's own export, for its own member",
+        return Check(
+            name,
+            FAIL,
+            len(hashes),
+            rule,
+            f"The plays come from {len(hashes)} different streaming accounts; "
+            "import each account's own export, for its own member.",
         )
     if not hashes:
-        return  # no username in this export (account data without Userdata.json, variant C)
+        return Check(
+            name,
+            PASS,
+            0,
+            rule,
+            "No username in this export; it is matched by its plays instead (see copied_data).",
+        )
     if member.account_hash is not None and member.account_hash != hashes[0]:
-        raise ExportError(
-            "export",
-            "this export is from a different streaming account than this member's earlier ones",
-            hint="each member contributes one account; add the other account's owner as a member",
+        return Check(
+            name,
+            FAIL,
+            1,
+            rule,
+            "This export is from a different streaming account than this member's earlier ones.",
         )
     owner = session.scalar(
         select(Member.id).where(Member.account_hash == hashes[0], Member.id != member.id)
     )
     if owner is not None:
-        raise ExportError(
-            "export",
-            "this streaming account is already contributed by another member",
-            hint="an account can belong to one member only",
+        return Check(
+            name, FAIL, 1, rule, "This streaming account is already contributed by another member."
         )
+    bound = member.account_hash is not None
+    return Check(
+        name,
+        PASS,
+        1,
+        rule,
+        "The account matches this member's earlier exports."
+        if bound
+        else "The account is now bound to this member.",
+    )

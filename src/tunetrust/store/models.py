@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -50,6 +50,9 @@ class Contribution(Base):
     summary: Mapped[dict[str, Any]] = mapped_column(JSON)
     # the encrypted raw export in the vault, if this import stored one
     vault_file: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    verdict: Mapped[str] = mapped_column(String(32), default="accepted")
+    # this contribution's increment of the member's quality score (weights payouts)
+    quality_score: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class Consent(Base):

@@ -1,0 +1,71 @@
+"""Contributions: each import's record, its report and its quality score."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from tunetrust.coop.members import get_member
+from tunetrust.errors import NotFoundError
+from tunetrust.store.home import Home
+from tunetrust.store.models import Contribution, Member
+
+
+def get_contribution(home: Home, contribution_id: str) -> Contribution:
+    """One contribution by id (the full id, or a unique prefix of at least 6 characters)."""
+    with home.sessions() as s:
+        rows = (
+            list(
+                s.scalars(
+                    select(Contribution).where(
+                        Contribution.id.startswith(contribution_id.strip().lower())
+                    )
+                ).all()
+            )
+            if len(contribution_id.strip()) >= 6
+            else []
+        )
+    if len(rows) != 1:
+        raise NotFoundError(
+            f"no contribution {contribution_id!r}; list them with: tunetrust contribution list"
+        )
+    return rows[0]
+
+
+@dataclass(frozen=True)
+class ContributionRow:
+    """One line of ``contribution list``."""
+
+    id: str
+    member: str
+    at: datetime
+    verdict: str
+    listens_added: int
+    quality_score: float
+
+
+def list_contributions(home: Home, member: str | None = None) -> list[ContributionRow]:
+    """Contributions, oldest first, optionally of one member."""
+    query = select(Contribution, Member.name).join(Member).order_by(Contribution.created_at)
+    if member is not None:
+        query = query.where(Contribution.member_id == get_member(home, member).id)
+    with home.sessions() as s:
+        return [
+            ContributionRow(
+                c.id, name or "(erased)", c.created_at, c.verdict, c.listens_added, c.quality_score
+            )
+            for c, name in s.execute(query).tuples()
+        ]
+
+
+def member_weight(home: Home, member_id: int) -> float:
+    """A member's quality weight: the sum of their accepted contributions' increments."""
+    with home.sessions() as s:
+        scores = s.scalars(
+            select(Contribution.quality_score).where(
+                Contribution.member_id == member_id, Contribution.verdict != "rejected"
+            )
+        )
+        return float(sum(scores))

@@ -1,0 +1,589 @@
+"""Proof of contribution: checks a member can read, a verdict, and a quality score.
+
+Every check measures one number and compares it with thresholds from
+:class:`~tunetrust.settings.Checks`; each says in one sentence what it found. These are
+plausibility checks, not cryptographic proof: a careful forger who copies real
+listening patterns can pass them. docs/contributions.md lists each check, its
+calibration, and the attacks tested against it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tunetrust.ingest.dedup import coarse_key, fine_key
+from tunetrust.ingest.deidentify import platform_family
+from tunetrust.settings import Checks
+
+PASS, WARN, FAIL = "pass", "warn", "fail"
+ACCEPTED, WITH_WARNINGS, REJECTED = "accepted", "accepted_with_warnings", "rejected"
+SERVICE_START = datetime(2008, 10, 7)  # public launch; no play can be older
+KNOWN_REASONS = frozenset(
+    "trackdone fwdbtn backbtn clickrow playbtn appload remote trackerror endplay logout "
+    "unexpected-exit unexpected-exit-while-paused popup uriopen clickside unknown "
+    "persisted switched-to-audio switched-to-video".split()
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check's result, in the words of the report."""
+
+    name: str
+    status: str
+    value: float | int | None
+    threshold: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """A parsed listening file, as the checks see it."""
+
+    name: str
+    kind: str  # what the name says (classification)
+    variant: str  # what the content says
+    by_content: bool
+    table: pa.Table
+
+
+def verdict(checks: list[Check]) -> str:
+    """Rejected on any failure, with warnings on any warning, else accepted."""
+    statuses = {c.status for c in checks}
+    return REJECTED if FAIL in statuses else WITH_WARNINGS if WARN in statuses else ACCEPTED
+
+
+def _grade(name: str, value: float, warn: float, fail: float, unit: str, what: str) -> Check:
+    status = FAIL if value > fail else WARN if value > warn else PASS
+    shown = f"{value * 100:.1f} %" if unit == "%" else f"{value:.2f}{unit}"
+    limit = (
+        f"warn above {warn * 100:g} %, reject above {fail * 100:g} %"
+        if unit == "%"
+        else f"warn above {warn:g}{unit}, reject above {fail:g}{unit}"
+    )
+    return Check(name, status, round(value, 4), limit, f"{what}: {shown}.")
+
+
+def _na(name: str, why: str) -> Check:
+    return Check(name, PASS, None, None, f"Not judged: {why}.")
+
+
+# --- checks on files --------------------------------------------------------------
+
+_NAME_SAYS = (
+    (re.compile(r"endsong_\d+\.json|endvideo", re.I), {"extended-a", "extended-b"}),
+    (re.compile(r"Streaming_History_(Audio|Video)_", re.I), {"extended-c"}),
+    (re.compile(r"StreamingHistory_music_", re.I), {"account-music"}),
+    (re.compile(r"StreamingHistory_podcast_", re.I), {"account-podcast"}),
+    (re.compile(r"StreamingHistory\d+\.json", re.I), {"account-legacy", "account-music"}),
+)
+
+
+def check_names(files: list[FileInfo]) -> Check:
+    """File names and contents agree (a renamed or hand-made file stands out)."""
+    odd = []
+    for f in files:
+        base = f.name.rsplit("/", 1)[-1]
+        said = next((v for p, v in _NAME_SAYS if p.search(base)), None)
+        variant = f.variant.removesuffix("-video")
+        if f.by_content or said is None or variant not in said:
+            odd.append(base)
+    if not odd:
+        return Check("file_names", PASS, 0, "warn on any", "Every file name matches its content.")
+    return Check(
+        "file_names",
+        WARN,
+        len(odd),
+        "warn on any",
+        f"{len(odd)} file(s) whose name does not match the content: "
+        f"{', '.join(odd[:3])}{' …' if len(odd) > 3 else ''}.",
+    )
+
+
+_NUMBERED = re.compile(r"^(.*?)(\d+)\.json$", re.I)
+
+
+def check_file_sequence(files: list[FileInfo]) -> Check:
+    """Numbered files run 0, 1, 2 … without gaps (a gap means files are missing)."""
+    groups: dict[str, set[int]] = defaultdict(set)
+    for f in files:
+        base = f.name.rsplit("/", 1)[-1]
+        m = _NUMBERED.match(base)
+        if m and "Video" not in base and "endvideo" not in base:
+            prefix = re.sub(r"\d{4}(-\d{4})?_$", "", m.group(1))  # Audio_<years>_ varies
+            groups[prefix].add(int(m.group(2)))
+    missing = sum(max(ns) + 1 - len(ns) for ns in groups.values())
+    if missing:
+        return Check(
+            "file_sequence",
+            WARN,
+            missing,
+            "warn on any",
+            f"{missing} numbered file(s) seem to be missing from the export; "
+            "import the whole package as downloaded.",
+        )
+    return Check("file_sequence", PASS, 0, "warn on any", "No numbered file is missing.")
+
+
+def check_sort_order(files: list[FileInfo]) -> Check:
+    """Files of sorted variants (C, account data) are in time order."""
+    unsorted, judged = 0, 0
+    for f in files:
+        if f.variant.startswith(("extended-c", "account")) and f.table.num_rows > 1:
+            judged += 1
+            ts = f.table["ts"].cast(pa.int64()).to_numpy()
+            unsorted += int(np.sum(ts[1:] < ts[:-1]))
+    if not judged:
+        return _na("sort_order", "this variant is not sorted by the service")
+    status = WARN if unsorted else PASS
+    return Check(
+        "sort_order",
+        status,
+        unsorted,
+        "warn on any",
+        "Plays are in time order, as the service writes them."
+        if not unsorted
+        else f"{unsorted} plays are out of order in files the service writes sorted.",
+    )
+
+
+def check_video_audio(files: list[FileInfo]) -> Check:
+    """Plays found in both video and audio files name the same thing."""
+    video = [f.table for f in files if f.variant.endswith("-video")]
+    audio = [f.table for f in files if not f.variant.endswith("-video")]
+    if not video or not audio:
+        return _na("video_audio_agree", "no video and audio files to compare")
+
+    def keyed(t: pa.Table) -> pa.Table:
+        # instant skips (0 ms) often share a second; only real plays identify anything
+        t = t.filter(pc.greater_equal(t["ms_played"], 30_000))
+        ident = pc.coalesce(
+            t["track_uri"], t["episode_uri"], t["track_name"], t["episode_name"], pa.scalar("")
+        )
+        return pa.table({"ts": t["ts"], "ms": t["ms_played"], "what": ident})
+
+    a, v = keyed(pa.concat_tables(audio)), keyed(pa.concat_tables(video))
+    both = a.join(v, ["ts", "ms"], right_suffix="_v", join_type="inner")
+    if both.num_rows == 0:
+        return Check(
+            "video_audio_agree",
+            PASS,
+            0,
+            "warn on any disagreement",
+            "Video and audio files do not overlap.",
+        )
+    bad = int(pc.sum(pc.not_equal(both["what"], both["what_v"])).as_py() or 0)
+    return Check(
+        "video_audio_agree",
+        WARN if bad else PASS,
+        bad,
+        "warn on any disagreement",
+        f"{both.num_rows} plays appear in both video and audio files; "
+        f"{bad} of them disagree on what was played.",
+    )
+
+
+# --- checks on plays --------------------------------------------------------------
+
+
+@dataclass
+class _Plays:
+    """Unique plays of the export as arrays, computed once for every check."""
+
+    end_ms: np.ndarray
+    ms: np.ndarray
+    stream: np.ndarray  # platform family, or "account" for account data
+    reason_end: pa.Array
+    skip: pa.Array  # true / false / null (unknown)
+
+
+def _unique_plays(t: pa.Table) -> tuple[_Plays, int]:
+    ext = pc.equal(t["source"], "extended")
+    keys = pc.if_else(
+        ext, fine_key(t), pc.binary_join_element_wise(coarse_key(t), pa.scalar("account"), "|")
+    )
+    idx = pa.table({"k": keys, "i": pa.array(np.arange(t.num_rows))})
+    first = idx.group_by("k", use_threads=False).aggregate([("i", "min")])["i_min"]
+    u = t.take(pc.sort_indices(first))
+    raw = u["platform_raw"].combine_chunks().dictionary_encode()
+    families = pa.array([platform_family(v) for v in raw.dictionary.to_pylist()], pa.string())
+    stream = pc.take(families, raw.indices) if len(families) else pa.nulls(u.num_rows, pa.string())
+    stream = pc.if_else(pc.equal(u["source"], "extended"), stream, pa.scalar("account"))
+    reasons = u["reason_end"].combine_chunks()
+    by_reason = pc.is_in(reasons, value_set=pa.array(["fwdbtn", "backbtn"]))
+    by_reason = pc.if_else(pc.is_null(reasons), pa.scalar(None, pa.bool_()), by_reason)
+    plays = _Plays(
+        end_ms=u["ts"].cast(pa.int64()).to_numpy(),
+        ms=u["ms_played"].to_numpy(),
+        stream=pc.fill_null(stream, "other").to_numpy(zero_copy_only=False),
+        reason_end=reasons,
+        skip=pc.coalesce(u["skipped"].combine_chunks(), by_reason),
+    )
+    return plays, t.num_rows - u.num_rows
+
+
+def check_time_range(p: _Plays, now: datetime) -> Check:
+    """No play before the service existed or in the future."""
+    lo = SERVICE_START.timestamp() * 1000
+    hi = (now.timestamp() + 86_400) * 1000
+    bad = int(np.sum((p.end_ms < lo) | (p.end_ms > hi)))
+    status = FAIL if bad > max(1, len(p.ms) // 1000) else WARN if bad else PASS
+    return Check(
+        "time_range",
+        status,
+        bad,
+        "warn on any, reject above 0.1 %",
+        f"{bad} plays dated before {SERVICE_START:%Y-%m-%d} or in the future.",
+    )
+
+
+def check_play_length(p: _Plays) -> Check:
+    """Play lengths between 0 and 12 hours."""
+    bad = int(np.sum(p.ms > 12 * 3_600_000))
+    status = FAIL if bad > max(1, len(p.ms) // 1000) else WARN if bad else PASS
+    return Check(
+        "play_length",
+        status,
+        bad,
+        "warn on any, reject above 0.1 %",
+        f"{bad} plays last longer than 12 hours.",
+    )
+
+
+def check_daily(p: _Plays, checks: Checks) -> Check:
+    """Listening per day: 24 h plus an allowance for parallel devices."""
+    if not len(p.ms):
+        return _na("daily_listening", "no plays")
+    day = p.end_ms // 86_400_000
+    totals = np.bincount(day - day.min(), weights=p.ms) / 3_600_000
+    limit = 24 * (1 + checks.daily_allowance)
+    worst = float(totals.max())
+    over = int(np.sum(totals > limit))
+    # a play counts on the day it ended, so a day can hold a little over 24 h honestly
+    status = FAIL if over else WARN if worst > 25 else PASS
+    return Check(
+        "daily_listening",
+        status,
+        round(worst, 2),
+        f"warn above 25 h, reject above {limit:g} h",
+        f"The busiest day holds {worst:.1f} h of listening"
+        + (f"; {over} day(s) hold more than {limit:g} h, which is impossible." if over else "."),
+    )
+
+
+def check_overlap(p: _Plays, checks: Checks) -> Check:
+    """Plays on one platform family do not overlap each other much (density)."""
+    overlapping = judged = 0
+    for stream in np.unique(p.stream):
+        sel = p.stream == stream
+        order = np.argsort(p.end_ms[sel], kind="stable")
+        end, ms = p.end_ms[sel][order], p.ms[sel][order]
+        keep = ms >= 30_000
+        end, ms = end[keep], ms[keep]
+        if len(end) < 2:
+            continue
+        slack = 60_000 if stream == "account" else 2_000  # account data: minute resolution
+        overlapping += int(np.sum(end[1:] - ms[1:] < end[:-1] - slack))
+        judged += len(end) - 1
+    if judged < 50:
+        return _na("play_density", "too few plays")
+    return _grade(
+        "play_density",
+        overlapping / judged,
+        checks.overlap_warn,
+        checks.overlap_fail,
+        "%",
+        "Plays overlapping the previous play on the same kind of device",
+    )
+
+
+def check_patterns(p: _Plays, checks: Checks) -> list[Check]:
+    """Signs of fabrication: rounded or identical lengths, regular gaps, a flat day."""
+    played = p.ms[p.ms >= 30_000]
+    names = ("rounded_lengths", "identical_lengths", "regular_gaps", "time_of_day")
+    if len(played) < checks.min_plays_for_patterns:
+        why = f"fewer than {checks.min_plays_for_patterns} plays of 30 s or more"
+        return [_na(n, why) for n in names]
+    rounded = float(np.mean(played % 1000 == 0))
+    same = float(np.unique(played, return_counts=True)[1].max()) / len(played)
+    parts = []
+    for stream in np.unique(p.stream):
+        if stream == "account":
+            continue  # minute resolution: equal gaps are an artefact, not a sign
+        ends = np.sort(p.end_ms[(p.stream == stream) & (p.ms >= 30_000)])
+        d = np.diff(ends) // 1000
+        parts.append(d[(d > 0) & (d < 3_600)])
+    gaps = np.concatenate(parts) if parts else np.array([], dtype=np.int64)
+    regular = (
+        float(np.unique(gaps, return_counts=True)[1].max()) / len(gaps) if len(gaps) >= 50 else 0.0
+    )
+    hours = np.bincount((p.end_ms[p.ms >= 30_000] // 3_600_000) % 24, minlength=24)
+    smooth = np.convolve(np.concatenate([hours[-1:], hours, hours[:1]]), [1, 1, 1], "valid")
+    flat = float(smooth.min() / smooth.max())
+    return [
+        _grade(
+            "rounded_lengths",
+            rounded,
+            checks.rounded_warn,
+            checks.rounded_fail,
+            "%",
+            "Plays whose length is a whole number of seconds",
+        ),
+        _grade(
+            "identical_lengths",
+            same,
+            checks.same_length_warn,
+            checks.same_length_fail,
+            "%",
+            "Plays sharing the single most common length",
+        ),
+        _grade(
+            "regular_gaps",
+            regular,
+            checks.same_gap_warn,
+            checks.same_gap_fail,
+            "%",
+            "Gaps between plays equal to the most common gap",
+        ),
+        _grade(
+            "time_of_day",
+            flat,
+            checks.flat_day_warn,
+            checks.flat_day_fail,
+            "",
+            "Quietest hour of the day ÷ busiest hour (real listening has quiet hours)",
+        ),
+    ]
+
+
+def check_skips_and_reasons(p: _Plays) -> list[Check]:
+    """Reason codes from the known set; skip share and reason mix like real listening."""
+    counts = {
+        r["values"]: r["counts"] for r in pc.value_counts(p.reason_end.drop_null()).to_pylist()
+    }
+    n_reasons = sum(counts.values())
+    if not n_reasons:
+        return [
+            _na("reason_codes", "account data has no reason codes"),
+            _na("skip_pattern", "no skip information in this export"),
+        ]
+    unknown = sum(n for r, n in counts.items() if r not in KNOWN_REASONS) / n_reasons
+    out = [_grade("reason_codes", unknown, 0.01, 0.1, "%", "Reason codes outside the known set")]
+    known = p.skip.drop_null()
+    if len(known) < 200:
+        out.append(_na("skip_pattern", "too few plays with skip information"))
+        return out
+    share = float(pc.mean(pc.cast(known, pa.float64())).as_py() or 0.0)
+    top = max(counts.values()) / n_reasons
+    odd = []
+    if not 0.01 <= share <= 0.85:
+        odd.append(f"{share * 100:.0f} % skipped")
+    if top < 0.25:
+        odd.append(f"no reason dominates ({top * 100:.0f} % for the most common)")
+    if top > 0.97:
+        odd.append(f"one reason for {top * 100:.0f} % of plays")
+    out.append(
+        Check(
+            "skip_pattern",
+            WARN if odd else PASS,
+            round(share, 4),
+            "skips 1–85 %, most common end reason 25–97 %",
+            "Skips and reasons look like real listening."
+            if not odd
+            else "Skips and reasons look unlike real listening: " + "; ".join(odd) + ".",
+        )
+    )
+    return out
+
+
+def check_uri_metadata(t: pa.Table) -> Check:
+    """The same track URI keeps the same track and artist names."""
+    sel = t.filter(pc.is_valid(t["track_uri"]))
+    if sel.num_rows == 0:
+        return _na("uri_metadata", "no track URIs in this variant")
+    names = pc.binary_join_element_wise(
+        pc.fill_null(sel["track_name"], ""), pc.fill_null(sel["artist_name"], ""), "\x1f"
+    )
+    g = (
+        pa.table({"uri": sel["track_uri"], "n": names})
+        .group_by("uri")
+        .aggregate([("n", "count_distinct")])
+    )
+    conflicts = int(pc.sum(pc.greater(g["n_count_distinct"], 1)).as_py() or 0)
+    return _grade(
+        "uri_metadata",
+        conflicts / g.num_rows,
+        0.01,
+        0.1,
+        "%",
+        "Track URIs whose names differ between plays",
+    )
+
+
+def check_repeated(repeated: int, total: int, checks: Checks) -> Check:
+    """Rows repeated inside the export (doubled rows count once, and are suspicious)."""
+    return _grade(
+        "repeated_rows",
+        repeated / max(total, 1),
+        checks.repeated_warn,
+        checks.repeated_fail,
+        "%",
+        "Rows repeated inside the export",
+    )
+
+
+def copied_share(
+    t: pa.Table, other_files: list[Path], window_minutes: int
+) -> tuple[float, float, int]:
+    """Shares of the export's plays (≥ 30 s) found in other members' listens.
+
+    Returns (exact share, share within ± ``window_minutes``, plays considered). A play
+    matches on what was played and its exact length in milliseconds, at the same end
+    time (exact) or shifted by up to the window (a time-shifted copy).
+    """
+    mine = t.filter(pc.greater_equal(t["ms_played"], 30_000))
+    n = mine.num_rows
+    if n == 0 or not other_files:
+        return 0.0, 0.0, n
+    con = duckdb.connect()
+    try:
+        con.register(
+            "mine",
+            mine.select(
+                [
+                    "ts",
+                    "ms_played",
+                    "artist_name",
+                    "track_name",
+                    "show_name",
+                    "episode_name",
+                    "track_uri",
+                ]
+            ),
+        )
+        ident = (
+            "COALESCE(lower(artist_name) || chr(31) || lower(track_name), "
+            "lower(show_name) || chr(31) || lower(episode_name), track_uri, '')"
+        )
+        row = con.execute(
+            f"""
+            WITH m AS (SELECT row_number() OVER () AS i, ts, ms_played, {ident} AS what
+                       FROM mine),
+                 o AS (SELECT ts, ms_played, {ident} AS what FROM read_parquet($files)
+                       WHERE ms_played >= 30000)
+            SELECT COUNT(DISTINCT m.i) FILTER (WHERE m.ts = o.ts), COUNT(DISTINCT m.i)
+            FROM m JOIN o ON m.what = o.what AND m.ms_played = o.ms_played
+             AND o.ts BETWEEN m.ts - to_minutes($w) AND m.ts + to_minutes($w)
+            """,
+            {"files": [str(f) for f in other_files], "w": window_minutes},
+        ).fetchone()
+    finally:
+        con.close()
+    assert row is not None
+    return row[0] / n, row[1] / n, n
+
+
+def check_copied(exact: float, shifted: float, n: int, checks: Checks) -> Check:
+    """Plays already contributed by other members, exactly or time-shifted."""
+    c = _grade(
+        "copied_data",
+        shifted,
+        checks.copied_warn,
+        checks.copied_fail,
+        "%",
+        f"Plays already contributed by other members (exact {exact * 100:.1f} %, "
+        f"within ±{checks.copy_window_minutes} min)",
+    )
+    return c if n else _na("copied_data", "no plays of 30 s or more")
+
+
+def run_checks(
+    files: list[FileInfo],
+    table: pa.Table,
+    *,
+    checks: Checks,
+    now: datetime,
+    extra: list[Check],
+) -> list[Check]:
+    """Every check of one export, in reading order, followed by ``extra`` (account, copies)."""
+    plays, repeated = _unique_plays(table)
+    out = [
+        Check(
+            "structure",
+            PASS,
+            len(files),
+            None,
+            f"{len(files)} listening file(s) parsed with every field of the right type.",
+        ),
+        check_names(files),
+        check_file_sequence(files),
+        check_sort_order(files),
+        check_time_range(plays, now),
+        check_play_length(plays),
+        check_daily(plays, checks),
+        check_overlap(plays, checks),
+        check_repeated(repeated, table.num_rows, checks),
+        check_uri_metadata(table),
+        check_video_audio(files),
+        *check_skips_and_reasons(plays),
+        *check_patterns(plays, checks),
+    ]
+    return out + extra
+
+
+# --- quality ----------------------------------------------------------------------
+
+QUALITY_WEIGHTS = {"volume": 0.5, "span": 0.2, "richness": 0.15, "recency": 0.15}
+
+
+def quality(listens: pa.Table, now: datetime) -> dict[str, float]:
+    """Quality parts in [0, 1] of a member's listens, and their weighted ``score``.
+
+    volume   log(1 + hours played) / log(1 + 3000)   — 3,000 h is about 8 years at 1 h a day
+    span     days with plays / 1,825                  — five years of active days
+    richness 0.5 + 0.5 × share of extended-history listens (URIs, reasons, platforms)
+    recency  exp(−days since the last listen / 365)
+    """
+    if listens.num_rows == 0:
+        return {"volume": 0.0, "span": 0.0, "richness": 0.0, "recency": 0.0, "score": 0.0}
+    ms = listens["ms_played"].to_numpy()
+    ends = listens["ts"].cast(pa.int64()).to_numpy()
+    hours = float(ms.sum()) / 3_600_000
+    days = len(np.unique(ends[ms >= 30_000] // 86_400_000))
+    extended = float(
+        pc.mean(pc.cast(pc.equal(listens["source"], "extended"), pa.float64())).as_py() or 0.0
+    )
+    age_days = max(0.0, (now.timestamp() * 1000 - float(ends.max())) / 86_400_000)
+    parts = {
+        "volume": min(1.0, math.log1p(hours) / math.log1p(3000)),
+        "span": min(1.0, days / 1825),
+        "richness": 0.5 + 0.5 * extended,
+        "recency": math.exp(-age_days / 365),
+    }
+    parts["score"] = sum(QUALITY_WEIGHTS[k] * v for k, v in parts.items())
+    return parts
+
+
+@dataclass(frozen=True)
+class Report:
+    """The contribution report: checks, verdict and the quality increment."""
+
+    verdict: str
+    quality_score: float
+    quality: dict[str, Any]
+    checks: list[Check]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return asdict(self)
