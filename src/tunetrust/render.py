@@ -210,3 +210,32 @@ def print_contributions(console: Console, rows: list[ContributionRow]) -> None:
             f"{r.quality_score:.3f}",
         )
     console.print(t)
+
+
+def print_plan(console: Console, plan: dict[str, Any]) -> None:
+    """What a release would cost and whom it would include."""
+    t = Table(show_header=False, title=f"Release plan — purpose {plan['purpose']}")
+    t.add_row("members included", f"{plan['members_included']:,}")
+    for reason, n in plan["members_left_out"].items():
+        t.add_row(f"left out: {reason.replace('_', ' ')}", f"{n:,}")
+    t.add_row(
+        "cost per included member",
+        f"ε {plan['epsilon_per_member']} (δ {plan['delta']:g}) from the {plan['year']} budget",
+    )
+    noise = plan["noise"]
+    if noise.get("threshold") is not None:
+        t.add_row("keys released when noisy distinct members reach", f"{noise['threshold']:,.0f}")
+    for name, part in noise["parts"].items():
+        t.add_row(
+            f"noise on {name}",
+            f"{noise['noise']} scale {part['scale']:,.2f} (sensitivity {part['sensitivity']:,.2f})",
+        )
+    console.print(t)
+
+
+def print_budget(console: Console, rows: list[dict[str, str]]) -> None:
+    """A member's budget per purpose."""
+    t = Table("purpose", "year", "cap ε", "spent ε", "remaining ε")
+    for r in rows:
+        t.add_row(r["purpose"], r["year"], r["cap"], r["spent"], r["remaining"])
+    console.print(t)

@@ -137,6 +137,13 @@ class Settings:
             "comma-separated)"
         },
     )
+    epsilon_cap: float = field(
+        default=3.0,
+        metadata={
+            "help": "each member's ε budget per purpose and calendar year; a member may "
+            "lower their own (TUNETRUST_EPSILON_CAP)"
+        },
+    )
     checks: Checks = field(
         default_factory=Checks, metadata={"help": "contribution check thresholds"}
     )
@@ -155,6 +162,7 @@ class Settings:
             master_key=os.environ.get("TUNETRUST_MASTER_KEY") or None,
             purposes=DEFAULT_PURPOSES + tuple(p for p in extra if p and p not in DEFAULT_PURPOSES),
             actor=os.environ.get("TUNETRUST_ACTOR") or "steward",
+            epsilon_cap=float(os.environ.get("TUNETRUST_EPSILON_CAP") or 3.0),
         )
 
     @property

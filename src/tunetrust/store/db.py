@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tunetrust.errors import SetupError
 
+WRITE_OPTION = "tunetrust_write"
+
 
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets foreign keys and a busy timeout."""
@@ -44,9 +46,11 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
-            # IMMEDIATE takes the write lock up front: concurrent writers wait their
-            # turn (busy_timeout) instead of failing on a read→write upgrade
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # a write transaction takes the write lock up front (IMMEDIATE): concurrent
+            # writers wait their turn (busy_timeout) instead of failing on a read→write
+            # upgrade; reads stay DEFERRED and, with WAL, never block anyone
+            write = conn.get_execution_options().get(WRITE_OPTION, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
 
@@ -94,4 +98,5 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commits on success, rolls back on any error."""
     with factory() as session, session.begin():
+        session.connection(execution_options={WRITE_OPTION: True})
         yield session

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from tunetrust.errors import ConflictError, SetupError
 from tunetrust.settings import Settings
 from tunetrust.store import db, keys
 from tunetrust.store.events import EventsStore
-from tunetrust.store.models import Contribution, Member, Secret
+from tunetrust.store.models import Contribution, Member, Release, Secret
 from tunetrust.store.vault import Vault
 
 ACCOUNT_HASH_SECRET = "account-hash"
@@ -69,6 +70,7 @@ class Home:
         """One unit of work; after it commits, the audit head witness is updated."""
         with self.sessions() as s:
             with s.begin():
+                s.connection(execution_options={db.WRITE_OPTION: True})
                 yield s
             head = s.info.pop("audit_head", None)
         if head is not None:
@@ -91,7 +93,23 @@ class Home:
                     committed[p].add(f)
             fixed += self.events.recover(dict(members))
             fixed += self.vault.recover(committed)
+            fixed += self._recover_releases()
             return fixed
+
+    def _recover_releases(self) -> int:
+        """A release folder still under its temporary name: publish it if committed."""
+        root = self.settings.home / "releases"
+        fixed = 0
+        for tmp in root.glob(".tmp-*") if root.exists() else []:
+            release_id = tmp.name.removeprefix(".tmp-")
+            with self.sessions() as s:
+                committed = s.get(Release, release_id) is not None
+            if committed:
+                os.replace(tmp, root / release_id)
+            else:
+                shutil.rmtree(tmp)
+            fixed += 1
+        return fixed
 
     def close(self) -> None:
         """Release database connections."""

@@ -1,0 +1,1 @@
+"""Differentially private releases: spec → eligible members → engine → noise → manifest."""

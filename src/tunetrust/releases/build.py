@@ -1,0 +1,303 @@
+"""Plan and build a release: eligible members → engine → noise → files, manifest, budget."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import itertools
+import os
+import secrets
+import shutil
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from sqlalchemy import select
+
+from tunetrust.coop import audit
+from tunetrust.coop.members import get_member
+from tunetrust.errors import ConflictError, InputError, NotFoundError
+from tunetrust.releases import budget, manifest
+from tunetrust.releases.budget import Epsilon
+from tunetrust.releases.engine import AGGREGATE_COLUMNS, DuckDBEngine, Engine
+from tunetrust.releases.noise import NoisePlan, plan_noise, release
+from tunetrust.releases.spec import ReleaseSpec, spec_dict
+from tunetrust.store.home import Home
+from tunetrust.store.models import BudgetSpend, Consent, Member, Release
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Who a release would include, what it costs them, and how it is protected."""
+
+    spec: ReleaseSpec
+    year: int
+    cost: Epsilon
+    included: list[tuple[int, str, str]]  # member id, pseudonym, events file
+    left_out: dict[str, int]
+    budget_gap: tuple[Epsilon, Epsilon] | None  # (best remaining, difference) of those short
+    noise: NoisePlan
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``release plan`` shows."""
+        return {
+            "purpose": self.spec.purpose,
+            "year": self.year,
+            "epsilon_per_member": str(self.cost),
+            "delta": self.spec.privacy.delta,
+            "members_included": len(self.included),
+            "members_left_out": self.left_out,
+            "min_members": self.spec.min_members,
+            "noise": self.noise.to_dict(),
+        }
+
+
+def _consenting(session: Any, purpose: str) -> set[int]:
+    state: dict[int, bool] = {}
+    for member_id, granted in session.execute(
+        select(Consent.member_id, Consent.granted)
+        .where(Consent.purpose == purpose)
+        .order_by(Consent.id)
+    ):
+        state[member_id] = granted
+    return {m for m, ok in state.items() if ok}
+
+
+def public_keys(spec: ReleaseSpec) -> list[tuple[str, ...]]:
+    """The declared keys: the spec's list, or the calendar of its time keys and period."""
+    if spec.public_keys:
+        return sorted(set(spec.public_keys))
+    needs_period = {"year", "quarter", "month", "week"} & set(spec.group_by)
+    if needs_period and not (spec.period_from and spec.period_to):
+        raise InputError(
+            "release spec, filters.period: calendar keys "
+            f"({', '.join(sorted(needs_period))}) need a period with from and to"
+        )
+    days = []
+    if spec.period_from and spec.period_to:
+        d = spec.period_from
+        while d <= spec.period_to:
+            days.append(d)
+            d += timedelta(days=1)
+    values: dict[str, list[str]] = {
+        "year": sorted({f"{d:%Y}" for d in days}),
+        "quarter": sorted({f"{d:%Y}-Q{(d.month - 1) // 3 + 1}" for d in days}),
+        "month": sorted({f"{d:%Y-%m}" for d in days}),
+        "week": sorted({f"{d.isocalendar()[0]}-W{d.isocalendar()[1]:02d}" for d in days}),
+        "weekday": [str(i) for i in range(1, 8)],
+        "hour": [f"{h:02d}" for h in range(24)],
+    }
+    return sorted(itertools.product(*(values[k] for k in spec.group_by)))
+
+
+def _on_public_keys(spec: ReleaseSpec, aggregates: pa.Table) -> pa.Table:
+    """Exactly the declared keys, in order: observed values, zeros where nothing was seen."""
+    keys = list(spec.group_by)
+    declared = public_keys(spec)
+    seen = {tuple(r[k] for k in keys): r for r in aggregates.to_pylist()}
+    zero = dict.fromkeys(AGGREGATE_COLUMNS, 0)
+    rows = [
+        {
+            **dict(zip(keys, key, strict=True)),
+            **{c: seen.get(key, zero)[c] for c in AGGREGATE_COLUMNS},
+        }
+        for key in declared
+    ]
+    return pa.Table.from_pylist(rows, schema=aggregates.schema)
+
+
+def plan_release(home: Home, spec: ReleaseSpec, *, year: int | None = None) -> Plan:
+    """Check a spec and work out who would be included; computes nothing on the data."""
+    if spec.keys == "public":
+        public_keys(spec)  # a calendar without a period is refused here, before any work
+    if spec.purpose not in home.settings.purposes:
+        raise InputError(
+            f"release spec, purpose: unknown purpose {spec.purpose!r}; "
+            f"choose from {', '.join(home.settings.purposes)}"
+        )
+    year = year or datetime.now(UTC).year
+    cost = Epsilon.of(spec.privacy.epsilon)
+    default = Epsilon.of(home.settings.epsilon_cap)
+    noise = plan_noise(spec)
+    left_out: Counter[str] = Counter()
+    included: list[tuple[int, str, str]] = []
+    short: list[Epsilon] = []
+    with home.sessions() as s:
+        consenting = _consenting(s, spec.purpose)
+        for m in s.scalars(select(Member).order_by(Member.id)):
+            if m.erased_at is not None:
+                left_out["erased"] += 1
+            elif m.id not in consenting:
+                left_out["no_consent"] += 1
+            elif m.events_file is None:
+                left_out["no_listens"] += 1
+            else:
+                left = budget.remaining(s, m.id, spec.purpose, year, default)
+                if cost > left:
+                    left_out["no_budget"] += 1
+                    short.append(left)
+                else:
+                    included.append((m.id, m.pseudonym, m.events_file))
+    gap = None
+    if short:
+        best = max(short)
+        gap = (best, Epsilon(cost.micro - best.micro))
+    return Plan(spec, year, cost, included, dict(left_out), gap, noise)
+
+
+@dataclass(frozen=True)
+class Built:
+    """A built release."""
+
+    id: str
+    path: Path
+    manifest: dict[str, Any]
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("tunetrust", "opendp", "duckdb", "pyarrow"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:  # pragma: no cover - running from a source tree
+            out[pkg] = "unknown"
+    return out
+
+
+def build_release(
+    home: Home, spec: ReleaseSpec, *, engine: Engine | None = None, _noise: bool = True
+) -> Built:
+    """Build a release: bounded aggregates, OpenDP noise, files, manifest, budget, audit.
+
+    ``_noise=False`` is a switch for tests only: it releases the true bounded
+    aggregates so they can be compared with a reference computation.
+    """
+    engine = engine or DuckDBEngine()
+    with home.lock():
+        plan = plan_release(home, spec)
+        needed = max(1, spec.min_members)
+        if len(plan.included) < needed:
+            message = (
+                f"the release needs at least {needed} member(s); "
+                f"{len(plan.included)} can be included"
+            )
+            if plan.budget_gap:
+                best, diff = plan.budget_gap
+                message += (
+                    f"; privacy budget: requested ε {plan.cost}, remaining ε {best} "
+                    f"at most, difference ε {diff}"
+                )
+            raise ConflictError(message)
+        release_id = uuid.uuid4().hex
+        salt = secrets.token_hex(16)
+        files = [home.events.partition(p) / f for _, p, f in plan.included]
+        aggregates = engine.aggregate(spec, files, salt)
+        if spec.keys == "public":
+            aggregates = _on_public_keys(spec, aggregates)
+        table = release(plan.noise, spec, aggregates, noise=_noise)
+        root = home.settings.home / "releases"
+        tmp = root / f".tmp-{release_id}"
+        tmp.mkdir(parents=True)
+        try:
+            pq.write_table(table, tmp / "data.parquet", compression="zstd")
+            pacsv.write_csv(table, tmp / "data.csv")
+            pseudonyms = [p for _, p, _ in plan.included]
+            doc = {
+                "id": release_id,
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "spec": spec.source or None,
+                "spec_parsed": spec_dict(spec),
+                "privacy": {
+                    "model": "user-level differential privacy (neighbours differ by all "
+                    "listens of one member)",
+                    "epsilon": spec.privacy.epsilon,
+                    "delta": spec.privacy.delta,
+                    "noise": plan.noise.to_dict() if _noise else "DISABLED (test switch)",
+                    "bounding_salt": salt,
+                },
+                "accounting": {
+                    "purpose": spec.purpose,
+                    "year": plan.year,
+                    "epsilon_per_member": str(plan.cost),
+                },
+                "engine": engine.name,
+                "versions": _versions(),
+                "rows": table.num_rows,
+                "members_included": len(plan.included),
+                "members_left_out": plan.left_out,
+                "merkle_root": manifest.merkle_root(pseudonyms),
+                "merkle_leaves": len(pseudonyms),
+                "files": {
+                    name: manifest.file_digest(tmp / name) for name in ("data.parquet", "data.csv")
+                },
+            }
+            body = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+            (tmp / "manifest.json").write_bytes(body)
+            with home.transaction() as s:
+                budget.spend(
+                    s,
+                    release_id=release_id,
+                    member_ids=[m for m, _, _ in plan.included],
+                    purpose=spec.purpose,
+                    year=plan.year,
+                    amount=plan.cost,
+                    default=Epsilon.of(home.settings.epsilon_cap),
+                )
+                s.add(
+                    Release(
+                        id=release_id,
+                        created_at=datetime.now(UTC),
+                        purpose=spec.purpose,
+                        spec=spec.source,
+                        manifest_sha256=manifest.file_digest(tmp / "manifest.json"),
+                        members_included=len(plan.included),
+                    )
+                )
+                audit.record(
+                    s,
+                    actor=home.settings.actor,
+                    action="release.build",
+                    subject=release_id,
+                    payload={
+                        "spec": spec.source,
+                        "members_included": len(pseudonyms),
+                        "epsilon_per_member": str(plan.cost),
+                        "merkle_root": doc["merkle_root"],
+                    },
+                )
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        os.replace(tmp, root / release_id)
+    return Built(release_id, root / release_id, doc)
+
+
+def release_folder(home: Home, release_id: str) -> Path:
+    """The folder of a built release."""
+    with home.sessions() as s:
+        row = s.get(Release, release_id)
+    if row is None:
+        raise NotFoundError(f"no release {release_id!r}")
+    return home.settings.home / "releases" / release_id
+
+
+def inclusion(home: Home, release_id: str, member_name: str) -> tuple[manifest.Proof, str]:
+    """A member's proof of (non-)inclusion in a release, and the root it checks against."""
+    folder = release_folder(home, release_id)
+    member = get_member(home, member_name)
+    with home.sessions() as s:
+        pseudonyms = list(
+            s.scalars(
+                select(Member.pseudonym)
+                .join(BudgetSpend, BudgetSpend.member_id == Member.id)
+                .where(BudgetSpend.release_id == release_id)
+            )
+        )
+    root = str(manifest.read_manifest(folder)["merkle_root"])
+    return manifest.prove(pseudonyms, member.pseudonym), root

@@ -1,0 +1,249 @@
+"""Noise from OpenDP's core measurements: calibration, private key selection, accounting.
+
+User-level sensitivities follow from the bounds (engine.py): a member touches at most
+P partitions, changing each by at most 1 listener, C plays, floor(C·M) minutes, C skips.
+
+Gaussian (default; zero-concentrated DP):
+  δ is split in two when keys are private: δ/2 for key selection, δ/2 for turning ρ
+  into (ε, δ). The total ρ is the largest whose conversion stays within ε at that δ
+  (OpenDP's zCDP→approxDP map). Each budget part gets its share of ρ; OpenDP's
+  measurements are searched for the smallest noise scale meeting it: the Gaussian
+  threshold on distinct-member counts (L0 = P, L2 = √P, L∞ = 1) selects keys, the
+  Gaussian on vectors (L2 = √P × bound) noises each metric.
+Laplace (pure DP, approximate with private keys):
+  ε is split by the shares; the Laplace threshold (L0 = P, L1 = P, L∞ = 1) selects keys
+  with all of δ, the Laplace on vectors (L1 = P × bound) noises each metric.
+
+Released numbers are rounded and clipped at zero afterwards (post-processing).
+Nothing here draws random numbers itself.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import opendp.prelude as dp
+import pyarrow as pa
+
+from tunetrust.releases.spec import ReleaseSpec
+
+dp.enable_features("contrib")
+
+_FLOATS = dp.atom_domain(T=float, nan=False)
+_KEY_SEP = "\x1f"
+
+
+def _map_space(noise: str) -> tuple[Any, Any]:
+    domain = dp.map_domain(dp.atom_domain(T=str), _FLOATS)
+    inner = dp.absolute_distance(T=float)
+    return domain, dp.l02inf_distance(inner) if noise == "gaussian" else dp.l01inf_distance(inner)
+
+
+def _vector_space(noise: str) -> tuple[Any, Any]:
+    metric = dp.l2_distance(T=float) if noise == "gaussian" else dp.l1_distance(T=float)
+    return dp.vector_domain(_FLOATS), metric
+
+
+@dataclass(frozen=True)
+class Part:
+    """One noisy quantity: its sensitivity, its share of the budget, its noise scale."""
+
+    name: str
+    bound: float  # most one member changes one partition
+    sensitivity: float  # L2 (Gaussian) or L1 (Laplace) over all partitions
+    budget: float  # ρ (Gaussian) or ε (Laplace)
+    scale: float
+
+
+@dataclass(frozen=True)
+class NoisePlan:
+    """How a release spends its (ε, δ): every scale, threshold and the accounting."""
+
+    noise: str
+    epsilon: float
+    delta: float
+    parts: dict[str, Part]
+    threshold: float | None = None
+    rho: float | None = None
+    accounting: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, for the manifest."""
+        return asdict(self)
+
+
+def _bounds(spec: ReleaseSpec) -> dict[str, float]:
+    c = spec.bounds.max_plays_per_partition
+    return {
+        "selection": 1.0,
+        "listeners": 1.0,
+        "plays": float(c),
+        "skips": float(c),
+        "minutes": float(math.floor(c * spec.bounds.max_minutes_per_play)),
+    }
+
+
+def _search(predicate: Any, bounds: tuple[float, float]) -> float:
+    """OpenDP's binary search, reading a numeric overflow at extreme values as "no"."""
+
+    def safe(x: float) -> bool:
+        try:
+            return bool(predicate(x))
+        except dp.OpenDPException:
+            return False
+
+    return float(dp.binary_search(safe, bounds=bounds))
+
+
+def _rho_for(epsilon: float, delta: float) -> float:
+    """The largest ρ whose (ε, δ) conversion stays within ``epsilon`` (OpenDP's map)."""
+
+    def converted(scale: float) -> Any:
+        proxy = dp.m.make_gaussian(_FLOATS, dp.absolute_distance(T=float), scale=scale)
+        return dp.c.make_fix_delta(dp.c.make_zCDP_to_approxDP(proxy), delta)
+
+    scale = _search(lambda s: converted(s).map(1.0)[0] <= epsilon, (1e-3, 1e9))
+    proxy = dp.m.make_gaussian(_FLOATS, dp.absolute_distance(T=float), scale=scale)
+    return float(proxy.map(1.0))
+
+
+def plan_noise(spec: ReleaseSpec) -> NoisePlan:
+    """Calibrate every part of a release to the spec's privacy budget."""
+    priv, p, noise = spec.privacy, spec.bounds.max_partitions, spec.privacy.noise
+    bounds = _bounds(spec)
+    private = spec.keys == "private"
+    rho: float | None = None
+    if noise == "gaussian":
+        delta_sel = priv.delta / 2 if private else 0.0
+        rho = _rho_for(priv.epsilon, priv.delta - delta_sel)
+        total = rho
+    else:
+        delta_sel, total = priv.delta, priv.epsilon
+    # how a member's changes in P partitions add up: L2 norm for Gaussian, L1 for Laplace
+    norm = math.sqrt(p) if noise == "gaussian" else float(p)
+    parts: dict[str, Part] = {}
+    threshold = None
+    for name, share in spec.shares().items():
+        budget = total * share
+        if name == "selection":
+            d_in = (p, norm, 1.0)
+            scale = _search(
+                lambda s, b=budget, d=d_in: _threshold(noise, s, 1e9).map(d)[0] <= b, (1e-3, 1e9)
+            )
+            threshold = _search(
+                lambda t, s=scale, d=d_in: _threshold(noise, s, t).map(d)[1] <= delta_sel,
+                (1.0, 1e9),
+            )
+            parts[name] = Part(name, 1.0, norm, budget, scale)
+        else:
+            sens = norm * bounds[name]
+            scale = _search(lambda s, b=budget, d=sens: _vector(noise, s).map(d) <= b, (1e-3, 1e12))
+            parts[name] = Part(name, bounds[name], sens, budget, scale)
+    return _account(NoisePlan(noise, priv.epsilon, priv.delta, parts, threshold, rho), spec)
+
+
+def _account(plan: NoisePlan, spec: ReleaseSpec) -> NoisePlan:
+    """Recompute the spent budget from the measurements as built (basic composition)."""
+    p = spec.bounds.max_partitions
+    spent = 0.0
+    delta = 0.0
+    for part in plan.parts.values():
+        if part.name == "selection":
+            m = _threshold(plan.noise, part.scale, plan.threshold or 0.0)
+            d_in = (p, part.sensitivity, 1.0)
+            budget, d = m.map(d_in)
+            delta += d
+        else:
+            m = _vector(plan.noise, part.scale)
+            budget = m.map(part.sensitivity)
+        spent += budget
+    if plan.noise == "gaussian":
+        proxy = dp.m.make_gaussian(
+            _FLOATS, dp.absolute_distance(T=float), scale=math.sqrt(1 / (2 * spent))
+        )
+        conv_delta = plan.delta - delta
+        eps = dp.c.make_fix_delta(dp.c.make_zCDP_to_approxDP(proxy), conv_delta).map(1.0)[0]
+        accounting = {
+            "rho_spent": spent,
+            "rho_allowed": plan.rho or 0.0,
+            "epsilon_spent": eps,
+            "delta_spent": delta + conv_delta,
+        }
+    else:
+        accounting = {"epsilon_spent": spent, "delta_spent": delta}
+    if accounting["epsilon_spent"] > plan.epsilon * (1 + 1e-9) or (
+        accounting["delta_spent"] > plan.delta * (1 + 1e-9)
+    ):
+        raise RuntimeError("the calibrated measurements overspend the budget")  # pragma: no cover
+    return NoisePlan(
+        plan.noise, plan.epsilon, plan.delta, plan.parts, plan.threshold, plan.rho, accounting
+    )
+
+
+def _threshold(noise: str, scale: float, threshold: float) -> Any:
+    make = dp.m.make_gaussian_threshold if noise == "gaussian" else dp.m.make_laplace_threshold
+    return make(*_map_space(noise), scale=scale, threshold=threshold)
+
+
+def _vector(noise: str, scale: float) -> Any:
+    make = dp.m.make_gaussian if noise == "gaussian" else dp.m.make_laplace
+    return make(*_vector_space(noise), scale=scale)
+
+
+def release(
+    plan: NoisePlan, spec: ReleaseSpec, aggregates: pa.Table, *, noise: bool = True
+) -> pa.Table:
+    """The released table: selected keys and noisy metrics (true values if ``noise`` off)."""
+    keys = list(spec.group_by)
+    n = aggregates.num_rows
+    if "selection" in plan.parts:
+        joined = (
+            [
+                _KEY_SEP.join(row)
+                for row in zip(*(aggregates[k].to_pylist() for k in keys), strict=True)
+            ]
+            if n
+            else []
+        )
+        listeners = aggregates["listeners"].to_pylist()
+        if noise:
+            m = _threshold(plan.noise, plan.parts["selection"].scale, plan.threshold or 0.0)
+            kept = m({k: float(v) for k, v in zip(joined, listeners, strict=True)})
+        else:
+            kept = {k: float(v) for k, v in zip(joined, listeners, strict=True)}
+        index = {k: i for i, k in enumerate(joined)}
+        rows = sorted(index[k] for k in kept)
+        table = aggregates.take(pa.array(rows, pa.int64()))
+        noisy_listeners = np.array([kept[joined[i]] for i in rows], dtype=float)
+    else:
+        table = aggregates
+        noisy_listeners = _noisy(plan, "listeners", table["listeners"], noise)
+    out: dict[str, Any] = {k: table[k] for k in keys}
+    wanted = set(spec.metrics)
+    if "listeners" in wanted:
+        out["listeners"] = _rounded(noisy_listeners)
+    plays = _noisy(plan, "plays", table["plays"], noise) if "plays" in plan.parts else None
+    if "plays" in wanted and plays is not None:
+        out["plays"] = _rounded(plays)
+    if "minutes" in wanted:
+        out["minutes"] = _rounded(_noisy(plan, "minutes", table["minutes"], noise))
+    if "skip_share" in wanted and plays is not None:
+        skips = _noisy(plan, "skips", table["skips"], noise)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(plays >= 1, np.clip(skips / np.maximum(plays, 1), 0, 1), np.nan)
+        out["skip_share"] = pa.array(np.round(share, 4), pa.float64(), mask=np.isnan(share))
+    return pa.table(out)
+
+
+def _noisy(plan: NoisePlan, part: str, values: pa.ChunkedArray, noise: bool) -> np.ndarray:
+    true = np.asarray(values.to_numpy(), dtype=float)
+    if not noise or part not in plan.parts or len(true) == 0:
+        return true
+    return np.asarray(_vector(plan.noise, plan.parts[part].scale)(true.tolist()), dtype=float)
+
+
+def _rounded(values: np.ndarray) -> pa.Array:
+    return pa.array(np.maximum(np.rint(values), 0).astype(np.int64))
