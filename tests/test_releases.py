@@ -205,7 +205,7 @@ def test_one_enormous_member_moves_each_partition_at_most_the_sensitivity(
 @pytest.mark.parametrize("noise", ["gaussian", "laplace"])
 def test_noise_spread_matches_the_declared_scale(noise: str) -> None:
     scale = 7.5
-    samples = np.array(_vector(noise, scale)([0.0] * 20_000))
+    samples = np.array(_vector(noise, scale)([0] * 20_000))
     expected = scale if noise == "gaussian" else scale * math.sqrt(2)
     assert abs(samples.mean()) < 0.05 * expected * 3
     assert samples.std() == pytest.approx(expected, rel=0.03)
@@ -219,7 +219,7 @@ def test_private_selection_never_releases_a_single_members_key() -> None:
     big = plan.threshold * 3
     released_solo = released_big = 0
     for _ in range(3_000):
-        out = m({"solo": 1.0, "big": big})
+        out = m({"solo": 1, "big": big})
         released_solo += "solo" in out
         released_big += "big" in out
     assert released_solo == 0  # P ≤ δ = 1e-6 per trial

@@ -33,18 +33,21 @@ from tunetrust.releases.spec import ReleaseSpec
 dp.enable_features("contrib")
 
 _FLOATS = dp.atom_domain(T=float, nan=False)
+_INTS = dp.atom_domain(T=int)
 _KEY_SEP = "\x1f"
 
 
+# Counts are integers, so the discrete Gaussian and Laplace apply: exact, and several times
+# faster in OpenDP than its continuous samplers.
 def _map_space(noise: str) -> tuple[Any, Any]:
-    domain = dp.map_domain(dp.atom_domain(T=str), _FLOATS)
-    inner = dp.absolute_distance(T=float)
+    domain = dp.map_domain(dp.atom_domain(T=str), _INTS)
+    inner = dp.absolute_distance(T=int)
     return domain, dp.l02inf_distance(inner) if noise == "gaussian" else dp.l01inf_distance(inner)
 
 
 def _vector_space(noise: str) -> tuple[Any, Any]:
-    metric = dp.l2_distance(T=float) if noise == "gaussian" else dp.l1_distance(T=float)
-    return dp.vector_domain(_FLOATS), metric
+    metric = dp.l2_distance(T=int) if noise == "gaussian" else dp.l1_distance(T=int)
+    return dp.vector_domain(_INTS), metric
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ class NoisePlan:
     epsilon: float
     delta: float
     parts: dict[str, Part]
-    threshold: float | None = None
+    threshold: int | None = None
     rho: float | None = None
     accounting: dict[str, float] = field(default_factory=dict)
 
@@ -122,25 +125,37 @@ def plan_noise(spec: ReleaseSpec) -> NoisePlan:
         total = rho
     else:
         delta_sel, total = priv.delta, priv.epsilon
-    # how a member's changes in P partitions add up: L2 norm for Gaussian, L1 for Laplace
+    # how a member's changes in P partitions add up: L2 norm for Gaussian, L1 for Laplace.
+    # OpenDP's integer distances are whole numbers: the threshold's (L0, Lp, L∞) map
+    # itself tightens Lp to √L0·L∞, but a vector's L2 sensitivity is rounded up.
     norm = math.sqrt(p) if noise == "gaussian" else float(p)
     parts: dict[str, Part] = {}
     threshold = None
     for name, share in spec.shares().items():
         budget = total * share
         if name == "selection":
-            d_in = (p, norm, 1.0)
+            d_in = (p, p, 1)
             scale = _search(
-                lambda s, b=budget, d=d_in: _threshold(noise, s, 1e9).map(d)[0] <= b, (1e-3, 1e9)
+                lambda s, b=budget, d=d_in: _threshold(noise, s, 10**9).map(d)[0] <= b,
+                (1e-3, 1e9),
             )
-            threshold = _search(
-                lambda t, s=scale, d=d_in: _threshold(noise, s, t).map(d)[1] <= delta_sel,
-                (1.0, 1e9),
+            threshold = (
+                int(
+                    _search(
+                        lambda t, s=scale, d=d_in: (
+                            _threshold(noise, s, int(t)).map(d)[1] <= delta_sel
+                        ),
+                        (1.0, 1e9),
+                    )
+                )
+                + 1
             )
             parts[name] = Part(name, 1.0, norm, budget, scale)
         else:
-            sens = norm * bounds[name]
-            scale = _search(lambda s, b=budget, d=sens: _vector(noise, s).map(d) <= b, (1e-3, 1e12))
+            sens = float(math.ceil(norm * bounds[name]))
+            scale = _search(
+                lambda s, b=budget, d=int(sens): _vector(noise, s).map(d) <= b, (1e-3, 1e12)
+            )
             parts[name] = Part(name, bounds[name], sens, budget, scale)
     return _account(NoisePlan(noise, priv.epsilon, priv.delta, parts, threshold, rho), spec)
 
@@ -152,13 +167,12 @@ def _account(plan: NoisePlan, spec: ReleaseSpec) -> NoisePlan:
     delta = 0.0
     for part in plan.parts.values():
         if part.name == "selection":
-            m = _threshold(plan.noise, part.scale, plan.threshold or 0.0)
-            d_in = (p, part.sensitivity, 1.0)
-            budget, d = m.map(d_in)
+            m = _threshold(plan.noise, part.scale, int(plan.threshold or 0))
+            budget, d = m.map((p, p, 1))
             delta += d
         else:
             m = _vector(plan.noise, part.scale)
-            budget = m.map(part.sensitivity)
+            budget = m.map(int(part.sensitivity))
         spent += budget
     if plan.noise == "gaussian":
         proxy = dp.m.make_gaussian(
@@ -210,10 +224,10 @@ def release(
         )
         listeners = aggregates["listeners"].to_pylist()
         if noise:
-            m = _threshold(plan.noise, plan.parts["selection"].scale, plan.threshold or 0.0)
-            kept = m({k: float(v) for k, v in zip(joined, listeners, strict=True)})
+            m = _threshold(plan.noise, plan.parts["selection"].scale, int(plan.threshold or 0))
+            kept = m(dict(zip(joined, listeners, strict=True)))
         else:
-            kept = {k: float(v) for k, v in zip(joined, listeners, strict=True)}
+            kept = dict(zip(joined, listeners, strict=True))
         index = {k: i for i, k in enumerate(joined)}
         rows = sorted(index[k] for k in kept)
         table = aggregates.take(pa.array(rows, pa.int64()))
@@ -239,10 +253,10 @@ def release(
 
 
 def _noisy(plan: NoisePlan, part: str, values: pa.ChunkedArray, noise: bool) -> np.ndarray:
-    true = np.asarray(values.to_numpy(), dtype=float)
+    true = values.to_pylist()
     if not noise or part not in plan.parts or len(true) == 0:
-        return true
-    return np.asarray(_vector(plan.noise, plan.parts[part].scale)(true.tolist()), dtype=float)
+        return np.asarray(true, dtype=float)
+    return np.asarray(_vector(plan.noise, plan.parts[part].scale)(true), dtype=float)
 
 
 def _rounded(values: np.ndarray) -> pa.Array:
