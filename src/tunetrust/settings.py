@@ -147,6 +147,26 @@ class Settings:
     checks: Checks = field(
         default_factory=Checks, metadata={"help": "contribution check thresholds"}
     )
+    quorum: float = field(
+        default=0.5, metadata={"help": "share of eligible members who must vote for a tally"}
+    )
+    majority: float = field(
+        default=0.5, metadata={"help": "a request passes when yes ÷ (yes + no) is above this"}
+    )
+    weighted_votes: bool = field(
+        default=False,
+        metadata={"help": "weigh votes by contribution quality (default: one member, one vote)"},
+    )
+    fee_basis_points: int = field(
+        default=1000, metadata={"help": "the cooperative's fee on each sale, in 1/100 %"}
+    )
+    no_votes_opt_out: bool = field(
+        default=True,
+        metadata={
+            "help": "members who voted no are left out of a passed release; False: a "
+            "passed vote binds every consenting member"
+        },
+    )
     actor: str = field(
         default="steward",
         metadata={"help": "who the audit log names for actions taken (TUNETRUST_ACTOR)"},

@@ -112,7 +112,9 @@ def _on_public_keys(spec: ReleaseSpec, aggregates: pa.Table) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=aggregates.schema)
 
 
-def plan_release(home: Home, spec: ReleaseSpec, *, year: int | None = None) -> Plan:
+def plan_release(
+    home: Home, spec: ReleaseSpec, *, year: int | None = None, only: set[int] | None = None
+) -> Plan:
     """Check a spec and work out who would be included; computes nothing on the data."""
     if spec.keys == "public":
         public_keys(spec)  # a calendar without a period is refused here, before any work
@@ -133,6 +135,8 @@ def plan_release(home: Home, spec: ReleaseSpec, *, year: int | None = None) -> P
         for m in s.scalars(select(Member).order_by(Member.id)):
             if m.erased_at is not None:
                 left_out["erased"] += 1
+            elif only is not None and m.id not in only:
+                left_out["not_in_request"] += 1
             elif m.id not in consenting:
                 left_out["no_consent"] += 1
             elif m.events_file is None:
@@ -171,16 +175,22 @@ def _versions() -> dict[str, str]:
 
 
 def build_release(
-    home: Home, spec: ReleaseSpec, *, engine: Engine | None = None, _noise: bool = True
+    home: Home,
+    spec: ReleaseSpec,
+    *,
+    engine: Engine | None = None,
+    only: set[int] | None = None,
+    _noise: bool = True,
 ) -> Built:
     """Build a release: bounded aggregates, OpenDP noise, files, manifest, budget, audit.
 
+    ``only`` restricts the release to these member ids (a data request's voters).
     ``_noise=False`` is a switch for tests only: it releases the true bounded
     aggregates so they can be compared with a reference computation.
     """
     engine = engine or DuckDBEngine()
     with home.lock():
-        plan = plan_release(home, spec)
+        plan = plan_release(home, spec, only=only)
         needed = max(1, spec.min_members)
         if len(plan.included) < needed:
             message = (

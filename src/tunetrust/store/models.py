@@ -16,6 +16,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -158,3 +159,87 @@ class BudgetCap(Base):
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
     purpose: Mapped[str] = mapped_column(String(64))
     micro_epsilon: Mapped[int] = mapped_column(BigInteger)
+
+
+class Buyer(Base):
+    """An organisation that requests data products; never sees member data."""
+
+    __tablename__ = "buyers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    contact: Mapped[str] = mapped_column(String(200))
+    country: Mapped[str] = mapped_column(String(2))
+    token_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DataRequest(Base):
+    """A buyer's proposal, and its way through the vote to delivery and payment."""
+
+    __tablename__ = "data_requests"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id"))
+    purpose: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[str] = mapped_column(Text)
+    price_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    licence: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))
+    voting_days: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    opens_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    closes_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    eligible: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    plan: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    tally: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    release_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class Vote(Base):
+    """One member's vote on one request; the database allows one row per pair."""
+
+    __tablename__ = "votes"
+    __table_args__ = (UniqueConstraint("request_id", "member_id", name="uq_votes_request_member"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("data_requests.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    choice: Mapped[str] = mapped_column(String(8))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LedgerTransaction(Base):
+    """One balanced movement of money."""
+
+    __tablename__ = "ledger_transactions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    memo: Mapped[str] = mapped_column(String(200))
+    request_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class LedgerEntry(Base):
+    """One side of a transaction: an account and a signed amount in integer cents."""
+
+    __tablename__ = "ledger_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("ledger_transactions.id"), index=True)
+    account: Mapped[str] = mapped_column(String(80), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    cents: Mapped[int] = mapped_column(BigInteger)
+
+
+class LedgerBalance(Base):
+    """Running balance of an account, kept beside the entries so both can be checked."""
+
+    __tablename__ = "ledger_balances"
+    __table_args__ = (UniqueConstraint("account", "currency", name="uq_balance_account"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account: Mapped[str] = mapped_column(String(80))
+    currency: Mapped[str] = mapped_column(String(3))
+    cents: Mapped[int] = mapped_column(BigInteger)

@@ -1,0 +1,132 @@
+"""The ledger: double-entry movements of money in integer cents, one place for all of it.
+
+Accounts: ``buyer:<id>``, ``treasury``, ``member:<pseudonym>`` (pseudonymous, so an
+erased member's lines stay without naming anyone). Every transaction's entries sum to
+zero per currency; balances are kept beside the entries and ``verify`` recomputes both.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tunetrust.errors import InputError
+from tunetrust.store.home import Home
+from tunetrust.store.models import LedgerBalance, LedgerEntry, LedgerTransaction
+
+TREASURY = "treasury"
+
+
+def split_cents(total: int, weights: dict[str, float]) -> dict[str, int]:
+    """Split ``total`` cents by weight, largest remainder first; sums exactly to ``total``.
+
+    Ties in remainders go to the earlier key in sorted order; zero total weight splits
+    evenly. Nobody outside ``weights`` ever receives anything.
+    """
+    if total < 0:
+        raise InputError("cannot split a negative amount")
+    if not weights:
+        if total:
+            raise InputError("no one to pay")
+        return {}
+    keys = sorted(weights)
+    w = {k: max(0.0, float(weights[k])) for k in keys}
+    if sum(w.values()) <= 0:
+        w = dict.fromkeys(keys, 1.0)
+    whole = sum(w.values())
+    exact = {k: total * w[k] / whole for k in keys}
+    shares = {k: int(exact[k]) for k in keys}
+    left = total - sum(shares.values())
+    for k in sorted(keys, key=lambda k: (-(exact[k] - shares[k]), keys.index(k)))[:left]:
+        shares[k] += 1
+    return shares
+
+
+def post(
+    session: Session,
+    *,
+    memo: str,
+    currency: str,
+    entries: dict[str, int],
+    request_id: str | None = None,
+) -> LedgerTransaction:
+    """Record one balanced transaction (entries: account → signed cents)."""
+    if sum(entries.values()) != 0:
+        raise InputError(
+            f"a transaction must balance; these entries sum to {sum(entries.values())}"
+        )
+    tx = LedgerTransaction(at=datetime.now(UTC), memo=memo, request_id=request_id)
+    session.add(tx)
+    session.flush()
+    for account, cents in entries.items():
+        if cents == 0:
+            continue
+        session.add(
+            LedgerEntry(transaction_id=tx.id, account=account, currency=currency, cents=cents)
+        )
+        bal = session.scalar(
+            select(LedgerBalance)
+            .where(LedgerBalance.account == account, LedgerBalance.currency == currency)
+            .with_for_update()
+        )
+        if bal is None:
+            session.add(LedgerBalance(account=account, currency=currency, cents=cents))
+        else:
+            bal.cents += cents
+    return tx
+
+
+@dataclass(frozen=True)
+class LedgerCheck:
+    """The result of ``ledger verify``."""
+
+    ok: bool
+    transactions: int
+    problems: list[str]
+
+
+def verify(home: Home) -> LedgerCheck:
+    """Every transaction balances; every stored balance equals the sum of its entries."""
+    problems: list[str] = []
+    with home.sessions() as s:
+        per_tx: dict[tuple[int, str], int] = defaultdict(int)
+        per_account: dict[tuple[str, str], int] = defaultdict(int)
+        for e in s.scalars(select(LedgerEntry)):
+            per_tx[(e.transaction_id, e.currency)] += e.cents
+            per_account[(e.account, e.currency)] += e.cents
+        n = len(list(s.scalars(select(LedgerTransaction.id))))
+        for (tx, cur), total in sorted(per_tx.items()):
+            if total:
+                problems.append(f"transaction {tx} does not balance in {cur} ({total:+} cents)")
+        stored = {(b.account, b.currency): b.cents for b in s.scalars(select(LedgerBalance))}
+    for key in sorted(set(stored) | set(per_account)):
+        if stored.get(key, 0) != per_account.get(key, 0):
+            problems.append(
+                f"balance of {key[0]} in {key[1]} is {stored.get(key, 0)} cents, "
+                f"its entries sum to {per_account.get(key, 0)}"
+            )
+    return LedgerCheck(not problems, n, problems)
+
+
+def balances(home: Home) -> list[LedgerBalance]:
+    """Every account's balance."""
+    with home.sessions() as s:
+        return list(s.scalars(select(LedgerBalance).order_by(LedgerBalance.account)))
+
+
+def statement(home: Home, account: str) -> list[tuple[datetime, str, str, int]]:
+    """An account's lines: when, what, currency, cents."""
+    with home.sessions() as s:
+        return [
+            (tx.at, tx.memo, e.currency, e.cents)
+            for e, tx in s.execute(
+                select(LedgerEntry, LedgerTransaction)
+                .join(LedgerTransaction, LedgerEntry.transaction_id == LedgerTransaction.id)
+                .where(LedgerEntry.account == account)
+                .order_by(LedgerTransaction.id)
+            ).tuples()
+        ]
