@@ -15,6 +15,7 @@ $(BIN)/tunetrust: pyproject.toml
 setup: $(BIN)/tunetrust
 
 demo: setup
+	rm -rf $(HOME_DIR)  # the demo home is rebuilt from synthetic data on every run
 	$(BIN)/tunetrust --home $(HOME_DIR) demo
 
 lint: setup

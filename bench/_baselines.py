@@ -65,8 +65,16 @@ def pipelinedp(files: list[str]) -> float:
         t = t.filter(pc.greater_equal(t["ms_played"], 30_000))
         months = pc.strftime(t["ts"], format="%Y-%m").to_pylist()
         tracks = pc.binary_join_element_wise(t["artist_name"], t["track_name"], " — ").to_pylist()
-        rows += list(zip(t["country"].to_pylist(), months, tracks, t["pseudonym"].to_pylist(),
-                         (v / 60_000 for v in t["ms_played"].to_pylist()), strict=False))
+        rows += list(
+            zip(
+                t["country"].to_pylist(),
+                months,
+                tracks,
+                t["pseudonym"].to_pylist(),
+                (v / 60_000 for v in t["ms_played"].to_pylist()),
+                strict=False,
+            )
+        )
     accountant = pipeline_dp.NaiveBudgetAccountant(total_epsilon=1.0, total_delta=1e-6)
     engine = pipeline_dp.DPEngine(accountant, pipeline_dp.LocalBackend())
     params = pipeline_dp.AggregateParams(

@@ -754,9 +754,9 @@ def synth(
 @app.command()
 def demo(
     ctx: typer.Context,
-    listens: Annotated[int, typer.Option(help="Plays in the demo member's history.")] = 20_000,
+    listens: Annotated[int, typer.Option(help="Plays in each demo member's history.")] = 2_000,
 ) -> None:
-    """The main job on the embedded default: a demo cooperative from synthetic exports."""
+    """The main job: a synthetic cooperative through its whole lifecycle (empty home)."""
     from tunetrust.demo import run_demo
 
     run_demo(_settings(ctx), out, listens=listens)

@@ -1,4 +1,10 @@
-"""The demo: a cooperative home built from synthetic exports, end to end."""
+"""The demo: a synthetic cooperative taken through its whole lifecycle.
+
+Thirty synthetic members import their exports (one also brings account data that
+overlaps), most consent to research, one gets an insights report, a buyer's request is
+voted on, passes, is built as a differentially private release, delivered and paid,
+and the audit log and ledger are verified. Nothing here is real data.
+"""
 
 from __future__ import annotations
 
@@ -6,43 +12,127 @@ import tempfile
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
 
-from tunetrust.coop.members import add_member, get_member
-from tunetrust.errors import NotFoundError
+from tunetrust.coop import governance, ledger
+from tunetrust.coop.audit import verify_home
+from tunetrust.coop.consent import decide
+from tunetrust.coop.members import add_member, list_members
+from tunetrust.errors import ConflictError
 from tunetrust.formats.synth import render, synthesize, write_zip
 from tunetrust.ingest.pipeline import import_export
+from tunetrust.insights.report import render_html
+from tunetrust.insights.stats import Period, member_insights
 from tunetrust.render import print_import
 from tunetrust.settings import Settings
 from tunetrust.store.home import init_home
 
-DEMO_MEMBER = "demo-member"
+MEMBERS = 30
+SPEC = """\
+purpose: research
+filters: {kind: music, min_seconds: 30, period: {from: 2024-01-01, to: 2024-10-31}}
+group_by: [month]
+metrics: [plays, minutes, listeners]
+bounds: {max_partitions: 10, max_plays_per_partition: 30, max_minutes_per_play: 8}
+privacy: {epsilon: 0.5, delta: 1.0e-6}
+keys: public
+"""
 
 
-def run_demo(settings: Settings, console: Console, *, listens: int = 20_000) -> None:
-    """Create (or reuse) a home, import one synthetic person's two exports, show the result."""
+def run_demo(settings: Settings, console: Console, *, listens: int = 2_000) -> None:
+    """Run the lifecycle in an empty home and say where to look."""
     home = init_home(settings)
     try:
-        try:
-            get_member(home, DEMO_MEMBER)
-        except NotFoundError:
-            add_member(home, DEMO_MEMBER)
-        history = synthesize("extended-c", listens, seed=2024)
-        with tempfile.TemporaryDirectory() as tmp:
-            extended = Path(tmp) / "extended-history.zip"
-            account = Path(tmp) / "account-data.zip"
-            write_zip(render(history, "extended-c"), extended)
-            write_zip(render(history, "account"), account)
-            console.rule("1. Extended streaming history (synthetic, variant C)")
-            print_import(console, import_export(home, DEMO_MEMBER, extended))
-            console.rule("2. Account data of the same person: overlapping plays count once")
-            print_import(console, import_export(home, DEMO_MEMBER, account))
-        console.rule("Done")
+        if list_members(home):
+            raise ConflictError(
+                f"the demo needs an empty cooperative home; {settings.home} has members "
+                "(use --home with a new folder)"
+            )
+        console.rule("1. Thirty members import their own (synthetic) exports")
+        summaries = []
+        with tempfile.TemporaryDirectory() as tmp, Progress(console=console, transient=True) as bar:
+            task = bar.add_task("importing", total=MEMBERS + 1)
+            for i in range(1, MEMBERS + 1):
+                name = f"member-{i:02d}"
+                add_member(home, name)
+                history = synthesize("extended-c", listens, seed=2024 + i, years=3)
+                path = Path(tmp) / f"{name}.zip"
+                write_zip(render(history, "extended-c"), path)
+                summaries.append(import_export(home, name, path))
+                if i == 1:  # the same person's account data: every play counted once
+                    acc = Path(tmp) / "account.zip"
+                    write_zip(render(history, "account"), acc)
+                    account_summary = import_export(home, name, acc)
+                bar.advance(task)
+        table = Table("member", "verdict", "plays added", "quality score")
+        for s in summaries[:5]:
+            table.add_row(s.member, s.verdict, f"{s.listens_added:,}", f"{s.quality_score:.3f}")
+        table.add_row("…", "", "", "")
+        console.print(table)
+        console.print("member-01 also imported account data:")
+        print_import(console, account_summary)
+
+        console.rule("2. Consent, and a personal insights report")
+        for i in range(1, MEMBERS + 1):
+            if i % 7:  # 26 of 30 consent to research
+                decide(home, f"member-{i:02d}", "research", granted=True)
+        report = settings.home / "reports" / "member-01.html"
+        report.parent.mkdir(exist_ok=True)
+        insights = member_insights(home, "member-01", Period.parse(None, None, 2024))
+        report.write_text(render_html(insights, member="member-01"), encoding="utf-8")
         console.print(
-            f"Cooperative home: {settings.home}\n"
-            f"De-identified listens (Parquet): {settings.events_dir}\n"
-            "Import your own export with: "
-            f"tunetrust --home {settings.home} member add YOU && "
-            f"tunetrust --home {settings.home} import YOUR-EXPORT.zip --member YOU"
+            f"member-01 listened {insights.total_ms / 3_600_000:,.0f} h in 2024; report: {report}"
+        )
+
+        console.rule("3. A buyer's request, the members' vote, the release, the payouts")
+        governance.add_buyer(home, "Demo Research Lab", "lab@example.invalid", "SE")
+        req = governance.create_request(
+            home,
+            buyer="Demo Research Lab",
+            spec_text=SPEC,
+            price_cents=250_000,
+            currency="EUR",
+            licence="research-only",
+            voting_days=7,
+        )
+        opened = governance.open_request(home, req.id)
+        names = {m.id: m.name for m in list_members(home)}
+        for n, member_id in enumerate(opened.eligible):
+            name = str(names[member_id])
+            governance.cast_vote(
+                home, name, req.id, "no" if n % 9 == 0 else "abstain" if n % 11 == 0 else "yes"
+            )
+        result = governance.close_request(home, req.id)
+        console.print(
+            f"vote: {result.yes:.0f} yes, {result.no:.0f} no, "
+            f"{result.abstain:.0f} abstain; turnout {result.turnout:.0%} → "
+            f"{'passed' if result.passed else 'failed'}"
+        )
+        paid = governance.deliver(home, req.id)
+        console.print(
+            f"release {paid['release']} built from {paid['members_paid']} members; "
+            f"{paid['price_cents'] / 100:,.2f} EUR paid: fee "
+            f"{paid['fee_cents'] / 100:,.2f}, payouts {paid['payouts_cents'] / 100:,.2f}"
+        )
+
+        console.rule("4. Everything checks")
+        audit_ok, ledger_ok = verify_home(home), ledger.verify(home)
+        console.print(
+            f"audit chain: {'holds' if audit_ok.ok else audit_ok.problem} "
+            f"({audit_ok.entries} entries); ledger: "
+            f"{'balances' if ledger_ok.ok else ledger_ok.problems}"
+        )
+        h = f"tunetrust --home {settings.home}"
+        console.rule("Where to look")
+        console.print(
+            f"insights report:     {report}\n"
+            f"member insights:     {h} insights --member member-01 --year 2024\n"
+            f"the release:         {settings.home / 'releases' / str(paid['release'])}\n"
+            f"                     {h} release verify {paid['release']}\n"
+            f"the ledger:          {h} ledger show   ·   {h} member statement member-02\n"
+            f"the audit log:       {h} audit verify   ·   {h} audit show\n"
+            f"your own export:     {h} member add YOU && {h} import YOUR-EXPORT.zip --member YOU"
         )
     finally:
         home.close()

@@ -56,7 +56,7 @@ def list_contributions(home: Home, member: str | None = None) -> list[Contributi
             ContributionRow(
                 c.id, name or "(erased)", c.created_at, c.verdict, c.listens_added, c.quality_score
             )
-            for c, name in s.execute(query).tuples()
+            for c, name in s.execute(query)
         ]
 
 

@@ -128,5 +128,5 @@ def statement(home: Home, account: str) -> list[tuple[datetime, str, str, int]]:
                 .join(LedgerTransaction, LedgerEntry.transaction_id == LedgerTransaction.id)
                 .where(LedgerEntry.account == account)
                 .order_by(LedgerTransaction.id)
-            ).tuples()
+            )
         ]
