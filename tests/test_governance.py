@@ -159,6 +159,27 @@ def test_illegal_moves_are_refused(
     home.close()
 
 
+def test_a_failed_build_releases_the_claim_and_a_second_delivery_is_refused(
+    tmp_path: Path,
+) -> None:
+    home = _coop(tmp_path, 3, listens=300, epsilon_cap=0.4)  # below the spec's ε 0.5
+    for i in range(3):
+        decide_consent(home, f"v{i:03d}", "research", granted=True)
+    rid = _request(home)
+    governance.open_request(home, rid)
+    for i in range(3):
+        governance.cast_vote(home, f"v{i:03d}", rid, "yes")
+    assert governance.close_request(home, rid).passed
+    with pytest.raises(ConflictError, match="privacy budget"):
+        governance.deliver(home, rid)
+    assert governance.show_request(home, rid)["state"] == "passed"  # claim released
+    with home.transaction() as s:
+        governance._request(s, rid).state = "building"  # as if a delivery were under way
+    with pytest.raises(ConflictError, match="cannot deliver a request that is building"):
+        governance.deliver(home, rid)
+    home.close()
+
+
 def test_only_members_eligible_at_opening_may_vote(tmp_path: Path) -> None:
     home = _coop(tmp_path, 2)
     decide_consent(home, "v000", "research", granted=True)

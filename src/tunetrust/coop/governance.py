@@ -1,7 +1,8 @@
 """Buyers, data requests, votes and the request lifecycle.
 
-    draft ──open──▶ open ──close──▶ passed ──build──▶ built ──deliver──▶ delivered ──pay──▶ paid
-                                 └─▶ failed
+    draft ──open──▶ open ──close──▶ passed ──claim──▶ building ──build──▶ built
+                                 └─▶ failed           (back to passed if the build fails)
+    built ──deliver──▶ delivered ──pay──▶ paid
 
 Every move is checked against this machine (an illegal move is refused naming the
 state), recorded in the audit log, and done in one transaction.
@@ -35,7 +36,8 @@ from tunetrust.store.models import BudgetSpend, Buyer, DataRequest, Member, Vote
 MOVES = {
     "open": ("draft", "open"),
     "close": ("open", None),  # → passed or failed, by the tally
-    "build": ("passed", "built"),
+    "claim": ("passed", "building"),
+    "build": ("building", "built"),
     "deliver": ("built", "delivered"),
     "pay": ("delivered", "paid"),
 }
@@ -295,19 +297,27 @@ def close_request(home: Home, request_id: str) -> Tally:
 
 def deliver(home: Home, request_id: str) -> dict[str, Any]:
     """Build the release, deliver it, record the payment and split the proceeds."""
-    with home.sessions() as s:
-        req = _request(s, request_id)
+    with home.transaction() as s:
+        req = _request(s, request_id, lock=True)
         if req.state != "passed":
             raise ConflictError(
                 f"cannot deliver a request that is {req.state} "
                 "(only a passed request can be built and delivered)"
             )
+        _move(s, req, "claim")  # one deliverer at a time: a second one is refused here
+    with home.sessions() as s:
+        req = _request(s, request_id)
         no_voters = set(
             s.scalars(select(Vote.member_id).where(Vote.request_id == req.id, Vote.choice == "no"))
         )
         consenting_now = {m for m in req.eligible if in_force(s, m).get(req.purpose, False)}
     included = consenting_now - (no_voters if home.settings.no_votes_opt_out else set())
-    built = build_release(home, parse_spec(req.spec), only=included)
+    try:
+        built = build_release(home, parse_spec(req.spec), only=included)
+    except BaseException:
+        with home.transaction() as s:
+            _request(s, request_id, lock=True).state = "passed"  # the claim is released
+        raise
     with home.transaction() as s:
         req = _request(s, request_id, lock=True)
         _move(s, req, "build")
