@@ -26,7 +26,9 @@ Map of the package (data flows top to bottom):
     faults.py         named crash points for tests that kill real processes
     settings.py       typed settings, passed down explicitly
     errors.py         the one exception tree
-    cli.py, render.py, demo.py   the command line (thin)
+    cli/              the command line (thin), one module per command group
+    render.py         Rich tables shared by the CLI and the demo
+    demo.py           the quick start's main job: a synthetic cooperative's lifecycle
 """
 
 from tunetrust.coop.audit import verify_home as verify_audit

@@ -1,0 +1,13 @@
+"""The ``tunetrust`` command line. Each command parses, calls one core function, renders.
+
+_app.py        the Typer apps, global options, output helpers, ``main()``
+data.py        init, import, synth, demo, insights, contribution
+members.py     member, consent, key, audit
+releases.py    release, budget
+governance.py  buyer, request, vote, ledger
+"""
+
+from tunetrust.cli import data, governance, members, releases
+from tunetrust.cli._app import app, main
+
+__all__ = ["app", "data", "governance", "main", "members", "releases"]

@@ -1,0 +1,171 @@
+"""Commands for the data itself: init, import, synth, demo, insights, contributions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tunetrust.cli._app import (
+    _open,
+    _print_json,
+    _progress,
+    _settings,
+    app,
+    contribution_app,
+    out,
+)
+
+
+@app.command()
+def init(ctx: typer.Context) -> None:
+    """Create a cooperative home: metadata database, folders and a master key."""
+    from tunetrust.store.home import init_home
+
+    settings = _settings(ctx)
+    init_home(settings).close()
+    key = "from TUNETRUST_MASTER_KEY" if settings.master_key else f"in {settings.key_file} (0600)"
+    out.print(f"[green]Cooperative ready[/] in {settings.home} — master key {key}")
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[Path], typer.Argument(help="A zip, a folder, or one or more JSON files.")
+    ],
+    member: Annotated[str, typer.Option("--member", help="Whose export this is.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Import a member's own export: checked, de-identified, deduplicated, stored."""
+    from tunetrust.ingest.pipeline import ContributionRejected, import_export
+    from tunetrust.render import print_import
+
+    try:
+        with _open(ctx) as home, _progress() as progress:
+            task = progress.add_task("reading", total=None)
+
+            def report(name: str, done: int, total: int) -> None:
+                progress.update(
+                    task, description=name.rsplit("/", 1)[-1] or "done", completed=done, total=total
+                )
+
+            summary = import_export(home, member, paths, progress=report)
+    except ContributionRejected as rejected:
+        # the report is the useful part: show it, then fail with the one-line error
+        if as_json:
+            _print_json(rejected.summary.to_dict())
+        else:
+            print_import(out, rejected.summary)
+        raise
+    if as_json:
+        _print_json(summary.to_dict())
+        return
+    print_import(out, summary)
+
+
+@app.command()
+def synth(
+    variant: Annotated[
+        str, typer.Option(help="account, account-legacy, extended-a, extended-b or extended-c.")
+    ],
+    out_path: Annotated[Path, typer.Option("--out", help="The zip file to write.")],
+    listens: Annotated[int, typer.Option(help="How many plays the history holds.")] = 5000,
+    seed: Annotated[int, typer.Option(help="Which synthetic person (same seed, same data).")] = 1,
+    years: Annotated[
+        int | None, typer.Option(help="Span of the history in years (default: the variant's).")
+    ] = None,
+) -> None:
+    """Write a synthetic export (no real person's data) for tests and demos."""
+    from tunetrust.formats.synth import VARIANTS, write_export
+
+    if variant not in VARIANTS:
+        raise typer.BadParameter(f"choose one of {', '.join(VARIANTS)}", param_hint="--variant")
+    if listens < 0:
+        raise typer.BadParameter("must be at least 0", param_hint="--listens")
+    result = write_export(variant, listens, seed, out_path, years)
+    out.print(
+        f"[green]Wrote[/] {result.path}: {variant}, {result.listens:,} plays "
+        f"({result.incognito:,} incognito) in {len(result.files)} files"
+    )
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    listens: Annotated[int, typer.Option(help="Plays in each demo member's history.")] = 2_000,
+) -> None:
+    """The main job: a synthetic cooperative through its whole lifecycle (empty home)."""
+    from tunetrust.demo import run_demo
+
+    run_demo(_settings(ctx), out, listens=listens)
+
+
+@app.command()
+def insights(
+    ctx: typer.Context,
+    member: Annotated[str, typer.Option("--member", help="Whose listening.")],
+    start: Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD.")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD.")] = None,
+    year: Annotated[int | None, typer.Option("--year", help="One calendar year.")] = None,
+    min_seconds: Annotated[int, typer.Option(help="A play counts from this many seconds.")] = 30,
+    top: Annotated[int, typer.Option("--top", help="Length of top lists.")] = 10,
+    tz: Annotated[str, typer.Option("--tz", help="Time zone for days and hours.")] = "UTC",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write a self-contained HTML report.")
+    ] = None,
+) -> None:
+    """A member's listening: totals, top lists, clock, habits, discovery."""
+    from tunetrust.insights.stats import Period, member_insights
+
+    period = Period.parse(start, end, year)
+    with _open(ctx) as home:
+        result = member_insights(home, member, period, min_seconds=min_seconds, top=top, tz=tz)
+    if html is not None:
+        from tunetrust.insights.report import render_html
+
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(render_html(result, member=member), encoding="utf-8")
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    from tunetrust.render import print_insights
+
+    print_insights(out, result)
+    if html is not None:
+        out.print(f"[green]Report written[/] to {html}")
+
+
+@contribution_app.command("show")
+def contribution_show(
+    ctx: typer.Context,
+    contribution_id: Annotated[str, typer.Argument(help="The contribution id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Show a contribution's report: checks, verdict, quality score."""
+    from tunetrust.coop.contributions import get_contribution
+
+    with _open(ctx) as home:
+        row = get_contribution(home, contribution_id)
+    if as_json:
+        _print_json(row.summary)
+        return
+    from tunetrust.render import print_report
+
+    print_report(out, row.summary)
+
+
+@contribution_app.command("list")
+def contribution_list(
+    ctx: typer.Context,
+    member: Annotated[str | None, typer.Option("--member", help="Only this member's.")] = None,
+) -> None:
+    """List contributions: when, whose, verdict, listens added, quality score."""
+    from tunetrust.coop.contributions import list_contributions
+    from tunetrust.render import print_contributions
+
+    with _open(ctx) as home:
+        rows = list_contributions(home, member)
+    print_contributions(out, rows)

@@ -1,0 +1,146 @@
+"""Commands for differentially private releases and privacy budgets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from tunetrust.cli._app import (
+    _open,
+    _print_json,
+    budget_app,
+    err,
+    out,
+    release_app,
+)
+
+SpecPath = Annotated[Path, typer.Argument(help="A release spec, YAML or JSON.")]
+
+
+@release_app.command("plan")
+def release_plan(
+    ctx: typer.Context,
+    spec_path: SpecPath,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Check a spec: who would be included, the budget cost, the noise. Computes nothing."""
+    from tunetrust.releases.build import plan_release
+    from tunetrust.releases.spec import load_spec
+
+    spec = load_spec(spec_path)
+    with _open(ctx) as home:
+        plan = plan_release(home, spec)
+    if as_json:
+        _print_json(plan.to_dict())
+        return
+    from tunetrust.render import print_plan
+
+    print_plan(out, plan.to_dict())
+
+
+@release_app.command("build")
+def release_build(
+    ctx: typer.Context,
+    spec_path: SpecPath,
+    as_json: Annotated[bool, typer.Option("--json", help="Print id and path as JSON.")] = False,
+) -> None:
+    """Build a release: bounded aggregates, OpenDP noise, files, manifest; spends budget."""
+    from tunetrust.releases.build import build_release
+    from tunetrust.releases.spec import load_spec
+
+    spec = load_spec(spec_path)
+    with _open(ctx) as home:
+        built = build_release(home, spec)
+    if as_json:
+        _print_json(
+            {
+                "id": built.id,
+                "path": str(built.path),
+                "rows": built.manifest["rows"],
+                "members_included": built.manifest["members_included"],
+                "merkle_root": built.manifest["merkle_root"],
+            }
+        )
+        return
+    out.print(
+        f"[green]Release {built.id}[/]: {built.manifest['rows']:,} rows from "
+        f"{built.manifest['members_included']} members, in {built.path}"
+    )
+
+
+@release_app.command("show")
+def release_show(
+    ctx: typer.Context, release_id: Annotated[str, typer.Argument(help="The release id.")]
+) -> None:
+    """Print a release's manifest."""
+    from tunetrust.releases.build import release_folder
+    from tunetrust.releases.manifest import read_manifest
+
+    with _open(ctx) as home:
+        folder = release_folder(home, release_id)
+    _print_json(read_manifest(folder))
+
+
+@release_app.command("verify")
+def release_verify(
+    ctx: typer.Context, release_id: Annotated[str, typer.Argument(help="The release id.")]
+) -> None:
+    """Check a release's files against its manifest; exit 1 naming any mismatch."""
+    from tunetrust.releases.build import release_folder
+    from tunetrust.releases.manifest import verify_files
+
+    with _open(ctx) as home:
+        problems = verify_files(release_folder(home, release_id))
+    if problems:
+        err.print(f"[red]release does not match its manifest[/]: {escape('; '.join(problems))}")
+        raise typer.Exit(1)
+    out.print("[green]every file matches the manifest[/]")
+
+
+@release_app.command("inclusion")
+def release_inclusion(
+    ctx: typer.Context,
+    release_id: Annotated[str, typer.Argument(help="The release id.")],
+    member: Annotated[str, typer.Option("--member", help="Whose inclusion to prove.")],
+) -> None:
+    """A member's proof of inclusion or non-inclusion, checkable against the Merkle root."""
+    from dataclasses import asdict
+
+    from tunetrust.releases.build import inclusion
+    from tunetrust.releases.manifest import check_proof
+
+    with _open(ctx) as home:
+        proof, root = inclusion(home, release_id, member)
+    _print_json({"merkle_root": root, "checks": check_proof(root, proof), **asdict(proof)})
+
+
+@budget_app.command("show")
+def budget_show(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="The member.")]
+) -> None:
+    """A member's privacy budget this year: cap, spent and remaining, per purpose."""
+    from tunetrust.releases.budget import budget_report
+
+    with _open(ctx) as home:
+        rows = budget_report(home, name)
+    from tunetrust.render import print_budget
+
+    print_budget(out, rows)
+
+
+@budget_app.command("set")
+def budget_set(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The member.")],
+    purpose: Annotated[str, typer.Argument(help="The purpose.")],
+    cap: Annotated[float, typer.Option("--cap", help="The member's own yearly ε cap.")],
+) -> None:
+    """Lower a member's own yearly ε cap for a purpose (never above the cooperative's)."""
+    from tunetrust.releases.budget import set_member_cap
+
+    with _open(ctx) as home:
+        value = set_member_cap(home, name, purpose, cap)
+    out.print(f"ε cap for {purpose}: {value}")
