@@ -23,7 +23,8 @@ from tunetrust import Settings, add_member, get_member, import_export, init_home
 from tunetrust.formats.synth import render, synthesize, write_zip
 from tunetrust.ingest.deidentify import deidentify
 from tunetrust.ingest.pipeline import _read_package
-from tunetrust.ingest.validate import copied_share, quality, run_checks
+from tunetrust.ingest.quality import quality
+from tunetrust.ingest.validate import copied_share, run_checks
 
 
 def main() -> None:

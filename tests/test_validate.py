@@ -15,6 +15,7 @@ from tunetrust.coop import audit
 from tunetrust.coop.contributions import get_contribution, member_weight
 from tunetrust.formats.synth import VARIANTS, render, synthesize, write_zip
 from tunetrust.ingest.pipeline import ContributionRejected, ImportSummary
+from tunetrust.ingest.quality import quality
 from tunetrust.ingest.validate import (
     FAIL,
     PASS,
@@ -25,7 +26,6 @@ from tunetrust.ingest.validate import (
     check_sort_order,
     check_uri_metadata,
     check_video_audio,
-    quality,
 )
 from tunetrust.settings import Checks
 

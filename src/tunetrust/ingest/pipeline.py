@@ -30,6 +30,7 @@ from tunetrust.formats import Classification, Parsed, Parser, Role, classify, re
 from tunetrust.formats.package import ExportFile, open_package
 from tunetrust.ingest.dedup import merge
 from tunetrust.ingest.deidentify import deidentify
+from tunetrust.ingest.quality import quality
 from tunetrust.ingest.validate import (
     ACCEPTED,
     FAIL,
@@ -39,7 +40,6 @@ from tunetrust.ingest.validate import (
     FileInfo,
     check_copied,
     copied_share,
-    quality,
     run_checks,
     verdict,
 )
