@@ -4,12 +4,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 HOME_DIR ?= .tunetrust-demo
 
-.PHONY: setup demo test lint typecheck pytest bench clean
+.PHONY: setup demo test lint typecheck pytest bench clean constraints
 
-$(BIN)/tunetrust: pyproject.toml
+# constraints.txt pins the versions the suite was last run with (refresh: make constraints)
+$(BIN)/tunetrust: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev]" -c constraints.txt
 	touch $@
 
 setup: $(BIN)/tunetrust
@@ -37,3 +38,7 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) $(HOME_DIR) .pytest_cache .mypy_cache .ruff_cache
+
+constraints: setup
+	$(BIN)/pip install --quiet --upgrade -e ".[dev]"
+	$(BIN)/pip freeze --exclude-editable | grep -v '^tunetrust' > constraints.txt
