@@ -269,3 +269,14 @@ def test_ledger_verify_catches_tampering(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="must balance"), home.transaction() as s:
         ledger.post(s, memo="bad", currency="EUR", entries={"a": -1, "b": 2})
     home.close()
+
+
+def test_governance_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TUNETRUST_QUORUM", "0.3")
+    monkeypatch.setenv("TUNETRUST_WEIGHTED_VOTES", "yes")
+    monkeypatch.setenv("TUNETRUST_FEE_BASIS_POINTS", "250")
+    s = Settings.from_env(home=Path("/nonexistent"))
+    assert (s.quorum, s.weighted_votes, s.fee_basis_points, s.majority) == (0.3, True, 250, 0.5)
+    monkeypatch.setenv("TUNETRUST_MAJORITY", "1.5")
+    with pytest.raises(Exception, match="TUNETRUST_MAJORITY must be a number from 0 to 1"):
+        Settings.from_env()

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import platformdirs
 
+from tunetrust.errors import InputError
+
 MiB = 1024 * 1024
 DEFAULT_PURPOSES = ("research", "ai-training", "commercial-analytics")
 
@@ -182,7 +184,12 @@ class Settings:
             master_key=os.environ.get("TUNETRUST_MASTER_KEY") or None,
             purposes=DEFAULT_PURPOSES + tuple(p for p in extra if p and p not in DEFAULT_PURPOSES),
             actor=os.environ.get("TUNETRUST_ACTOR") or "steward",
-            epsilon_cap=float(os.environ.get("TUNETRUST_EPSILON_CAP") or 3.0),
+            epsilon_cap=_env_number("TUNETRUST_EPSILON_CAP", 3.0, 0.0, 100.0),
+            quorum=_env_number("TUNETRUST_QUORUM", 0.5, 0.0, 1.0),
+            majority=_env_number("TUNETRUST_MAJORITY", 0.5, 0.0, 1.0),
+            weighted_votes=_env_flag("TUNETRUST_WEIGHTED_VOTES", False),
+            fee_basis_points=int(_env_number("TUNETRUST_FEE_BASIS_POINTS", 1000, 0, 10_000)),
+            no_votes_opt_out=_env_flag("TUNETRUST_NO_VOTES_OPT_OUT", True),
         )
 
     @property
@@ -199,6 +206,30 @@ class Settings:
     def key_file(self) -> Path:
         """Where the master key lives when it is not given in the environment."""
         return self.home / "master.key"
+
+
+def _env_number(name: str, default: float, low: float, high: float) -> float:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InputError(f"{name} must be a number from {low:g} to {high:g}") from None
+    if not low <= value <= high:
+        raise InputError(f"{name} must be a number from {low:g} to {high:g}")
+    return value
+
+
+def _env_flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise InputError(f"{name} must be true or false")
 
 
 def describe(settings_type: type = Settings) -> dict[str, str]:
