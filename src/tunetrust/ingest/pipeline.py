@@ -28,7 +28,7 @@ from tunetrust.coop.members import get_member
 from tunetrust.errors import ExportError
 from tunetrust.formats import Classification, Parsed, Parser, Role, classify, registry
 from tunetrust.formats.package import ExportFile, open_package
-from tunetrust.ingest.dedup import merge
+from tunetrust.ingest.dedup import Merge, merge
 from tunetrust.ingest.deidentify import deidentify
 from tunetrust.ingest.quality import quality
 from tunetrust.ingest.validate import (
@@ -219,136 +219,208 @@ def import_export(
         parsed, keep_incognito=member.keep_incognito, contribution=contribution
     )
     hashes = _account_hashes(home, read.usernames)
-    checks = home.settings.checks
     now = datetime.now(UTC)
-
     with home.lock():
-        with home.transaction() as s:
-            fresh = s.get(Member, member.id)
-            assert fresh is not None
-            current = fresh.events_file
-            account = _check_account(s, fresh, hashes)
-            same = s.scalar(
-                select(Contribution.id).where(
-                    Contribution.member_id == member.id,
-                    Contribution.export_digest == read.digest,
+        snap = _snapshot(home, member, hashes, read.digest)
+        outcome = _assess(
+            home,
+            member,
+            read,
+            parsed,
+            events,
+            snap,
+            now,
+            contribution=contribution,
+            dropped=dropped,
+        )
+        _store(home, member, paths, read, hashes, snap, outcome, now)
+    if outcome.rejected:
+        raise ContributionRejected(outcome.summary, paths[0].name if len(paths) == 1 else "export")
+    return outcome.summary
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """What the import needs from the metadata, read once under the write lock."""
+
+    current: str | None  # the member's current events file
+    account: Check
+    same: str | None  # an earlier contribution of the very same files
+    others: list[Path]  # other members' events files, for the copied-data check
+    key: bytes  # the member's data key, for the vault
+
+
+def _snapshot(home: Home, member: Member, hashes: list[str], digest: str) -> _Snapshot:
+    with home.transaction() as s:
+        fresh = s.get(Member, member.id)
+        assert fresh is not None
+        same = s.scalar(
+            select(Contribution.id).where(
+                Contribution.member_id == member.id, Contribution.export_digest == digest
+            )
+        )
+        others = [
+            home.events.partition(p) / f
+            for p, f in s.execute(
+                select(Member.pseudonym, Member.events_file).where(
+                    Member.id != member.id, Member.events_file.is_not(None)
                 )
             )
-            others = [
-                home.events.partition(p) / f
-                for p, f in s.execute(
-                    select(Member.pseudonym, Member.events_file).where(
-                        Member.id != member.id, Member.events_file.is_not(None)
-                    )
-                )
-                if f is not None
-            ]
-            key = data_key(home, s, fresh)
-        exact, shifted, considered = copied_share(events, others, checks.copy_window_minutes)
-        report_checks = run_checks(
-            read.infos,
-            parsed,
-            checks=checks,
-            now=now.replace(tzinfo=None),
-            extra=[account, check_copied(exact, shifted, considered, checks)],
+            if f is not None
+        ]
+        return _Snapshot(
+            fresh.events_file,
+            _check_account(s, fresh, hashes),
+            same,
+            others,
+            data_key(home, s, fresh),
         )
-        result_verdict = verdict(report_checks)
-        existing = home.events.read(member.pseudonym, current)
-        rejected = result_verdict == REJECTED
-        result = merge(existing, events.slice(0, 0) if rejected else events)
-        before, after = quality(existing, now), quality(result.table, now)
-        uniqueness = 1.0 - shifted
-        increment = 0.0 if rejected else uniqueness * max(0.0, after["score"] - before["score"])
-        changed = result.added > 0 or result.superseded > 0
-        new_file = f"{contribution}.parquet" if changed else current
-        summary = ImportSummary(
-            contribution=contribution,
-            member=member.name or "",
-            service=read.service,
-            files=read.reports,
-            listens_in_export=parsed.num_rows,
-            listens_added=result.added,
-            duplicates_skipped=result.duplicates,
-            duplicates={
-                "already_imported": result.already_imported,
-                "repeated_in_export": result.repeated_in_export,
-                "covered_by_extended_history": result.covered_by_extended,
-            },
-            account_rows_superseded=result.superseded,
-            dropped=dropped,
-            listens_total=result.table.num_rows,
-            verdict=result_verdict,
-            quality_score=round(increment, 6),
-            quality={
-                "member_before": before,
-                "member_after": after,
-                "uniqueness": round(uniqueness, 6),
-            },
-            checks=report_checks,
-            same_export_as=same,
-        )
-        vault_file = None
-        try:
-            if same is None and not rejected:  # the very same files are in the vault already
-                source, suffix = raw_package(paths)
-                vault_file = f"{contribution}{suffix}.bin"
-                with source:
-                    home.vault.stage(member.pseudonym, vault_file, key, source)
-            if changed:
-                assert new_file is not None
-                home.events.stage(member.pseudonym, new_file, result.table)
-            faults.reach("import.staged")
-            with home.transaction() as s:
-                s.add(
-                    Contribution(
-                        id=contribution,
-                        member_id=member.id,
-                        created_at=now,
-                        service=read.service,
-                        export_digest=read.digest,
-                        account_hashes=hashes,
-                        listens_added=result.added,
-                        duplicates_skipped=result.duplicates,
-                        summary=summary.to_dict(),
-                        vault_file=vault_file,
-                        verdict=result_verdict,
-                        quality_score=summary.quality_score,
-                    )
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """The checks' verdict, the merged partition and the summary, before anything is written."""
+
+    contribution: str
+    summary: ImportSummary
+    merged: Merge
+    rejected: bool
+
+    @property
+    def changed(self) -> bool:
+        """Whether the member's partition file must be rewritten."""
+        return self.merged.added > 0 or self.merged.superseded > 0
+
+
+def _assess(
+    home: Home,
+    member: Member,
+    read: _Read,
+    parsed: pa.Table,
+    events: pa.Table,
+    snap: _Snapshot,
+    now: datetime,
+    *,
+    contribution: str,
+    dropped: dict[str, int],
+) -> _Outcome:
+    checks = home.settings.checks
+    exact, shifted, considered = copied_share(events, snap.others, checks.copy_window_minutes)
+    report_checks = run_checks(
+        read.infos,
+        parsed,
+        checks=checks,
+        now=now.replace(tzinfo=None),
+        extra=[snap.account, check_copied(exact, shifted, considered, checks)],
+    )
+    result_verdict = verdict(report_checks)
+    rejected = result_verdict == REJECTED
+    existing = home.events.read(member.pseudonym, snap.current)
+    merged = merge(existing, events.slice(0, 0) if rejected else events)
+    before, after = quality(existing, now), quality(merged.table, now)
+    uniqueness = 1.0 - shifted
+    increment = 0.0 if rejected else uniqueness * max(0.0, after["score"] - before["score"])
+    summary = ImportSummary(
+        contribution=contribution,
+        member=member.name or "",
+        service=read.service,
+        files=read.reports,
+        listens_in_export=parsed.num_rows,
+        listens_added=merged.added,
+        duplicates_skipped=merged.duplicates,
+        duplicates={
+            "already_imported": merged.already_imported,
+            "repeated_in_export": merged.repeated_in_export,
+            "covered_by_extended_history": merged.covered_by_extended,
+        },
+        account_rows_superseded=merged.superseded,
+        dropped=dropped,
+        listens_total=merged.table.num_rows,
+        verdict=result_verdict,
+        quality_score=round(increment, 6),
+        quality={
+            "member_before": before,
+            "member_after": after,
+            "uniqueness": round(uniqueness, 6),
+        },
+        checks=report_checks,
+        same_export_as=snap.same,
+    )
+    return _Outcome(contribution, summary, merged, rejected)
+
+
+def _store(
+    home: Home,
+    member: Member,
+    paths: list[Path],
+    read: _Read,
+    hashes: list[str],
+    snap: _Snapshot,
+    outcome: _Outcome,
+    now: datetime,
+) -> None:
+    """Stage files, commit the contribution with its audit entry, publish the files."""
+    summary, merged = outcome.summary, outcome.merged
+    new_file = f"{outcome.contribution}.parquet" if outcome.changed else snap.current
+    vault_file = None
+    try:
+        if snap.same is None and not outcome.rejected:  # the same files are in the vault
+            source, suffix = raw_package(paths)
+            vault_file = f"{outcome.contribution}{suffix}.bin"
+            with source:
+                home.vault.stage(member.pseudonym, vault_file, snap.key, source)
+        if outcome.changed:
+            assert new_file is not None
+            home.events.stage(member.pseudonym, new_file, merged.table)
+        faults.reach("import.staged")
+        with home.transaction() as s:
+            s.add(
+                Contribution(
+                    id=outcome.contribution,
+                    member_id=member.id,
+                    created_at=now,
+                    service=read.service,
+                    export_digest=read.digest,
+                    account_hashes=hashes,
+                    listens_added=merged.added,
+                    duplicates_skipped=merged.duplicates,
+                    summary=summary.to_dict(),
+                    vault_file=vault_file,
+                    verdict=summary.verdict,
+                    quality_score=summary.quality_score,
                 )
-                row = s.get(Member, member.id)
-                assert row is not None
-                row.events_file = new_file
-                if hashes and row.account_hash is None and not rejected:
-                    row.account_hash = hashes[0]
-                audit.record(
-                    s,
-                    actor=home.settings.actor,
-                    action="member.import.rejected" if rejected else "member.import",
-                    subject=member.pseudonym,
-                    payload={
-                        "contribution": contribution,
-                        "export_digest": read.digest,
-                        "verdict": result_verdict,
-                        "listens_added": result.added,
-                        "duplicates_skipped": result.duplicates,
-                        "quality_score": summary.quality_score,
-                        "dropped": dropped,
-                    },
-                )
-        except BaseException:
-            if vault_file:
-                home.vault.discard(member.pseudonym, vault_file)
-            if changed and new_file:
-                home.events.discard(member.pseudonym, new_file)
-            raise
-        faults.reach("import.committed")
+            )
+            row = s.get(Member, member.id)
+            assert row is not None
+            row.events_file = new_file
+            if hashes and row.account_hash is None and not outcome.rejected:
+                row.account_hash = hashes[0]
+            audit.record(
+                s,
+                actor=home.settings.actor,
+                action="member.import.rejected" if outcome.rejected else "member.import",
+                subject=member.pseudonym,
+                payload={
+                    "contribution": outcome.contribution,
+                    "export_digest": read.digest,
+                    "verdict": summary.verdict,
+                    "listens_added": merged.added,
+                    "duplicates_skipped": merged.duplicates,
+                    "quality_score": summary.quality_score,
+                    "dropped": summary.dropped,
+                },
+            )
+    except BaseException:
         if vault_file:
-            home.vault.publish(member.pseudonym, vault_file)
-        if changed and new_file:
-            home.events.publish(member.pseudonym, new_file)
-    if rejected:
-        raise ContributionRejected(summary, paths[0].name if len(paths) == 1 else "export")
-    return summary
+            home.vault.discard(member.pseudonym, vault_file)
+        if outcome.changed and new_file:
+            home.events.discard(member.pseudonym, new_file)
+        raise
+    faults.reach("import.committed")
+    if vault_file:
+        home.vault.publish(member.pseudonym, vault_file)
+    if outcome.changed and new_file:
+        home.events.publish(member.pseudonym, new_file)
 
 
 def _check_account(session: Session, member: Member, hashes: list[str]) -> Check:
