@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from tunetrust.formats.synth import History, render, synthesize, write_zip
+from tunetrust.formats.synth import render, synthesize, write_zip
 
 
 def export_zip(tmp: Path, variant: str, listens: int = 300, seed: int = 1) -> Path:
@@ -18,11 +18,6 @@ def export_zip(tmp: Path, variant: str, listens: int = 300, seed: int = 1) -> Pa
     out = tmp / f"{variant}-{listens}-{seed}.zip"
     write_zip(render(synthesize(variant, listens, seed), variant), out)
     return out
-
-
-def history_files(history: History, variant: str) -> dict[str, bytes]:
-    """The files of a rendered export (name → bytes)."""
-    return render(history, variant)
 
 
 def zip_of(tmp: Path, files: dict[str, bytes], name: str = "export.zip") -> Path:

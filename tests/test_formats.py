@@ -258,3 +258,11 @@ class TestSynthFidelity:
         two = render(synthesize("extended-b", 500, 9), "extended-b")
         other = render(synthesize("extended-b", 500, 10), "extended-b")
         assert one == two and one != other
+
+
+def test_content_recognition_is_flagged() -> None:
+    data = orjson.dumps([extended_row("b")])
+    by_name = classify(_file("endsong_0.json", data), registry())
+    by_content = classify(_file("renamed.json", data), registry())
+    assert by_name is not None and not by_name[1].by_content
+    assert by_content is not None and by_content[1].by_content

@@ -137,18 +137,12 @@ def test_erasure_leaves_nothing_of_the_member(coop: Home, tmp_path: Path) -> Non
     if coop.settings.database_url:  # PostgreSQL keeps its own files; ask it directly
         from sqlalchemy import text
 
+        from tunetrust.store.models import Base
+
         with coop.engine.connect() as conn:
-            for table in (
-                "members",
-                "contributions",
-                "consents",
-                "audit_entries",
-                "audit_payloads",
-                "secrets",
-            ):
-                blobs.append(
-                    (table, repr(conn.execute(text(f"SELECT * FROM {table}")).all()).encode())
-                )
+            for table in Base.metadata.sorted_tables:  # every table the project has
+                rows = conn.execute(text(f"SELECT * FROM {table.name}")).all()
+                blobs.append((table.name, repr(rows).encode()))
     for needle in needles:
         found = [name for name, blob in blobs if needle in blob]
         assert not found, f"{needle!r} still in {found}"

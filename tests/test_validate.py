@@ -230,7 +230,7 @@ def _parsed(
     data = json_bytes(rows)
     f = ExportFile(name=name, size=len(data), _read=lambda limit: data)
     parsed = SpotifyParser().parse(f, data, "extended-video" if video else "extended-audio")
-    return FileInfo(name, "extended-audio", parsed.variant, False, parsed.table)
+    return FileInfo(name, parsed.variant, False, parsed.table)
 
 
 @pytest.mark.parametrize(("hours", "status"), [(20, PASS), (30, WARN), (40, FAIL)])

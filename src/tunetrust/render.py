@@ -11,7 +11,7 @@ from rich.table import Table
 from tunetrust.coop.contributions import ContributionRow
 from tunetrust.coop.members import MemberView
 from tunetrust.ingest.pipeline import ImportSummary
-from tunetrust.insights.charts import DAYS, hours
+from tunetrust.insights.charts import DAYS, hours, percent
 from tunetrust.insights.stats import Insights, Ranked
 from tunetrust.store.models import AuditEntry, Consent
 
@@ -99,10 +99,6 @@ def print_audit(console: Console, rows: list[AuditEntry]) -> None:
     console.print(t)
 
 
-def _pct(v: float | None) -> str:
-    return "—" if v is None else f"{v * 100:.0f} %"
-
-
 def _ranked(title: str, rows: list[Ranked], by: bool = False) -> Table:
     t = Table("#", "name", "hours", "plays", title=title)
     for n, r in enumerate(rows, 1):
@@ -125,10 +121,10 @@ def print_insights(console: Console, i: Insights) -> None:
     totals.add_row("busiest day", f"{i.busiest_day} ({hours(i.busiest_day_ms)})")
     totals.add_row(
         "skipped / shuffle / offline",
-        f"{_pct(i.skip_rate)} / {_pct(i.shuffle_share)} / {_pct(i.offline_share)}",
+        f"{percent(i.skip_rate)} / {percent(i.shuffle_share)} / {percent(i.offline_share)}",
     )
-    totals.add_row("platforms", ", ".join(f"{p} {_pct(v)}" for p, v in i.platform_share.items()))
-    totals.add_row("time on artists new in period", _pct(i.new_artist_time_share))
+    totals.add_row("platforms", ", ".join(f"{p} {percent(v)}" for p, v in i.platform_share.items()))
+    totals.add_row("time on artists new in period", percent(i.new_artist_time_share))
     console.print(totals)
     for note in i.notes:
         console.print(f"[yellow]{escape(note)}[/]")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import platformdirs
@@ -230,8 +230,3 @@ def _env_flag(name: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise InputError(f"{name} must be true or false")
-
-
-def describe(settings_type: type = Settings) -> dict[str, str]:
-    """Each setting's name and help text, for documentation and ``--help``."""
-    return {f.name: str(f.metadata.get("help", "")) for f in fields(settings_type)}

@@ -33,6 +33,18 @@ def in_force(session: Session, member_id: int) -> dict[str, bool]:
     return state
 
 
+def consenting(session: Session, purpose: str) -> set[int]:
+    """Ids of the members whose consent to ``purpose`` is in force (their newest decision)."""
+    state: dict[int, bool] = {}
+    for member_id, granted in session.execute(
+        select(Consent.member_id, Consent.granted)
+        .where(Consent.purpose == purpose)
+        .order_by(Consent.id)
+    ):
+        state[member_id] = granted
+    return {m for m, ok in state.items() if ok}
+
+
 def decide(home: Home, name: str, purpose: str, *, granted: bool) -> bool:
     """Grant or withdraw consent; returns False when it was already so (nothing recorded)."""
     purpose = _check_purpose(home, purpose)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from tunetrust.coop.members import get_member
 from tunetrust.errors import NotFoundError
@@ -60,12 +61,22 @@ def list_contributions(home: Home, member: str | None = None) -> list[Contributi
         ]
 
 
-def member_weight(home: Home, member_id: int) -> float:
-    """A member's quality weight: the sum of their accepted contributions' increments."""
-    with home.sessions() as s:
-        scores = s.scalars(
-            select(Contribution.quality_score).where(
-                Contribution.member_id == member_id, Contribution.verdict != "rejected"
-            )
+def member_weights(session: Session, member_ids: list[int]) -> dict[int, float]:
+    """Members' quality weights: the sums of their accepted contributions' increments."""
+    if not member_ids:
+        return {}
+    sums = {
+        m: float(total or 0.0)
+        for m, total in session.execute(
+            select(Contribution.member_id, func.sum(Contribution.quality_score))
+            .where(Contribution.member_id.in_(member_ids), Contribution.verdict != "rejected")
+            .group_by(Contribution.member_id)
         )
-        return float(sum(scores))
+    }
+    return {m: sums.get(m, 0.0) for m in member_ids}
+
+
+def member_weight(home: Home, member_id: int) -> float:
+    """One member's quality weight."""
+    with home.sessions() as s:
+        return member_weights(s, [member_id])[member_id]

@@ -24,8 +24,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tunetrust.coop import audit, ledger
-from tunetrust.coop.consent import in_force
-from tunetrust.coop.contributions import member_weight
+from tunetrust.coop.consent import consenting
+from tunetrust.coop.contributions import member_weights
 from tunetrust.coop.members import get_member
 from tunetrust.errors import ConflictError, InputError, NotFoundError
 from tunetrust.releases.build import build_release, plan_release
@@ -168,11 +168,8 @@ def open_request(home: Home, request_id: str) -> DataRequest:
     with home.transaction() as s:
         req = _request(s, request_id, lock=True)
         _move(s, req, "open")
-        eligible = sorted(
-            m.id
-            for m in s.scalars(select(Member).where(Member.erased_at.is_(None)))
-            if in_force(s, m.id).get(req.purpose, False)
-        )
+        present = set(s.scalars(select(Member.id).where(Member.erased_at.is_(None))))
+        eligible = sorted(consenting(s, req.purpose) & present)
         req.eligible = eligible
         req.opens_at = datetime.now(UTC)
         req.closes_at = req.opens_at + timedelta(days=req.voting_days)
@@ -253,11 +250,11 @@ def tally(home: Home, request_id: str) -> Tally:
         req = _request(s, request_id)
         votes = list(s.scalars(select(Vote).where(Vote.request_id == req.id)))
         eligible = list(req.eligible)
-    weight = (
-        {m: member_weight(home, m) for m in eligible}
-        if home.settings.weighted_votes
-        else dict.fromkeys(eligible, 1.0)
-    )
+        weight = (
+            member_weights(s, eligible)
+            if home.settings.weighted_votes
+            else dict.fromkeys(eligible, 1.0)
+        )
     sums = dict.fromkeys(CHOICES, 0.0)
     for v in votes:
         sums[v.choice] += weight.get(v.member_id, 0.0)
@@ -310,7 +307,7 @@ def deliver(home: Home, request_id: str) -> dict[str, Any]:
         no_voters = set(
             s.scalars(select(Vote.member_id).where(Vote.request_id == req.id, Vote.choice == "no"))
         )
-        consenting_now = {m for m in req.eligible if in_force(s, m).get(req.purpose, False)}
+        consenting_now = set(req.eligible) & consenting(s, req.purpose)
     included = consenting_now - (no_voters if home.settings.no_votes_opt_out else set())
     try:
         built = build_release(home, parse_spec(req.spec), only=included)
@@ -356,7 +353,7 @@ def pay(home: Home, request_id: str) -> dict[str, Any]:
             m.id: m.pseudonym for m in s.scalars(select(Member).where(Member.id.in_(paid_ids)))
         }
         fee = req.price_cents * home.settings.fee_basis_points // 10_000
-        weights = {f"member:{members[m]}": member_weight(home, m) for m in members}
+        weights = {f"member:{members[m]}": w for m, w in member_weights(s, list(members)).items()}
         shares = ledger.split_cents(req.price_cents - fee, weights)
         ledger.post(
             s,

@@ -94,7 +94,7 @@ def show_member(home: Home, name: str) -> MemberView:
     with home.sessions() as s:
         n = s.scalar(select(func.count()).where(Contribution.member_id == m.id)) or 0
         consents = in_force(s, m.id)
-    listens = home.events.read(m.pseudonym, m.events_file).num_rows
+    listens = home.events.count(m.pseudonym, m.events_file)
     return MemberView(
         name=name,
         joined=m.created_at,

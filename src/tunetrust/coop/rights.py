@@ -248,7 +248,7 @@ def erase_member(home: Home, name: str) -> ErasureReport:
     """
     member = get_member(home, name)
     with home.lock():
-        listens = home.events.read(member.pseudonym, member.events_file).num_rows
+        listens = home.events.count(member.pseudonym, member.events_file)
         with home.transaction() as s:
             row = s.get(Member, member.id)
             assert row is not None

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import pyarrow as pa
 
-from tunetrust.formats.listens import PARSED_SCHEMA, empty_parsed
+from tunetrust.formats.listens import PARSED_SCHEMA
 from tunetrust.formats.package import ExportFile
 
 
@@ -34,6 +34,7 @@ class Classification:
     kind: str
     role: Role
     note: str = ""
+    by_content: bool = False  # the name was unfamiliar; the first bytes said what it is
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,6 @@ class Parsed:
     table: pa.Table
     variant: str
     usernames: frozenset[str] = frozenset()
-    note: str = ""
 
 
 class Parser(Protocol):
@@ -84,6 +84,5 @@ __all__ = [
     "Parser",
     "Role",
     "classify",
-    "empty_parsed",
     "registry",
 ]

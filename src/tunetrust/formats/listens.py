@@ -48,6 +48,6 @@ PARSED_SCHEMA = pa.schema(
 ``account`` (minute resolution, no URIs)."""
 
 
-def empty_parsed() -> pa.Table:
-    """A parsed table with no rows."""
-    return PARSED_SCHEMA.empty_table()
+SKIP_REASONS = ("fwdbtn", "backbtn")
+"""End reasons that mean a skip where ``skipped`` itself is null (SQL engines spell the
+same rule out in their queries)."""

@@ -131,11 +131,17 @@ class SpotifyParser:
             head = file.head()
             if b'"ms_played"' in head and b'"ts"' in head:
                 return Classification(
-                    SERVICE, "extended-audio", Role.LISTENS, "recognised by content"
+                    SERVICE,
+                    "extended-audio",
+                    Role.LISTENS,
+                    "recognised by content",
+                    by_content=True,
                 )
             if b'"msPlayed"' in head and b'"endTime"' in head:
                 kind = "account-podcast" if b'"podcastName"' in head else "account-music"
-                return Classification(SERVICE, kind, Role.LISTENS, "recognised by content")
+                return Classification(
+                    SERVICE, kind, Role.LISTENS, "recognised by content", by_content=True
+                )
         return None
 
     def parse(self, file: ExportFile, data: bytes, kind: str) -> Parsed:

@@ -76,7 +76,8 @@ def coarse_key(t: pa.Table) -> pa.Array:
     return _key(t, 60_000)
 
 
-def _first_of_each(t: pa.Table, key: pa.Array) -> pa.Table:
+def first_of_each(t: pa.Table, key: pa.Array) -> pa.Table:
+    """The rows of ``t`` whose ``key`` is seen for the first time, in their order."""
     if t.num_rows == 0:
         return t
     idx = pa.table({"k": key, "i": pa.array(range(t.num_rows), pa.int64())})
@@ -95,8 +96,8 @@ def merge(existing: pa.Table, incoming: pa.Table) -> Merge:
     new_ext, new_acc = _split(incoming)
 
     n_in = incoming.num_rows
-    new_ext = _first_of_each(new_ext, fine_key(new_ext))
-    new_acc = _first_of_each(new_acc, coarse_key(new_acc))
+    new_ext = first_of_each(new_ext, fine_key(new_ext))
+    new_acc = first_of_each(new_acc, coarse_key(new_acc))
     repeated = n_in - new_ext.num_rows - new_acc.num_rows
 
     seen_fine = fine_key(old_ext)

@@ -40,6 +40,17 @@ def platform_family(raw: str | None) -> str:
     return "other"
 
 
+def platform_families(raw: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """Families of a column of raw platform strings, mapping each distinct string once."""
+    encoded = (
+        raw.combine_chunks() if isinstance(raw, pa.ChunkedArray) else raw
+    ).dictionary_encode()
+    families = pa.array([platform_family(v) for v in encoded.dictionary.to_pylist()], pa.string())
+    if not len(families):  # account data has no platform at all: it stays null
+        return pa.nulls(len(encoded), pa.string())
+    return pc.take(families, encoded.indices)
+
+
 def deidentify(
     parsed: pa.Table, *, keep_incognito: bool, contribution: str
 ) -> tuple[pa.Table, dict[str, int]]:
@@ -52,10 +63,7 @@ def deidentify(
             dropped["incognito"] = n
             parsed = parsed.filter(pc.invert(incognito))
     n = parsed.num_rows
-    # map each distinct raw string once; account data has no platform at all (stays null)
-    raw = parsed["platform_raw"].combine_chunks().dictionary_encode()
-    families = pa.array([platform_family(v) for v in raw.dictionary.to_pylist()], pa.string())
-    platform = pc.take(families, raw.indices) if len(families) else pa.nulls(n, pa.string())
+    platform = platform_families(parsed["platform_raw"])
     columns = {
         **{name: parsed[name] for name in parsed.column_names},
         "country": parsed["conn_country"],

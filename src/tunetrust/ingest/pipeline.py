@@ -169,15 +169,9 @@ def _read_package(home: Home, paths: list[Path], progress: Progress | None) -> _
                 usernames |= result.usernames
                 parsed.append((f, result))
                 infos.append(
-                    FileInfo(
-                        f.name,
-                        cls.kind,
-                        result.variant,
-                        by_content=bool(cls.note),
-                        table=result.table,
-                    )
+                    FileInfo(f.name, result.variant, by_content=cls.by_content, table=result.table)
                 )
-                note = "; ".join(n for n in (cls.note, result.note) if n) or None
+                note = cls.note or None
                 reports.append(
                     FileReport(
                         f.name, result.variant, "imported", rows=result.table.num_rows, reason=note

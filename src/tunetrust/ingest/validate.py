@@ -20,8 +20,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tunetrust.ingest.dedup import coarse_key, fine_key
-from tunetrust.ingest.deidentify import platform_family
+from tunetrust.formats.listens import SKIP_REASONS
+from tunetrust.ingest.dedup import coarse_key, fine_key, first_of_each
+from tunetrust.ingest.deidentify import platform_families
 from tunetrust.settings import Checks
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
@@ -50,9 +51,8 @@ class FileInfo:
     """A parsed listening file, as the checks see it."""
 
     name: str
-    kind: str  # what the name says (classification)
     variant: str  # what the content says
-    by_content: bool
+    by_content: bool  # recognised by content, not by name
     table: pa.Table
 
 
@@ -211,15 +211,14 @@ def _unique_plays(t: pa.Table) -> tuple[_Plays, int]:
     keys = pc.if_else(
         ext, fine_key(t), pc.binary_join_element_wise(coarse_key(t), pa.scalar("account"), "|")
     )
-    idx = pa.table({"k": keys, "i": pa.array(np.arange(t.num_rows))})
-    first = idx.group_by("k", use_threads=False).aggregate([("i", "min")])["i_min"]
-    u = t.take(pc.sort_indices(first))
-    raw = u["platform_raw"].combine_chunks().dictionary_encode()
-    families = pa.array([platform_family(v) for v in raw.dictionary.to_pylist()], pa.string())
-    stream = pc.take(families, raw.indices) if len(families) else pa.nulls(u.num_rows, pa.string())
-    stream = pc.if_else(pc.equal(u["source"], "extended"), stream, pa.scalar("account"))
+    u = first_of_each(t, keys)
+    stream = pc.if_else(
+        pc.equal(u["source"], "extended"),
+        platform_families(u["platform_raw"]),
+        pa.scalar("account"),
+    )
     reasons = u["reason_end"].combine_chunks()
-    by_reason = pc.is_in(reasons, value_set=pa.array(["fwdbtn", "backbtn"]))
+    by_reason = pc.is_in(reasons, value_set=pa.array(SKIP_REASONS))
     by_reason = pc.if_else(pc.is_null(reasons), pa.scalar(None, pa.bool_()), by_reason)
     plays = _Plays(
         end_ms=u["ts"].cast(pa.int64()).to_numpy(),

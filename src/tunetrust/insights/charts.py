@@ -19,6 +19,11 @@ def hours(ms: int | float) -> str:
     return f"{h:,.0f} h" if h >= 10 else f"{h:,.1f} h"
 
 
+def percent(share: float | None) -> str:
+    """A share as a whole percentage, or a dash when it is unknown."""
+    return "—" if share is None else f"{share * 100:.0f} %"
+
+
 def _svg(width: int, height: int, body: str, label: str) -> Markup:
     return Markup(
         f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '

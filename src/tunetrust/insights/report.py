@@ -19,7 +19,7 @@ def render_html(insights: Insights, *, member: str) -> str:
         lstrip_blocks=True,
     )
     env.filters["hours"] = charts.hours
-    env.filters["pct"] = lambda v: "—" if v is None else f"{v * 100:.0f} %"
+    env.filters["pct"] = charts.percent
     i = insights
     new = {m["month"]: m["new_artists"] for m in i.new_artists_per_month}
     figures = {

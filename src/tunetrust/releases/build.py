@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import select
 
 from tunetrust.coop import audit
+from tunetrust.coop.consent import consenting
 from tunetrust.coop.members import get_member
 from tunetrust.errors import ConflictError, InputError, NotFoundError
 from tunetrust.releases import budget, manifest
@@ -29,7 +30,7 @@ from tunetrust.releases.engine import AGGREGATE_COLUMNS, DuckDBEngine, Engine
 from tunetrust.releases.noise import NoisePlan, plan_noise, release
 from tunetrust.releases.spec import ReleaseSpec, spec_dict
 from tunetrust.store.home import Home
-from tunetrust.store.models import BudgetSpend, Consent, Member, Release
+from tunetrust.store.models import BudgetSpend, Member, Release
 
 
 @dataclass(frozen=True)
@@ -56,17 +57,6 @@ class Plan:
             "min_members": self.spec.min_members,
             "noise": self.noise.to_dict(),
         }
-
-
-def _consenting(session: Any, purpose: str) -> set[int]:
-    state: dict[int, bool] = {}
-    for member_id, granted in session.execute(
-        select(Consent.member_id, Consent.granted)
-        .where(Consent.purpose == purpose)
-        .order_by(Consent.id)
-    ):
-        state[member_id] = granted
-    return {m for m, ok in state.items() if ok}
 
 
 def public_keys(spec: ReleaseSpec) -> list[tuple[str, ...]]:
@@ -131,21 +121,22 @@ def plan_release(
     included: list[tuple[int, str, str]] = []
     short: list[Epsilon] = []
     with home.sessions() as s:
-        consenting = _consenting(s, spec.purpose)
-        for m in s.scalars(select(Member).order_by(Member.id)):
+        consenting_ids = consenting(s, spec.purpose)
+        members = list(s.scalars(select(Member).order_by(Member.id)))
+        left = budget.remaining_for(s, [m.id for m in members], spec.purpose, year, default)
+        for m in members:
             if m.erased_at is not None:
                 left_out["erased"] += 1
             elif only is not None and m.id not in only:
                 left_out["not_in_request"] += 1
-            elif m.id not in consenting:
+            elif m.id not in consenting_ids:
                 left_out["no_consent"] += 1
             elif m.events_file is None:
                 left_out["no_listens"] += 1
             else:
-                left = budget.remaining(s, m.id, spec.purpose, year, default)
-                if cost > left:
+                if cost > left[m.id]:
                     left_out["no_budget"] += 1
-                    short.append(left)
+                    short.append(left[m.id])
                 else:
                     included.append((m.id, m.pseudonym, m.events_file))
     gap = None

@@ -52,6 +52,12 @@ class EventsStore:
             return EVENTS_SCHEMA.empty_table()
         return pq.read_table(self.partition(pseudonym) / file, schema=EVENTS_SCHEMA)
 
+    def count(self, pseudonym: str, file: str | None) -> int:
+        """How many listens a member has, from the Parquet footer (no data is read)."""
+        if file is None:
+            return 0
+        return int(pq.ParquetFile(self.partition(pseudonym) / file).metadata.num_rows)
+
     def stage(self, pseudonym: str, file: str, table: pa.Table) -> Path:
         """Write a member's next partition file under a temporary name, synced to disk."""
         folder = self.partition(pseudonym)

@@ -68,11 +68,9 @@ class Home:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One unit of work; after it commits, the audit head witness is updated."""
-        with self.sessions() as s:
-            with s.begin():
-                s.connection(execution_options={db.WRITE_OPTION: True})
-                yield s
-            head = s.info.pop("audit_head", None)
+        with db.transaction(self.sessions) as s:
+            yield s
+            head = s.info.pop("audit_head", None)  # commits as this block ends
         if head is not None:
             write_witness(self.settings.home, *head)
 
