@@ -200,8 +200,10 @@ def build_release(
         files = [home.events.partition(p) / f for _, p, f in plan.included]
         aggregates = engine.aggregate(spec, files, salt)
         if spec.keys == "public":
-            aggregates = _on_public_keys(spec, aggregates)
-        table = release(plan.noise, spec, aggregates, noise=_noise)
+            aggregates = _on_public_keys(spec, engine.label(spec, files, aggregates))
+            table = release(plan.noise, spec, aggregates, noise=_noise)
+        else:  # only the selected keys are labelled
+            table = engine.label(spec, files, release(plan.noise, spec, aggregates, noise=_noise))
         root = home.settings.home / "releases"
         tmp = root / f".tmp-{release_id}"
         tmp.mkdir(parents=True)

@@ -14,6 +14,18 @@ Laplace (pure DP, approximate with private keys):
   ε is split by the shares; the Laplace threshold (L0 = P, L1 = P, L∞ = 1) selects keys
   with all of δ, the Laplace on vectors (L1 = P × bound) noises each metric.
 
+Pre-thresholding (private keys): a partition with fewer than τ members (the spec's
+``min_listeners``) is dropped before selection, and the threshold measurement sees
+every other partition's count shifted down, c − (τ − 1). The shift maps a count of
+τ − 1 or less to "absent" and is 1-Lipschitz, so neighbouring datasets still differ in
+at most P keys by at most 1 each, a key absent on one side holding at most 1 on the
+other: exactly the input OpenDP's threshold map is stated for, so its (ε, δ) holds
+unchanged. The price is a release threshold τ − 1 members higher; the gains are that
+no released partition describes fewer than τ members, and that noise is drawn for the
+few partitions near the threshold instead of every candidate (drawing OpenDP's exact
+discrete Gaussian costs ~9 µs a key, which dominated releases with ~10⁶ candidates).
+The noisy count released for a selected key is the shifted noisy count plus τ − 1.
+
 Released numbers are rounded and clipped at zero afterwards (post-processing).
 Nothing here draws random numbers itself.
 """
@@ -21,13 +33,15 @@ Nothing here draws random numbers itself.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import opendp.prelude as dp
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from tunetrust.releases.engine import AGGREGATE_COLUMNS
 from tunetrust.releases.spec import ReleaseSpec
 
 dp.enable_features("contrib")
@@ -69,13 +83,19 @@ class NoisePlan:
     epsilon: float
     delta: float
     parts: dict[str, Part]
-    threshold: int | None = None
+    threshold: int | None = None  # on shifted counts: a key needs τ − 1 + threshold
     rho: float | None = None
     accounting: dict[str, float] = field(default_factory=dict)
+    min_listeners: int = 1  # τ, the pre-threshold (1: none)
+
+    @property
+    def release_threshold(self) -> int | None:
+        """Distinct members a key's noisy count must reach to be released (unshifted)."""
+        return None if self.threshold is None else self.threshold + self.min_listeners - 1
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, for the manifest."""
-        return asdict(self)
+        return {**asdict(self), "release_threshold": self.release_threshold}
 
 
 def _bounds(spec: ReleaseSpec) -> dict[str, float]:
@@ -89,8 +109,14 @@ def _bounds(spec: ReleaseSpec) -> dict[str, float]:
     }
 
 
-def _search(predicate: Any, bounds: tuple[float, float]) -> float:
-    """OpenDP's binary search, reading a numeric overflow at extreme values as "no"."""
+def _search(predicate: Any, bounds: tuple[float, float], *, rel: float = 1e-7) -> float:
+    """The smallest x in ``bounds`` (to a relative ``rel``) where a monotone predicate on
+    OpenDP's privacy maps holds; a numeric overflow at extreme values reads as "no".
+
+    Geometric bisection: about 30 map calls instead of the ~100 of a bisection to the
+    last float bit. Being a little above the optimum only costs a little utility; the
+    budget itself is rechecked from the built measurements in ``_account``.
+    """
 
     def safe(x: float) -> bool:
         try:
@@ -98,7 +124,16 @@ def _search(predicate: Any, bounds: tuple[float, float]) -> float:
         except dp.OpenDPException:
             return False
 
-    return float(dp.binary_search(safe, bounds=bounds))
+    lo, hi = bounds
+    if not safe(hi):
+        raise RuntimeError("no noise scale in range meets the budget")  # pragma: no cover
+    while hi / lo > 1 + rel:
+        mid = math.sqrt(lo * hi)
+        if safe(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 def _rho_for(epsilon: float, delta: float) -> float:
@@ -139,16 +174,11 @@ def plan_noise(spec: ReleaseSpec) -> NoisePlan:
                 lambda s, b=budget, d=d_in: _threshold(noise, s, 10**9).map(d)[0] <= b,
                 (1e-3, 1e9),
             )
-            threshold = (
-                int(
-                    _search(
-                        lambda t, s=scale, d=d_in: (
-                            _threshold(noise, s, int(t)).map(d)[1] <= delta_sel
-                        ),
-                        (1.0, 1e9),
-                    )
+            threshold = int(
+                dp.binary_search(
+                    lambda t, s=scale, d=d_in: _threshold(noise, s, t).map(d)[1] <= delta_sel,
+                    bounds=(1, 10**9),
                 )
-                + 1
             )
             parts[name] = Part(name, 1.0, norm, budget, scale)
         else:
@@ -157,7 +187,10 @@ def plan_noise(spec: ReleaseSpec) -> NoisePlan:
                 lambda s, b=budget, d=int(sens): _vector(noise, s).map(d) <= b, (1e-3, 1e12)
             )
             parts[name] = Part(name, bounds[name], sens, budget, scale)
-    return _account(NoisePlan(noise, priv.epsilon, priv.delta, parts, threshold, rho), spec)
+    plan = NoisePlan(
+        noise, priv.epsilon, priv.delta, parts, threshold, rho, min_listeners=spec.pre_threshold
+    )
+    return _account(plan, spec)
 
 
 def _account(plan: NoisePlan, spec: ReleaseSpec) -> NoisePlan:
@@ -192,9 +225,7 @@ def _account(plan: NoisePlan, spec: ReleaseSpec) -> NoisePlan:
         accounting["delta_spent"] > plan.delta * (1 + 1e-9)
     ):
         raise RuntimeError("the calibrated measurements overspend the budget")  # pragma: no cover
-    return NoisePlan(
-        plan.noise, plan.epsilon, plan.delta, plan.parts, plan.threshold, plan.rho, accounting
-    )
+    return replace(plan, accounting=accounting)
 
 
 def _threshold(noise: str, scale: float, threshold: float) -> Any:
@@ -210,28 +241,28 @@ def _vector(noise: str, scale: float) -> Any:
 def release(
     plan: NoisePlan, spec: ReleaseSpec, aggregates: pa.Table, *, noise: bool = True
 ) -> pa.Table:
-    """The released table: selected keys and noisy metrics (true values if ``noise`` off)."""
-    keys = list(spec.group_by)
-    n = aggregates.num_rows
+    """The released table: selected keys and noisy metrics (true values if ``noise`` off).
+
+    ``aggregates`` holds key columns (any encoding) and the engine's aggregate columns;
+    the result keeps the key columns of the released rows and adds the spec's metrics.
+    """
+    keys = [c for c in aggregates.column_names if c not in AGGREGATE_COLUMNS]
     if "selection" in plan.parts:
-        joined = (
-            [
-                _KEY_SEP.join(row)
-                for row in zip(*(aggregates[k].to_pylist() for k in keys), strict=True)
-            ]
-            if n
-            else []
-        )
-        listeners = aggregates["listeners"].to_pylist()
+        shift = plan.min_listeners - 1
+        table = aggregates.filter(pc.greater_equal(aggregates["listeners"], plan.min_listeners))
+        listeners = [v - shift for v in table["listeners"].to_pylist()]
         if noise:
+            names = [
+                _KEY_SEP.join(map(str, row))
+                for row in zip(*(table[k].to_pylist() for k in keys), strict=True)
+            ]
             m = _threshold(plan.noise, plan.parts["selection"].scale, int(plan.threshold or 0))
-            kept = m(dict(zip(joined, listeners, strict=True)))
+            kept = m(dict(zip(names, listeners, strict=True)))
+            rows = [i for i, name in enumerate(names) if name in kept]
+            table = table.take(pa.array(rows, pa.int64()))
+            noisy_listeners = np.array([kept[names[i]] + shift for i in rows], dtype=float)
         else:
-            kept = dict(zip(joined, listeners, strict=True))
-        index = {k: i for i, k in enumerate(joined)}
-        rows = sorted(index[k] for k in kept)
-        table = aggregates.take(pa.array(rows, pa.int64()))
-        noisy_listeners = np.array([kept[joined[i]] for i in rows], dtype=float)
+            noisy_listeners = np.array(listeners, dtype=float) + shift
     else:
         table = aggregates
         noisy_listeners = _noisy(plan, "listeners", table["listeners"], noise)

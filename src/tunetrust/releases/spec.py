@@ -34,6 +34,9 @@ GROUP_KEYS = (
 TIME_KEYS = ("year", "quarter", "month", "week", "weekday", "hour")
 METRICS = ("plays", "listeners", "minutes", "skip_share")
 KINDS = ("music", "podcast", "audiobook", "video", "unknown")
+# With private keys a partition needs at least this many members before its noisy
+# count is even drawn (pre-thresholding; see noise.py for what it costs).
+DEFAULT_MIN_LISTENERS = 10
 
 
 def _fail(where: str, problem: str) -> InputError:
@@ -105,6 +108,7 @@ class ReleaseSpec:
     countries: tuple[str, ...] = ()
     min_seconds: int = 30
     min_members: int = 0
+    min_listeners: int | None = None  # private keys only; None: DEFAULT_MIN_LISTENERS
     source: str = ""  # the spec as written, kept verbatim for the manifest
 
     def __post_init__(self) -> None:
@@ -151,9 +155,24 @@ class ReleaseSpec:
             raise _fail("filters.min_seconds", "must be a whole number from 0 to 3,600")
         if not (isinstance(self.min_members, int) and self.min_members >= 0):
             raise _fail("min_members", "must be a whole number, 0 or more")
+        if self.min_listeners is not None:
+            if self.keys == "public":
+                raise _fail(
+                    "min_listeners",
+                    "applies to private keys only (every public key is released)",
+                )
+            if not (isinstance(self.min_listeners, int) and 1 <= self.min_listeners <= 100_000):
+                raise _fail("min_listeners", "must be a whole number from 1 to 100,000")
         for c in self.countries:
             if not (isinstance(c, str) and len(c) == 2 and c.isupper()):
                 raise _fail("filters.countries", f"{c!r} is not a two-letter country code")
+
+    @property
+    def pre_threshold(self) -> int:
+        """Fewest members a partition needs before private selection considers it."""
+        if self.keys != "private":
+            return 1
+        return DEFAULT_MIN_LISTENERS if self.min_listeners is None else self.min_listeners
 
     @property
     def budget_parts(self) -> tuple[str, ...]:
@@ -209,6 +228,7 @@ def parse_spec(text: str, *, source_name: str = "spec") -> ReleaseSpec:
         "keys",
         "public_keys",
         "min_members",
+        "min_listeners",
     }
     unknown = set(doc) - known
     if unknown:
@@ -250,6 +270,7 @@ def parse_spec(text: str, *, source_name: str = "spec") -> ReleaseSpec:
             countries=tuple(_list(filters.get("countries") or [], "filters.countries")),
             min_seconds=filters.get("min_seconds", 30),
             min_members=doc.get("min_members", 0),
+            min_listeners=doc.get("min_listeners"),
             source=text,
         )
     except TypeError as exc:
@@ -291,5 +312,6 @@ def spec_dict(spec: ReleaseSpec) -> dict[str, Any]:
         "countries": list(spec.countries),
         "min_seconds": spec.min_seconds,
         "min_members": spec.min_members,
+        "min_listeners": spec.pre_threshold,
     }
     return plain
