@@ -12,8 +12,10 @@ Measures, on the same synthetic Parquet files:
   virtual environment (their pins conflict with ours): pass ``--opendp-python`` /
   ``--pipelinedp-python`` with the interpreter to use; see bench/_baselines.py.
 
-The data is written as 32 Parquet files with a ``pseudonym`` column (a compacted layout;
-the store keeps one file per member, which the engine also reads).
+The data is written as 32 Parquet files with a ``pseudonym`` column (a compacted layout).
+``--layout per-member`` rewrites it the way the events store keeps it — one file per
+member under ``pseudonym=<id>/`` — and times the floor and TuneTrust on that (the
+baselines are not run there).
 """
 
 from __future__ import annotations
@@ -82,6 +84,21 @@ def synthesize(folder: Path, listens: int, members: int, seed: int = 5) -> list[
     return files
 
 
+def per_member(folder: Path, files: list[Path]) -> list[Path]:
+    """The same listens, one Parquet file per member under pseudonym=<id>/, as stored."""
+    table = pq.read_table(files).sort_by("pseudonym")
+    pseudonyms = table["pseudonym"].to_numpy(zero_copy_only=False)
+    cuts = (np.flatnonzero(pseudonyms[1:] != pseudonyms[:-1]) + 1).tolist()
+    body = table.drop_columns(["pseudonym"])
+    out = []
+    for a, b in zip([0, *cuts], [*cuts, len(pseudonyms)], strict=True):
+        path = folder / "events" / f"pseudonym={pseudonyms[a]}" / "events.parquet"
+        path.parent.mkdir(parents=True)
+        pq.write_table(body.slice(a, b - a), path)
+        out.append(path)
+    return out
+
+
 def plain_groupby(files: list[Path]) -> tuple[float, int]:
     con = duckdb.connect()
     start = time.perf_counter()
@@ -123,12 +140,16 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=50_000)
     parser.add_argument("--opendp-python", help="python of a venv with opendp[polars]")
     parser.add_argument("--pipelinedp-python", help="python of a venv with pipeline-dp")
+    parser.add_argument("--layout", choices=("compacted", "per-member"), default="compacted")
     args = parser.parse_args()
     console = Console()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         console.print(f"writing {args.listens:,} listens of {args.members:,} members …")
         files = synthesize(folder, args.listens, args.members)
+        if args.layout == "per-member":
+            console.print("rewriting as one file per member …")
+            files = per_member(folder, files)
         floor, floor_rows = plain_groupby(files)
         ours, parts, candidates, released = tunetrust(files)
         # the same release without pre-thresholding: noise drawn for every candidate key
@@ -138,8 +159,8 @@ def main() -> None:
             ("OpenDP Polars front end", args.opendp_python, "opendp"),
             ("PipelineDP local backend", args.pipelinedp_python, "pipelinedp"),
         ):
-            if not python:
-                others[label] = "not run (no environment given)"
+            if not python or args.layout == "per-member":
+                others[label] = "not run (no environment given, or the per-member layout)"
                 continue
             done = subprocess.run(
                 [python, str(Path(__file__).with_name("_baselines.py")), name, *map(str, files)],
@@ -155,7 +176,7 @@ def main() -> None:
 
     table = Table(
         title=f"Release of plays and minutes per (country, month, track): "
-        f"{args.listens:,} listens, {args.members:,} members"
+        f"{args.listens:,} listens, {args.members:,} members, {args.layout} layout"
     )
     table.add_column("what")
     table.add_column("seconds", justify="right")

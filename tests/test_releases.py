@@ -498,3 +498,23 @@ def test_labels_that_share_a_hash_name_both(coop: Home, monkeypatch: pytest.Monk
     )
     assert {k[0] for k in got} == {" / ".join(sorted(names)) for names in by_length.values()}
     assert any(len(names) > 1 for names in by_length.values())
+
+
+def test_names_are_looked_up_in_one_members_files_per_partition(coop: Home) -> None:
+    spec = parse_spec(UNSAMPLED.replace("group_by: [country, month]", "group_by: [track]"))
+    engine = DuckDBEngine()
+    files = [
+        coop.events.partition(m.pseudonym) / str(m.events_file)
+        for m in (get_member(coop, name) for name in CONSENTING)
+    ]
+    aggregates = engine.aggregate(spec, files, "salt")
+    one = aggregates.slice(0, 1)
+    (witness_file,) = engine._witness_files(files, one)
+    (row,) = engine.label(spec, files, one).to_pylist()
+    tracks = {
+        f"{r['artist_name']} — {r['track_name']}"
+        for r in pq.read_table(witness_file).to_pylist()
+        if r["kind"] == "music" and r["ms_played"] >= 30_000
+    }
+    assert row["track"] in tracks and "_witness" not in row
+    assert row["listeners"] == one["listeners"][0].as_py()

@@ -17,7 +17,9 @@ minutes and C skips, in at most P partitions — the sensitivities the noise use
 Keys travel in the engine's own compact encoding (time keys as integers, names as
 64-bit hashes of their label) because grouping on integers is several times faster
 than on strings. ``label`` turns encoded keys into the labels a release shows; it
-runs on the few partitions a release keeps, not on every candidate.
+runs on the few partitions a release keeps, not on every candidate, and looks names
+up only in the files of one member per partition (the ``_witness`` column), not in
+every member's file.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ import pyarrow as pa
 from tunetrust.releases.spec import ReleaseSpec
 
 AGGREGATE_COLUMNS = ("listeners", "plays", "minutes", "skips")
+# Columns named "_…" are the engine's own: carried through noise untouched, never released.
+WITNESS = "_witness"  # one member who contributed to the partition (their hashed id)
+# the member's pseudonym comes from the store's pseudonym=<id>/ folders, always as text
+_SCAN = "read_parquet($files, hive_partitioning = true, hive_types_autocast = false)"
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,8 @@ class Engine(Protocol):
     name: str
 
     def aggregate(self, spec: ReleaseSpec, files: list[Path], salt: str) -> pa.Table:
-        """Rows: the spec's group keys (engine-encoded), then listeners, plays, minutes, skips."""
+        """Rows: the spec's group keys (engine-encoded, ``k_<key>``), then listeners, plays,
+        minutes, skips, and any engine-private ``_…`` columns."""
 
     def label(self, spec: ReleaseSpec, files: list[Path], table: pa.Table) -> pa.Table:
         """``table`` (rows of ``aggregate``, or fewer) with string labels for its keys."""
@@ -133,6 +140,21 @@ class DuckDBEngine:
         finally:
             con.close()
 
+    def _witness_files(self, files: list[Path], table: pa.Table) -> list[Path]:
+        """The files of the partitions' witnesses: every name in ``table`` is in them.
+
+        Files laid out as the events store keeps them (``pseudonym=<id>/…``) are matched
+        to witnesses by the same hash the bounding used; any other layout reads them all.
+        """
+        owners = [f.parent.name.removeprefix("pseudonym=") for f in files]
+        if WITNESS not in table.column_names or any(
+            f.parent.name == o for f, o in zip(files, owners, strict=True)
+        ):
+            return files
+        hashed = self._run("SELECT hash(p) AS h FROM unnest($p) AS t(p)", {"p": owners}, {})
+        wanted = set(table[WITNESS].to_pylist())
+        return [f for f, h in zip(files, hashed["h"].to_pylist(), strict=True) if h in wanted]
+
     def aggregate(self, spec: ReleaseSpec, files: list[Path], salt: str) -> pa.Table:
         """Bounded true aggregates (see the module docstring for the bounding rules)."""
         keys = list(spec.group_by)
@@ -141,6 +163,7 @@ class DuckDBEngine:
                 {
                     **{f"k_{k}": pa.array([], pa.int64()) for k in keys},
                     **{c: pa.array([], pa.int64()) for c in AGGREGATE_COLUMNS},
+                    WITNESS: pa.array([], pa.uint64()),
                 }
             )
         where, params = self._filters(spec, files)
@@ -156,7 +179,7 @@ class DuckDBEngine:
             WITH e AS (
                 SELECT hash(pseudonym) AS member, {select_keys}, ms_played,
                        COALESCE(skipped, reason_end IN ('fwdbtn', 'backbtn'), FALSE) AS skip
-                FROM read_parquet($files, hive_partitioning = true)
+                FROM {_SCAN}
                 WHERE {where}
             ), pm AS (
                 SELECT member, {key_cols}, COUNT(*) AS n,
@@ -173,7 +196,8 @@ class DuckDBEngine:
                    COUNT(*) AS listeners,
                    CAST(SUM(LEAST(n, $C)) AS BIGINT) AS plays,
                    CAST(SUM(FLOOR(LEAST(n, $C) * mins / n)) AS BIGINT) AS minutes,
-                   CAST(SUM(FLOOR(LEAST(n, $C) * skips / n)) AS BIGINT) AS skips
+                   CAST(SUM(FLOOR(LEAST(n, $C) * skips / n)) AS BIGINT) AS skips,
+                   MIN(member) AS {WITNESS}
             FROM kept WHERE r <= $P GROUP BY ALL
         """
         table = self._run(sql, params, {})
@@ -182,6 +206,7 @@ class DuckDBEngine:
                 [
                     *(table.schema.field(f"k_{k}") for k in keys),
                     *(pa.field(c, pa.int64()) for c in AGGREGATE_COLUMNS),
+                    table.schema.field(WITNESS),
                 ]
             )
         )
@@ -194,7 +219,7 @@ class DuckDBEngine:
         hash, their partition was counted as one and is labelled "a / b", never one alone.
         """
         keys = list(spec.group_by)
-        rest = [c for c in table.column_names if not c.startswith("k_")]
+        rest = [c for c in table.column_names if not c.startswith(("k_", "_"))]
         schema = pa.schema(
             [*(pa.field(k, pa.string()) for k in keys), *(table.schema.field(c) for c in rest)]
         )
@@ -207,12 +232,12 @@ class DuckDBEngine:
         for k in keys:
             key = _KEYS[k]
             if key.named:
-                where, params = self._filters(spec, files)
+                where, params = self._filters(spec, self._witness_files(files, table))
                 ctes.append(
                     f"""n_{k} AS (
                         SELECT k_{k}, string_agg(v, ' / ' ORDER BY v) AS v FROM (
                             SELECT DISTINCT {_encoded(k)} AS k_{k}, {key.value} AS v
-                            FROM read_parquet($files, hive_partitioning = true)
+                            FROM {_SCAN}
                             WHERE {where} AND {_encoded(k)} IN (SELECT k_{k} FROM wanted)
                         ) GROUP BY k_{k})"""
                 )

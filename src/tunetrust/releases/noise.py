@@ -245,8 +245,10 @@ def release(
 
     ``aggregates`` holds key columns (any encoding) and the engine's aggregate columns;
     the result keeps the key columns of the released rows and adds the spec's metrics.
+    Engine-private ``_…`` columns are carried along for ``Engine.label``, which drops them.
     """
     keys = [c for c in aggregates.column_names if c not in AGGREGATE_COLUMNS]
+    names_of = [c for c in keys if not c.startswith("_")]  # "_…" columns ride along
     if "selection" in plan.parts:
         shift = plan.min_listeners - 1
         table = aggregates.filter(pc.greater_equal(aggregates["listeners"], plan.min_listeners))
@@ -254,7 +256,7 @@ def release(
         if noise:
             names = [
                 _KEY_SEP.join(map(str, row))
-                for row in zip(*(table[k].to_pylist() for k in keys), strict=True)
+                for row in zip(*(table[k].to_pylist() for k in names_of), strict=True)
             ]
             m = _threshold(plan.noise, plan.parts["selection"].scale, int(plan.threshold or 0))
             kept = m(dict(zip(names, listeners, strict=True)))
