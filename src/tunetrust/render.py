@@ -220,7 +220,7 @@ def print_plan(console: Console, plan: dict[str, Any]) -> None:
     )
     noise = plan["noise"]
     if noise.get("threshold") is not None:
-        t.add_row("keys considered from (distinct members)", f"{noise['min_listeners']:,}")
+        t.add_row("keys considered once members reach", f"{noise['min_listeners']:,}")
         t.add_row(
             "keys released when noisy distinct members reach",
             f"{noise['release_threshold']:,.0f}",
