@@ -35,7 +35,7 @@ from tunetrust.releases.budget import Epsilon
 from tunetrust.releases.build import build_release, inclusion, plan_release
 from tunetrust.releases.engine import DuckDBEngine
 from tunetrust.releases.manifest import Proof, check_proof, verify_files
-from tunetrust.releases.noise import _threshold, _vector, plan_noise, release
+from tunetrust.releases.noise import _threshold, _vector, plan_noise, pre_threshold, release
 from tunetrust.releases.spec import ReleaseSpec, parse_spec
 
 INTERFACE_SPEC = """\
@@ -220,6 +220,38 @@ def test_pre_threshold_drops_partitions_with_too_few_members(coop: Home) -> None
     }
     assert got == want and 0 < len(got) < len(_summed(_per_member(coop, spec, CONSENTING)))
     assert built.manifest["spec_parsed"]["min_listeners"] == 5
+
+
+@given(
+    st.dictionaries(st.integers(0, 300), st.integers(1, 80), max_size=120),
+    st.sets(st.integers(0, 300), max_size=50),
+    st.integers(1, 40),
+)
+@settings(max_examples=300, deadline=None)
+def test_pre_threshold_keeps_neighbours_within_the_threshold_maps_input(
+    counts: dict[int, int], touched: set[int], tau: int
+) -> None:
+    """The privacy argument for pre-thresholding, checked on random neighbours: add one
+    member who listened to up to P = 50 keys (new ones included). After the shift, the
+    two maps differ in at most P keys, by at most 1 each, and a key absent from one map
+    holds exactly 1 in the other: the (L0, L∞) bounds OpenDP's threshold map assumes."""
+    universe = sorted(set(counts) | touched)
+    without = [counts.get(k, 0) for k in universe]
+    with_member = [c + (k in touched) for k, c in zip(universe, without, strict=True)]
+
+    def shifted(values: list[int]) -> dict[int, int]:
+        rows, kept = pre_threshold(pa.array(values, pa.int64()), tau)
+        return {universe[i]: v for i, v in zip(rows.to_pylist(), kept, strict=True)}
+
+    a, b = shifted(without), shifted(with_member)
+    differing = {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+    assert len(differing) <= len(touched)
+    for k in differing:
+        assert abs(a.get(k, 0) - b.get(k, 0)) <= 1
+        if k not in a or k not in b:
+            assert a.get(k, b.get(k)) == 1
+    assert all(v >= 1 for v in (*a.values(), *b.values()))
+    assert {k for k, c in zip(universe, with_member, strict=True) if c >= tau} == set(b)
 
 
 def test_a_partition_below_the_pre_threshold_is_never_released() -> None:

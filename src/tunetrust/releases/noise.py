@@ -238,6 +238,17 @@ def _vector(noise: str, scale: float) -> Any:
     return make(*_vector_space(noise), scale=scale)
 
 
+def pre_threshold(listeners: pa.Array | pa.ChunkedArray, tau: int) -> tuple[pa.Array, list[int]]:
+    """Rows with at least ``tau`` members, and their counts shifted down by ``tau`` − 1.
+
+    What OpenDP's threshold measurement sees (module docstring): below τ a key is
+    absent, from τ on it counts c − (τ − 1) ≥ 1.
+    """
+    rows = pc.indices_nonzero(pc.greater_equal(listeners, tau))
+    shifted = pc.subtract(pc.take(listeners, rows), tau - 1)
+    return rows, [int(v) for v in shifted.to_pylist()]
+
+
 def release(
     plan: NoisePlan, spec: ReleaseSpec, aggregates: pa.Table, *, noise: bool = True
 ) -> pa.Table:
@@ -251,8 +262,8 @@ def release(
     names_of = [c for c in keys if not c.startswith("_")]  # "_…" columns ride along
     if "selection" in plan.parts:
         shift = plan.min_listeners - 1
-        table = aggregates.filter(pc.greater_equal(aggregates["listeners"], plan.min_listeners))
-        listeners = [v - shift for v in table["listeners"].to_pylist()]
+        rows, listeners = pre_threshold(aggregates["listeners"], plan.min_listeners)
+        table = aggregates.take(rows)
         if noise:
             names = [
                 _KEY_SEP.join(map(str, row))
@@ -260,9 +271,9 @@ def release(
             ]
             m = _threshold(plan.noise, plan.parts["selection"].scale, int(plan.threshold or 0))
             kept = m(dict(zip(names, listeners, strict=True)))
-            rows = [i for i, name in enumerate(names) if name in kept]
-            table = table.take(pa.array(rows, pa.int64()))
-            noisy_listeners = np.array([kept[names[i]] + shift for i in rows], dtype=float)
+            chosen = [i for i, name in enumerate(names) if name in kept]
+            table = table.take(pa.array(chosen, pa.int64()))
+            noisy_listeners = np.array([kept[names[i]] + shift for i in chosen], dtype=float)
         else:
             noisy_listeners = np.array(listeners, dtype=float) + shift
     else:
