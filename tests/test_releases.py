@@ -132,6 +132,11 @@ def _labelled(engine: DuckDBEngine, spec: ReleaseSpec, files: list[Path], salt: 
     return {tuple(r[k] for k in spec.group_by): r for r in table.to_pylist()}
 
 
+def _rows(labelled: dict[tuple[str, ...], dict[str, Any]]) -> dict[tuple[str, ...], dict[str, int]]:
+    columns = ("listeners", "plays", "minutes", "skips")
+    return {k: {c: r[c] for c in columns} for k, r in labelled.items()}
+
+
 CONSENTING = [f"m{i:02d}" for i in range(2, 12)]
 UNSAMPLED = SMALL.replace("max_partitions: 6", "max_partitions: 1000") + "min_listeners: 1\n"
 
@@ -187,24 +192,20 @@ def test_partition_sampling_keeps_each_members_own_numbers(coop: Home) -> None:
     per_member = _per_member(coop, spec, CONSENTING)
     assert all(len(mine) > p for mine in per_member.values())  # every member is sampled
     engine = DuckDBEngine()
-    files = {}
+    files, alone = [], {}
     for name in CONSENTING:
         m = get_member(coop, name)
-        files[name] = coop.events.partition(m.pseudonym) / str(m.events_file)
-        alone = _labelled(engine, spec, [files[name]], "salt-1")
-        assert len(alone) == p  # exactly P of the member's partitions, with their own numbers
-        for key, row in alone.items():
-            assert {c: row[c] for c in ("listeners", "plays", "minutes", "skips")} == (
-                per_member[name][key]
-            )
-    together = _labelled(engine, spec, list(files.values()), "salt-1")
-    assert sum(r["listeners"] for r in together.values()) == p * len(CONSENTING)
+        files.append(coop.events.partition(m.pseudonym) / str(m.events_file))
+        alone[name] = _rows(_labelled(engine, spec, [files[-1]], "salt-1"))
+        # exactly P of the member's own partitions, each with their row-by-row numbers
+        assert len(alone[name]) == p
+        assert all(row == per_member[name][key] for key, row in alone[name].items())
+    together = _rows(_labelled(engine, spec, files, "salt-1"))
+    # a member's sample depends on their own listens only: together = Σ of each alone
+    assert together == _summed(alone)
     unsampled = _summed(per_member)
-    for key, row in together.items():
-        for column in ("listeners", "plays", "minutes", "skips"):
-            assert row[column] <= unsampled[key][column]
-    assert _labelled(engine, spec, list(files.values()), "salt-1") == together
-    assert _labelled(engine, spec, list(files.values()), "salt-2") != together
+    assert all(row[c] <= unsampled[key][c] for key, row in together.items() for c in row)
+    assert _rows(_labelled(engine, spec, files, "salt-2")) != together
 
 
 def test_pre_threshold_drops_partitions_with_too_few_members(coop: Home) -> None:
