@@ -255,10 +255,14 @@ def test_pre_threshold_keeps_neighbours_within_the_threshold_maps_input(
     assert {k for k, c in zip(universe, with_member, strict=True) if c >= tau} == set(b)
 
 
-def test_a_partition_below_the_pre_threshold_is_never_released() -> None:
+@pytest.mark.parametrize("noise", ["gaussian", "laplace"])
+def test_a_partition_below_the_pre_threshold_is_never_released(noise: str) -> None:
     """However many plays it has: a key with τ − 1 members is dropped before any noise,
     while the shifted count keeps OpenDP's δ for a key with τ members."""
-    spec = parse_spec(INTERFACE_SPEC + "min_listeners: 20\n")
+    spec = parse_spec(
+        INTERFACE_SPEC.replace("delta: 1.0e-6", f"delta: 1.0e-6, noise: {noise}")
+        + "min_listeners: 20\n"
+    )
     plan = plan_noise(spec)
     assert plan.min_listeners == 20 and plan.release_threshold == plan.threshold + 19
     big = plan.release_threshold * 3
