@@ -44,15 +44,16 @@ _SCAN = "read_parquet($files, hive_partitioning = true, hive_types_autocast = fa
 class _Key:
     """How one group key is computed from an event, encoded, and labelled."""
 
-    value: str  # the label, from event columns
+    value: str  # from event columns: the label itself (time keys: "", see label)
     present: str  # when an event has this key (a cheap test, no string building)
     encoded: str = ""  # compact encoding of the value; empty: group on the value itself
     label: str = ""  # the label from the encoding ({c}); empty: the value itself
     named: bool = False  # encoded as a hash: labels are looked up in the events
 
 
-def _time(value: str, encoded: str, label: str) -> _Key:
-    return _Key(value, "ts IS NOT NULL", encoded, label)
+def _time(encoded: str, label: str) -> _Key:
+    """Time keys (UTC) are integers from ``ts``, labelled by arithmetic."""
+    return _Key("", "ts IS NOT NULL", encoded, label)
 
 
 def _name(value: str, *columns: str) -> _Key:
@@ -62,24 +63,14 @@ def _name(value: str, *columns: str) -> _Key:
 
 _KEYS = {
     "country": _Key("country", "country IS NOT NULL"),
-    "year": _time("strftime(ts, '%Y')", "year(ts)", "printf('%04d', {c})"),
-    "quarter": _time(
-        "strftime(ts, '%Y') || '-Q' || CAST(quarter(ts) AS VARCHAR)",
-        "year(ts) * 10 + quarter(ts)",
-        "printf('%04d-Q%d', {c} // 10, {c} % 10)",
+    "year": _time("year(ts)", "printf('%04d', {c})"),  # 2024
+    "quarter": _time("year(ts) * 10 + quarter(ts)", "printf('%04d-Q%d', {c} // 10, {c} % 10)"),
+    "month": _time("year(ts) * 100 + month(ts)", "printf('%04d-%02d', {c} // 100, {c} % 100)"),
+    "week": _time(  # ISO year and week: 2024-W01
+        "isoyear(ts) * 100 + week(ts)", "printf('%04d-W%02d', {c} // 100, {c} % 100)"
     ),
-    "month": _time(
-        "strftime(ts, '%Y-%m')",
-        "year(ts) * 100 + month(ts)",
-        "printf('%04d-%02d', {c} // 100, {c} % 100)",
-    ),
-    "week": _time(
-        "strftime(ts, '%G-W%V')",
-        "isoyear(ts) * 100 + week(ts)",
-        "printf('%04d-W%02d', {c} // 100, {c} % 100)",
-    ),
-    "weekday": _time("CAST(isodow(ts) AS VARCHAR)", "isodow(ts)", "CAST({c} AS VARCHAR)"),
-    "hour": _time("strftime(ts, '%H')", "hour(ts)", "printf('%02d', {c})"),
+    "weekday": _time("isodow(ts)", "CAST({c} AS VARCHAR)"),  # 1 = Monday
+    "hour": _time("hour(ts)", "printf('%02d', {c})"),
     "platform": _Key("platform", "platform IS NOT NULL"),
     "artist": _name("artist_name", "artist_name"),
     "track": _name("artist_name || ' — ' || track_name", "artist_name", "track_name"),
@@ -215,8 +206,9 @@ class DuckDBEngine:
         """Labels for encoded keys, rows sorted by them: time keys by arithmetic, names
         looked up in the files.
 
-        A name's label is its value in the events. Should two labels ever share a 64-bit
-        hash, their partition was counted as one and is labelled "a / b", never one alone.
+        A name's label is its value in the events, read from the partition's witness.
+        Should two names ever share a 64-bit hash, their partition was counted as one and
+        carries every such name the witness listened to, as "a / b".
         """
         keys = list(spec.group_by)
         rest = [c for c in table.column_names if not c.startswith(("k_", "_"))]
@@ -229,10 +221,11 @@ class DuckDBEngine:
         joins = []
         labels = []
         params: dict[str, object] = {}
+        if any(_KEYS[k].named for k in keys):
+            where, params = self._filters(spec, self._witness_files(files, table))
         for k in keys:
             key = _KEYS[k]
             if key.named:
-                where, params = self._filters(spec, self._witness_files(files, table))
                 ctes.append(
                     f"""n_{k} AS (
                         SELECT k_{k}, string_agg(v, ' / ' ORDER BY v) AS v FROM (
@@ -248,9 +241,10 @@ class DuckDBEngine:
             else:
                 labels.append(f'k_{k} AS "{k}"')
         order = ", ".join(f'"{k}"' for k in keys)
+        columns = ", ".join([*labels, *(f'"{c}"' for c in rest)])
         sql = (
             f"{'WITH ' + ', '.join(ctes) if ctes else ''} "
-            f"SELECT {', '.join(labels)}{''.join(', ' + c for c in rest)} "
+            f"SELECT {columns} "
             f"FROM wanted {' '.join(joins)} ORDER BY {order}"
         )
         return self._run(sql, params, {"wanted": table}).cast(schema)
