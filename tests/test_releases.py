@@ -281,6 +281,38 @@ def test_a_partition_below_the_pre_threshold_is_never_released(noise: str) -> No
     assert seen == {"big": 1_000}
 
 
+def test_one_enormous_member_moves_each_partition_at_most_the_sensitivity(
+    coop: Home, tmp_path: Path
+) -> None:
+    spec = parse_spec(SMALL)
+    files = [
+        coop.events.partition(m.pseudonym) / str(m.events_file)
+        for m in (get_member(coop, name) for name in CONSENTING)
+    ]
+    whale_home = init_home(Settings(home=tmp_path / "w"))
+    add_member(whale_home, "whale")
+    path = tmp_path / "whale.zip"
+    write_zip(render(synthesize("extended-c", 60_000, 999, years=2), "extended-c"), path)
+    import_export(whale_home, "whale", path)
+    w = get_member(whale_home, "whale")
+    whale_file = whale_home.events.partition(w.pseudonym) / str(w.events_file)
+    engine = DuckDBEngine()
+    before = _rows(_labelled(engine, spec, files, "salt"))
+    after = _rows(_labelled(engine, spec, [*files, whale_file], "salt"))
+    zero = {"listeners": 0, "plays": 0, "minutes": 0, "skips": 0}
+    changed = [k for k in after if after[k] != before.get(k, zero)]
+    assert 0 < len(changed) <= spec.bounds.max_partitions
+    c, m = spec.bounds.max_plays_per_partition, spec.bounds.max_minutes_per_play
+    for k in changed:
+        b = before.get(k, zero)
+        assert 0 <= after[k]["listeners"] - b["listeners"] <= 1
+        assert 0 <= after[k]["plays"] - b["plays"] <= c
+        assert 0 <= after[k]["minutes"] - b["minutes"] <= math.floor(c * m)
+        assert 0 <= after[k]["skips"] - b["skips"] <= c
+    assert set(before) <= set(after)  # a member only ever adds
+    whale_home.close()
+
+
 @pytest.mark.parametrize("noise", ["gaussian", "laplace"])
 def test_noise_spread_matches_the_declared_scale(noise: str) -> None:
     scale = 7.5
