@@ -13,10 +13,12 @@ import orjson
 from tunetrust.formats.synth import render, synthesize, write_zip
 
 
-def export_zip(tmp: Path, variant: str, listens: int = 300, seed: int = 1) -> Path:
+def export_zip(
+    tmp: Path, variant: str, listens: int = 300, seed: int = 1, years: int | None = None
+) -> Path:
     """A synthetic export of ``variant`` written to a zip; returns its path."""
-    out = tmp / f"{variant}-{listens}-{seed}.zip"
-    write_zip(render(synthesize(variant, listens, seed), variant), out)
+    out = tmp / f"{variant}-{listens}-{seed}-{years}.zip"
+    write_zip(render(synthesize(variant, listens, seed, years=years), variant), out)
     return out
 
 

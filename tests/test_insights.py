@@ -14,10 +14,9 @@ import pyarrow as pa
 import pytest
 
 from tunetrust import Home, InputError, add_member, get_member, import_export
-from tunetrust.formats.synth import render, synthesize, write_zip
 from tunetrust.insights.stats import Period, compute, member_insights
 
-from .factories import extended_row, json_bytes
+from .factories import export_zip, extended_row, json_bytes
 
 SKIP_REASONS = {"fwdbtn", "backbtn"}
 
@@ -155,9 +154,7 @@ def history_table(tmp_path_factory: pytest.TempPathFactory) -> pa.Table:
     tmp = tmp_path_factory.mktemp("insights")
     home = init_home(Settings(home=tmp / "h"))
     add_member(home, "m")
-    path = tmp / "x.zip"
-    write_zip(render(synthesize("extended-c", 20_000, 8), "extended-c"), path)
-    import_export(home, "m", path)
+    import_export(home, "m", export_zip(tmp, "extended-c", 20_000, 8))
     m = get_member(home, "m")
     table = home.events.read(m.pseudonym, m.events_file)
     home.close()

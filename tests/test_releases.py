@@ -28,7 +28,6 @@ from tunetrust import (
     init_home,
     verify_audit,
 )
-from tunetrust.formats.synth import render, synthesize, write_zip
 from tunetrust.releases import budget
 from tunetrust.releases import engine as engine_module
 from tunetrust.releases.budget import Epsilon
@@ -37,6 +36,8 @@ from tunetrust.releases.engine import DuckDBEngine
 from tunetrust.releases.manifest import Proof, check_proof, verify_files
 from tunetrust.releases.noise import _threshold, _vector, plan_noise, pre_threshold, release
 from tunetrust.releases.spec import ReleaseSpec, parse_spec
+
+from .factories import export_zip
 
 INTERFACE_SPEC = """\
 purpose: research
@@ -63,15 +64,28 @@ keys: private
 def coop(tmp_path_factory: pytest.TempPathFactory) -> Home:
     root = tmp_path_factory.mktemp("coop")
     home = init_home(Settings(home=root / "home", epsilon_cap=10.0))
-    for i in range(12):
-        name = f"m{i:02d}"
-        add_member(home, name)
-        path = root / f"{name}.zip"
-        write_zip(render(synthesize("extended-c", 1_500, 500 + i, years=2), "extended-c"), path)
-        import_export(home, name, path)
-        if i >= 2:
-            decide_consent(home, name, "research", granted=True)
+    _join(home, root, ["m00", "m01"], 1_500, 500, years=2, consent=False)
+    _join(home, root, CONSENTING, 1_500, 502, years=2)
     return home
+
+
+def _join(
+    home: Home,
+    tmp: Path,
+    names: list[str],
+    listens: int,
+    seed: int,
+    years: int,
+    *,
+    consent: bool = True,
+) -> None:
+    """Members who each import a synthetic export (seeds from ``seed`` on) and, unless
+    ``consent`` is off, consent to the research purpose."""
+    for i, name in enumerate(names):
+        add_member(home, name)
+        import_export(home, name, export_zip(tmp, "extended-c", listens, seed + i, years))
+        if consent:
+            decide_consent(home, name, "research", granted=True)
 
 
 def _per_member(
@@ -211,15 +225,12 @@ def test_partition_sampling_keeps_each_members_own_numbers(coop: Home) -> None:
 def test_pre_threshold_drops_partitions_with_too_few_members(coop: Home) -> None:
     spec = parse_spec(UNSAMPLED.replace("min_listeners: 1", "min_listeners: 5"))
     built = build_release(coop, spec, _noise=False)
-    want = {
-        k
-        for k, agg in _summed(_per_member(coop, spec, CONSENTING)).items()
-        if agg["listeners"] >= 5
-    }
+    unsampled = _summed(_per_member(coop, spec, CONSENTING))
+    want = {k for k, agg in unsampled.items() if agg["listeners"] >= 5}
     got = {
         (r["country"], r["month"]) for r in pq.read_table(built.path / "data.parquet").to_pylist()
     }
-    assert got == want and 0 < len(got) < len(_summed(_per_member(coop, spec, CONSENTING)))
+    assert got == want and 0 < len(got) < len(unsampled)
     assert built.manifest["spec_parsed"]["min_listeners"] == 5
 
 
@@ -291,9 +302,7 @@ def test_one_enormous_member_moves_each_partition_at_most_the_sensitivity(
     ]
     whale_home = init_home(Settings(home=tmp_path / "w"))
     add_member(whale_home, "whale")
-    path = tmp_path / "whale.zip"
-    write_zip(render(synthesize("extended-c", 60_000, 999, years=2), "extended-c"), path)
-    import_export(whale_home, "whale", path)
+    import_export(whale_home, "whale", export_zip(tmp_path, "extended-c", 60_000, 999, 2))
     w = get_member(whale_home, "whale")
     whale_file = whale_home.events.partition(w.pseudonym) / str(w.events_file)
     engine = DuckDBEngine()
@@ -361,13 +370,7 @@ def test_differencing_attack_costs_budget_as_declared(tmp_path: Path) -> None:
     """Two releases that differ by one member: each spends ε from everyone it includes,
     so repeating them runs members out of budget and the releases are then refused."""
     home = init_home(Settings(home=tmp_path / "h", epsilon_cap=2.0))
-    for i in range(4):
-        name = f"d{i}"
-        add_member(home, name)
-        path = tmp_path / f"{name}.zip"
-        write_zip(render(synthesize("extended-c", 800, 700 + i, years=1), "extended-c"), path)
-        import_export(home, name, path)
-        decide_consent(home, name, "research", granted=True)
+    _join(home, tmp_path, [f"d{i}" for i in range(4)], 800, 700, years=1)
     spec = parse_spec(SMALL)
     first = build_release(home, spec)
     decide_consent(home, "d3", "research", granted=False)  # the one-member difference
@@ -426,12 +429,7 @@ def test_public_calendar_keys_release_every_key(coop: Home) -> None:
 
 def test_erased_and_unconsenting_members_are_left_out(coop: Home, tmp_path: Path) -> None:
     home = init_home(Settings(home=tmp_path / "e"))
-    for i in range(3):
-        add_member(home, f"e{i}")
-        path = tmp_path / f"e{i}.zip"
-        write_zip(render(synthesize("extended-c", 500, 800 + i, years=1), "extended-c"), path)
-        import_export(home, f"e{i}", path)
-        decide_consent(home, f"e{i}", "research", granted=True)
+    _join(home, tmp_path, [f"e{i}" for i in range(3)], 500, 800, years=1)
     erase_member(home, "e0")
     decide_consent(home, "e1", "research", granted=False)
     plan = plan_release(home, parse_spec(SMALL))

@@ -230,17 +230,21 @@ def _unique_plays(t: pa.Table) -> tuple[_Plays, int]:
     return plays, t.num_rows - u.num_rows
 
 
+def _impossible(name: str, bad: int, total: int, message: str) -> Check:
+    """Plays that cannot happen: any warns, more than 0.1 % (and more than one) rejects."""
+    status = FAIL if bad > max(1, total // 1000) else WARN if bad else PASS
+    return Check(name, status, bad, "warn on any, reject above 0.1 %", message)
+
+
 def check_time_range(p: _Plays, now: datetime) -> Check:
     """No play before the service existed or in the future."""
     lo = SERVICE_START.timestamp() * 1000
     hi = (now.timestamp() + 86_400) * 1000
     bad = int(np.sum((p.end_ms < lo) | (p.end_ms > hi)))
-    status = FAIL if bad > max(1, len(p.ms) // 1000) else WARN if bad else PASS
-    return Check(
+    return _impossible(
         "time_range",
-        status,
         bad,
-        "warn on any, reject above 0.1 %",
+        len(p.ms),
         f"{bad} plays dated before {SERVICE_START:%Y-%m-%d} or in the future.",
     )
 
@@ -248,14 +252,7 @@ def check_time_range(p: _Plays, now: datetime) -> Check:
 def check_play_length(p: _Plays) -> Check:
     """Play lengths between 0 and 12 hours."""
     bad = int(np.sum(p.ms > 12 * 3_600_000))
-    status = FAIL if bad > max(1, len(p.ms) // 1000) else WARN if bad else PASS
-    return Check(
-        "play_length",
-        status,
-        bad,
-        "warn on any, reject above 0.1 %",
-        f"{bad} plays last longer than 12 hours.",
-    )
+    return _impossible("play_length", bad, len(p.ms), f"{bad} plays last longer than 12 hours.")
 
 
 def check_daily(p: _Plays, checks: Checks) -> Check:

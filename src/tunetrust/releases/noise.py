@@ -113,7 +113,7 @@ def _search(predicate: Any, bounds: tuple[float, float], *, rel: float = 1e-7) -
     """The smallest x in ``bounds`` (to a relative ``rel``) where a monotone predicate on
     OpenDP's privacy maps holds; a numeric overflow at extreme values reads as "no".
 
-    Geometric bisection: about 30 map calls instead of the ~100 of a bisection to the
+    Geometric bisection: about 30 map calls instead of the ~80 of a bisection to the
     last float bit. Being a little above the optimum only costs a little utility; the
     budget itself is rechecked from the built measurements in ``_account``.
     """
