@@ -8,7 +8,8 @@ agree) plus when it ended and how long it played:
 * account data has minute resolution and no URIs: end time truncated to the minute
   + ``ms_played`` + identity ("coarse key").
 
-Rules: an extended play already stored is a duplicate; an account play whose coarse
+Rules: an extended play already stored is a duplicate, also when its end differs by
+one second (two downloads of one account can disagree by that much); an account play whose coarse
 key matches any extended play (stored or new) is a duplicate — extended history wins;
 stored account plays that a new extended play covers are replaced by it
 ("superseded"); repeated rows inside one export count once.
@@ -22,6 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 _SEP = "\x1f"
+REEXPORT_SHIFT_MS = 1_000
+"""Two downloads of one account can disagree on a play's end by this much."""
 
 
 @dataclass(frozen=True)
@@ -58,17 +61,17 @@ def _identity(t: pa.Table) -> pa.Array:
     )
 
 
-def _key(t: pa.Table, resolution_ms: int) -> pa.Array:
-    when = pc.divide(pc.cast(t["ts"], pa.int64()), resolution_ms)
+def _key(t: pa.Table, resolution_ms: int, shift_ms: int = 0) -> pa.Array:
+    when = pc.divide(pc.add(pc.cast(t["ts"], pa.int64()), shift_ms), resolution_ms)
     key = pc.binary_join_element_wise(
         pc.cast(when, pa.string()), pc.cast(t["ms_played"], pa.string()), _identity(t), _SEP
     )
     return key.combine_chunks() if isinstance(key, pa.ChunkedArray) else key
 
 
-def fine_key(t: pa.Table) -> pa.Array:
-    """Second-resolution key of extended plays."""
-    return _key(t, 1_000)
+def fine_key(t: pa.Table, shift_ms: int = 0) -> pa.Array:
+    """Second-resolution key of extended plays (optionally of their end moved by ``shift_ms``)."""
+    return _key(t, 1_000, shift_ms)
 
 
 def coarse_key(t: pa.Table) -> pa.Array:
@@ -82,7 +85,8 @@ def first_of_each(t: pa.Table, key: pa.Array) -> pa.Table:
         return t
     idx = pa.table({"k": key, "i": pa.array(range(t.num_rows), pa.int64())})
     firsts = idx.group_by("k", use_threads=False).aggregate([("i", "min")])["i_min"]
-    return t.take(pc.sort_indices(firsts))
+    # the row numbers themselves, ascending (not the positions that would sort them)
+    return t.take(pc.take(firsts, pc.sort_indices(firsts)))
 
 
 def _split(t: pa.Table) -> tuple[pa.Table, pa.Table]:
@@ -101,7 +105,10 @@ def merge(existing: pa.Table, incoming: pa.Table) -> Merge:
     repeated = n_in - new_ext.num_rows - new_acc.num_rows
 
     seen_fine = fine_key(old_ext)
-    new_ext_fresh = new_ext.filter(pc.invert(pc.is_in(fine_key(new_ext), value_set=seen_fine)))
+    stored = pc.is_in(fine_key(new_ext), value_set=seen_fine)
+    for shift in (-REEXPORT_SHIFT_MS, REEXPORT_SHIFT_MS):
+        stored = pc.or_(stored, pc.is_in(fine_key(new_ext, shift), value_set=seen_fine))
+    new_ext_fresh = new_ext.filter(pc.invert(stored))
     already = new_ext.num_rows - new_ext_fresh.num_rows
 
     ext_coarse = pa.concat_arrays([coarse_key(old_ext), coarse_key(new_ext_fresh)])
