@@ -6,14 +6,61 @@ import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pyarrow.parquet as pq
 import pytest
 
 from tunetrust import Home, add_member, get_member, import_export
-from tunetrust.formats.synth import VARIANTS, render, synthesize, write_export, write_zip
+from tunetrust.formats.synth import (
+    PARSED_AS,
+    VARIANTS,
+    render,
+    synthesize,
+    write_export,
+    write_zip,
+)
 from tunetrust.store.events import EVENTS_SCHEMA
 
+from . import reference
 from .factories import export_zip, extended_row, json_bytes
+
+FIELDS = (
+    "ts",
+    "ms_played",
+    "source",
+    "artist_name",
+    "track_name",
+    "show_name",
+    "episode_name",
+    "audiobook_title",
+    "audiobook_chapter_title",
+    "track_uri",
+    "episode_uri",
+)
+
+
+def _source_rows(path: Path) -> dict[str, list[dict[str, object]]]:
+    """The listening-history files of a zip, parsed as plain JSON (name → rows)."""
+    with zipfile.ZipFile(path) as zf:
+        return {
+            n: orjson.loads(zf.read(n))
+            for n in zf.namelist()
+            if n.endswith(".json")
+            and "Userdata" not in n
+            and "/StreamingHistory" in n
+            or "/Streaming_History_" in n
+            or "/end" in n
+        }
+
+
+def _stored(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Stored rows with ``ts`` as epoch milliseconds, as the reference writes it."""
+    out = []
+    for r in rows:
+        ts = r["ts"]
+        assert isinstance(ts, datetime)
+        out.append({**r, "ts": int(ts.timestamp() * 1000)})
+    return out
 
 
 def _events(home: Home, name: str) -> list[dict[str, object]]:
@@ -43,13 +90,20 @@ def test_round_trip_every_variant(home: Home, member: str, tmp_path: Path, varia
         assert summary.dropped["incognito"] == result.incognito > 0
     imported = [f for f in summary.files if f.status == "imported"]
     assert sum(f.rows or 0 for f in imported) == result.listens
+    parsed_as = PARSED_AS.get(variant, variant)
     assert {f.kind for f in imported} <= {
         "account-music",
         "account-podcast",
+        "account-audiobook",
         "account-legacy",
-        f"{variant}",
-        f"{variant}-video",
+        f"{parsed_as}",
+        f"{parsed_as}-video",
     }
+    # what is stored, row by row, against the rules of docs/events.md read independently
+    expected = reference.merge([], reference.listens_from_source(_source_rows(result.path)))
+    stored = _events(home, member)
+    assert reference.multiset(_stored(stored), FIELDS) == reference.multiset(expected, FIELDS)
+    assert reference.totals(_stored(stored)) == reference.totals(expected)
 
 
 def test_events_partition_layout_and_schema(home: Home, member: str, tmp_path: Path) -> None:

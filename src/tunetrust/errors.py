@@ -3,6 +3,7 @@
     TuneTrustError                 base; ``status`` is the HTTP status an interface maps it to
     ├── InputError (400)           the caller gave something we cannot use
     │   └── ExportError (422)      an export package is unusable; names the file (and row)
+    │       └── UnknownContent     one well-formed file of unknown shape: skipped, not fatal
     ├── NotFoundError (404)        a member, contribution … does not exist
     ├── ConflictError (409)        the thing exists already, or the home is busy
     └── SetupError (500)           the home, key or database is missing or broken
@@ -47,6 +48,14 @@ class ExportError(InputError):
         if hint:
             message += f" — {hint}"
         super().__init__(message)
+
+
+class UnknownContent(ExportError):
+    """A well-formed file whose content is no listening history this version knows.
+
+    Inside a package it is reported and skipped; it refuses an import only when no
+    other file holds listens.
+    """
 
 
 class NotFoundError(TuneTrustError):

@@ -65,10 +65,22 @@ class Checks:
     overlap_fail: float = field(
         default=0.25, metadata={"help": "… that rejects (an impossible density of plays)"}
     )
-    rounded_warn: float = field(
-        default=0.05, metadata={"help": "share of play lengths in whole seconds that warns"}
+    overlap_slack_seconds: int = field(
+        default=12,
+        metadata={
+            "help": "how far a play may overlap the previous one before it counts as "
+            "overlapping (crossfade, automix and logging latency; 12 s is the longest "
+            "crossfade the service offers)"
+        },
     )
-    rounded_fail: float = field(default=0.4, metadata={"help": "… that rejects"})
+    rounded_warn: float = field(
+        default=0.15,
+        metadata={
+            "help": "share of play lengths in whole seconds that warns (real account "
+            "data reaches 9 %)"
+        },
+    )
+    rounded_fail: float = field(default=0.5, metadata={"help": "… that rejects"})
     same_length_warn: float = field(
         default=0.15,
         metadata={"help": "share of plays with the single most common length that warns"},

@@ -26,6 +26,7 @@ class ExportFile:
     name: str
     size: int
     _read: Callable[[int], bytes]
+    _head: Callable[[int], bytes] | None = None
 
     @property
     def basename(self) -> str:
@@ -37,10 +38,15 @@ class ExportFile:
         return self._read(limit)
 
     def head(self, n: int = 4096) -> bytes:
-        """The first ``n`` bytes, for sniffing content without reading it all."""
+        """The first ``n`` bytes (fewer for a shorter file), for sniffing content.
+
+        A file of any size has a head: it is read from the start, never to the end.
+        """
+        if self._head is not None:
+            return self._head(n)
         try:
             return self._read(n)
-        except ExportError:
+        except ExportError:  # a reader without a head of its own refuses long files
             return b""
 
 
@@ -120,7 +126,11 @@ def _disk_file(p: Path, name: str, limits: ImportLimits) -> ExportFile:
     def read(limit: int) -> bytes:
         return _read_limited(lambda: p.open("rb"), name, min(limit, limits.max_file_bytes))
 
-    return ExportFile(name=name, size=p.stat().st_size, _read=read)
+    def head(n: int) -> bytes:
+        with p.open("rb") as fh:
+            return fh.read(n)
+
+    return ExportFile(name=name, size=p.stat().st_size, _read=read, _head=head)
 
 
 def _open_folder(root: Path, limits: ImportLimits) -> Package:
@@ -185,4 +195,11 @@ def _zip_file(
             ) from None
         return data
 
-    return ExportFile(name=name, size=info.file_size, _read=read)
+    def head(n: int) -> bytes:
+        try:
+            with zf.open(info) as stream:
+                return stream.read(min(n, ratio_cap))
+        except (zipfile.BadZipFile, EOFError, OSError):
+            return b""  # a damaged entry has nothing to recognise; reading it says why
+
+    return ExportFile(name=name, size=info.file_size, _read=read, _head=head)

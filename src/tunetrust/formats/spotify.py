@@ -1,11 +1,14 @@
 """The Spotify export format, every variant seen since 2020.
 
 Account data (about a year, minute resolution, no URIs):
-    ``StreamingHistory_music_N.json`` / ``StreamingHistory_podcast_N.json`` (2023+),
+    ``StreamingHistory_music_N.json`` / ``StreamingHistory_podcast_N.json`` /
+    ``StreamingHistory_audiobook_N.json`` (2023+),
     ``StreamingHistoryN.json`` (older; music and podcasts mixed, not distinguishable).
 Extended streaming history (whole account lifetime, second resolution):
     A (~2020)      ``endsong_N.json``, ``endvideo.json``: minified, unsorted, geo fields
     B (2021–2023)  the same names, no geo fields, ``spotify_track_uri``/``spotify_episode_uri``
+    B′ (2023–mid-2024) C's file names with B's fields, short platform names and
+                   ``offline_timestamp`` in seconds (read as B: the fields decide)
     C (late 2024+) ``Streaming_History_Audio_<Y>[-<Y2>]_<N>.json`` and
                    ``Streaming_History_Video_<Y>[-<Y2>].json``: pretty-printed, sorted,
                    ``ip_addr`` instead of ``ip_addr_decrypted``, no username or user
@@ -27,7 +30,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tunetrust.errors import ExportError
+from tunetrust.errors import ExportError, UnknownContent
 from tunetrust.formats import Classification, Parsed, Role
 from tunetrust.formats.listens import PARSED_SCHEMA
 from tunetrust.formats.package import ExportFile
@@ -37,6 +40,7 @@ SERVICE = "spotify"
 _LISTEN_NAMES: Sequence[tuple[re.Pattern[str], str]] = [
     (re.compile(r"StreamingHistory_music_\d+\.json", re.I), "account-music"),
     (re.compile(r"StreamingHistory_podcast_\d+\.json", re.I), "account-podcast"),
+    (re.compile(r"StreamingHistory_audiobook_\d+\.json", re.I), "account-audiobook"),
     (re.compile(r"StreamingHistory\d+\.json", re.I), "account-legacy"),
     (re.compile(r"endsong_\d+\.json", re.I), "extended-audio"),
     (re.compile(r"endvideo(_\d+)?\.json", re.I), "extended-video"),
@@ -138,7 +142,13 @@ class SpotifyParser:
                     by_content=True,
                 )
             if b'"msPlayed"' in head and b'"endTime"' in head:
-                kind = "account-podcast" if b'"podcastName"' in head else "account-music"
+                kind = (
+                    "account-podcast"
+                    if b'"podcastName"' in head
+                    else "account-audiobook"
+                    if b'"audiobookName"' in head
+                    else "account-music"
+                )
                 return Classification(
                     SERVICE, kind, Role.LISTENS, "recognised by content", by_content=True
                 )
@@ -154,20 +164,28 @@ class SpotifyParser:
             return _parse_extended(file.name, rows, video=kind == "extended-video")
         if "msPlayed" in first or "endTime" in first:
             return _parse_account(file.name, rows, kind)
-        raise ExportError(
+        raise UnknownContent(
             file.name,
             "the rows have neither extended-history fields (ts, ms_played) "
             "nor account-data fields (endTime, msPlayed)",
             row=1,
-            hint="this file is not a listening history",
+            hint="this file is not a listening history this version knows",
         )
 
     def username(self, file: ExportFile, data: bytes) -> str | None:
-        """The ``username`` of ``Userdata.json``; every other field stays unread."""
+        """The ``username`` of ``Userdata.json``; every other field stays unread.
+
+        Only the username is read from this file, so one that is not valid JSON is
+        :class:`UnknownContent` (reported and skipped), never a reason to refuse.
+        """
         try:
             doc = orjson.loads(_strip_bom(data))
         except orjson.JSONDecodeError:
-            raise ExportError(file.name, "is not valid JSON", hint="download again") from None
+            raise UnknownContent(
+                file.name,
+                "is not valid JSON, so the account username could not be read",
+                hint="the plays are imported without it and matched by their content",
+            ) from None
         value = doc.get("username") if isinstance(doc, dict) else None
         return value if isinstance(value, str) and value else None
 
@@ -214,6 +232,17 @@ def _not_utf8(data: bytes) -> bool:
 
 
 def _require(name: str, rows: list[dict[str, Any]], fields: Sequence[str]) -> None:
+    """Every row has ``fields``. A first row without them is a shape this version does not
+    know (skipped); a later row without them is a damaged file (refused)."""
+    absent = [key for key in fields if key not in rows[0]]
+    if absent:
+        raise UnknownContent(
+            name,
+            f"the rows lack the field(s) {', '.join(repr(k) for k in absent)} that every "
+            "known listening history has",
+            row=1,
+            hint="this file is not a listening history this version knows",
+        )
     for key in fields:
         for i, row in enumerate(rows):
             if key not in row:
@@ -330,13 +359,28 @@ def _extended_kind(columns: dict[str, pa.Array], *, video: bool) -> pa.Array:
     return kinds
 
 
+# account-data shapes: what was played, by the fields of the first row
+_ACCOUNT_SHAPES = (
+    ("podcast", ("podcastName", "episodeName")),
+    ("audiobook", ("audiobookName", "chapterName")),
+    ("music", ("artistName", "trackName")),
+)
+
+
 def _parse_account(name: str, rows: list[dict[str, Any]], kind: str) -> Parsed:
     first = rows[0]
-    podcast = "podcastName" in first or "episodeName" in first
+    shape = next((s for s, fields in _ACCOUNT_SHAPES if any(f in first for f in fields)), None)
+    if shape is None:
+        raise UnknownContent(
+            name,
+            "the rows have account-data times but no fields saying what was played "
+            "(artistName/trackName, podcastName/episodeName or audiobookName/chapterName)",
+            row=1,
+            hint="this file is not a listening history this version knows",
+        )
+    podcast = shape == "podcast"
     legacy = kind == "account-legacy"
-    needed = ("endTime", "msPlayed") + (
-        ("podcastName", "episodeName") if podcast else ("artistName", "trackName")
-    )
+    needed = ("endTime", "msPlayed") + dict(_ACCOUNT_SHAPES)[shape]
     _require(name, rows, needed)
     n = len(rows)
     columns: dict[str, pa.Array] = {
@@ -348,6 +392,11 @@ def _parse_account(name: str, rows: list[dict[str, Any]], kind: str) -> Parsed:
         columns["show_name"] = _column(name, rows, "podcastName", pa.string())
         columns["episode_name"] = _column(name, rows, "episodeName", pa.string())
         columns["kind"] = pa.array(["podcast"] * n, pa.string())
+    elif shape == "audiobook":
+        # authorName is not kept: book and chapter say what was played
+        columns["audiobook_title"] = _column(name, rows, "audiobookName", pa.string())
+        columns["audiobook_chapter_title"] = _column(name, rows, "chapterName", pa.string())
+        columns["kind"] = pa.array(["audiobook"] * n, pa.string())
     else:
         columns["artist_name"] = _column(name, rows, "artistName", pa.string())
         columns["track_name"] = _column(name, rows, "trackName", pa.string())
@@ -355,7 +404,7 @@ def _parse_account(name: str, rows: list[dict[str, Any]], kind: str) -> Parsed:
         # names; they cannot be told apart, so they count as music (documented)
         columns["kind"] = pa.array(["music"] * n, pa.string())
     columns["source"] = pa.array(["account"] * n, pa.string())
-    variant = "account-legacy" if legacy else ("account-podcast" if podcast else "account-music")
+    variant = "account-legacy" if legacy else f"account-{shape}"
     return Parsed(_table(columns), variant=variant)
 
 

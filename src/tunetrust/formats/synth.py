@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,11 +20,16 @@ from typing import Any
 import numpy as np
 import orjson
 
-VARIANTS = ("account", "account-legacy", "extended-a", "extended-b", "extended-c")
+VARIANTS = ("account", "account-legacy", "extended-a", "extended-b", "extended-b2", "extended-c")
+"""``extended-b2`` is the 2023 to mid-2024 layout: C's file names with B's fields."""
+
+PARSED_AS = {"extended-b2": "extended-b"}
+"""Variants whose content the parser reads as another generation (the fields decide)."""
 
 _SPANS = {  # first and last day of the history behind each variant
     "extended-a": ("2014-03-01", "2020-06-30"),
     "extended-b": ("2016-01-01", "2023-02-28"),
+    "extended-b2": ("2016-01-01", "2024-03-31"),
     "extended-c": ("2016-01-01", "2024-11-15"),
     "account": ("2023-11-16", "2024-11-15"),
     "account-legacy": ("2019-07-01", "2020-06-30"),
@@ -181,10 +186,14 @@ def _zipf(rng: np.random.Generator, n_items: int, size: int, a: float = 1.07) ->
     return np.asarray(order[rng.choice(n_items, size=size, p=weights / weights.sum())])
 
 
-def synthesize(variant: str, listens: int, seed: int, years: int | None = None) -> History:
+def synthesize(
+    variant: str, listens: int, seed: int, years: int | None = None, *, crossfade: bool = False
+) -> History:
     """A history of ``listens`` plays for the person ``seed``.
 
     It spans the variant's usual years, or the ``years`` before the variant's last day.
+    With ``crossfade``, a play that follows a finished one starts 3 to 5 s before it
+    ends, as on real mobile exports (crossfade, automix, logging latency).
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
@@ -221,7 +230,7 @@ def synthesize(variant: str, listens: int, seed: int, years: int | None = None) 
     # what is played
     r = rng.random(n)
     item_kind = np.where(r < 0.09, 1, 0)
-    if variant == "extended-c":
+    if variant in ("extended-c", "account"):  # audiobooks exist since late 2023
         item_kind = np.where((r >= 0.09) & (r < 0.10), 2, item_kind)
     # taste: artists by Zipf popularity; a quarter known from the start, the others
     # discovered at a random moment of the history (a play only picks known artists)
@@ -257,6 +266,10 @@ def synthesize(variant: str, listens: int, seed: int, years: int | None = None) 
 
     # when: plays follow each other inside a session
     gaps = rng.integers(0, 4_000, n)
+    if crossfade:
+        follows_finished = np.roll(skipped, 1) == 0
+        follows_finished[:1] = False
+        gaps = np.where(follows_finished, -rng.integers(3_000, 5_001, n), gaps)
     step = ms_played + gaps
     cum = np.cumsum(step)
     session_first = np.searchsorted(session, np.arange(n_sessions))
@@ -320,6 +333,25 @@ def synthesize(variant: str, listens: int, seed: int, years: int | None = None) 
     )
 
 
+def downloaded_again(history: History, share: float = 0.05) -> History:
+    """The same account downloaded again later: ``share`` of its plays end 1 s later.
+
+    Real exports of one account a year apart disagree like this on some plays (same
+    item, same ``ms_played``); the importer must count them once (docs/events.md).
+    """
+    rng = np.random.default_rng(history.seed + 2)
+    end_ms = history.end_ms + np.where(rng.random(len(history)) < share, 1_000, 0)
+    order = np.argsort(end_ms, kind="stable")
+    per_play = {
+        f.name: getattr(history, f.name)[order]
+        for f in fields(history)
+        if isinstance(getattr(history, f.name), np.ndarray)
+        and len(getattr(history, f.name)) == len(history)
+    }
+    per_play["end_ms"] = end_ms[order]
+    return replace(history, **per_play)
+
+
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -329,6 +361,7 @@ def _extended_rows(h: History, generation: str, rng: np.random.Generator) -> lis
     cat = h.catalogue
     rows = []
     skipped_null = rng.random(len(h)) < (0.7 if generation == "a" else 0.05)
+    short = generation in ("b2", "c")  # short platform names, offline_timestamp in seconds
     for i in range(len(h)):
         kind, item = int(h.item_kind[i]), int(h.item[i])
         family = h.devices[int(h.device[i])]
@@ -336,7 +369,7 @@ def _extended_rows(h: History, generation: str, rng: np.random.Generator) -> lis
         row: dict[str, Any] = {"ts": _iso(int(h.end_ms[i]))}
         if generation != "c":
             row["username"] = h.username
-        row["platform"] = short_name if generation == "c" else long_name
+        row["platform"] = short_name if short else long_name
         row["ms_played"] = int(h.ms_played[i])
         row["conn_country"] = str(h.country[i])
         if generation == "c":
@@ -379,7 +412,7 @@ def _extended_rows(h: History, generation: str, rng: np.random.Generator) -> lis
         row["offline"] = bool(h.offline[i])
         if h.video[i]:
             row["offline_timestamp"] = None
-        elif generation == "c":
+        elif short:
             row["offline_timestamp"] = int(h.offline_start_ms[i] // 1000)
         else:
             row["offline_timestamp"] = int(h.offline_start_ms[i]) if h.offline[i] else 0
@@ -388,18 +421,37 @@ def _extended_rows(h: History, generation: str, rng: np.random.Generator) -> lis
     return rows
 
 
-def _account_rows(h: History, legacy: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Music and podcast rows of account data: the last year, no incognito plays."""
+_Rows = list[dict[str, Any]]
+
+
+def _account_rows(h: History, legacy: bool) -> tuple[_Rows, _Rows, _Rows]:
+    """Music, podcast and audiobook rows of account data: the last year, no incognito plays.
+
+    Audiobook files (``StreamingHistory_audiobook_N.json``) exist in account data since
+    2023; older (legacy) account data has none.
+    """
     cat = h.catalogue
     cutoff = int(h.end_ms[-1]) - 365 * 86_400_000 if len(h) else 0
-    music: list[dict[str, Any]] = []
-    podcast: list[dict[str, Any]] = []
+    music: _Rows = []
+    podcast: _Rows = []
+    audiobook: _Rows = []
     for i in range(len(h)):
-        if h.end_ms[i] <= cutoff or h.incognito[i] or h.item_kind[i] == 2:
+        if h.end_ms[i] <= cutoff or h.incognito[i] or (h.item_kind[i] == 2 and legacy):
             continue
         item = int(h.item[i])
         end = datetime.fromtimestamp(int(h.end_ms[i]) / 1000, UTC).strftime("%Y-%m-%d %H:%M")
-        if h.item_kind[i] == 1 and not legacy:
+        if h.item_kind[i] == 2:
+            book = cat.chapter_book[item]
+            audiobook.append(
+                {
+                    "endTime": end,
+                    "audiobookName": book,
+                    "authorName": f"A. {book.split()[0]}",
+                    "chapterName": cat.chapter_title[item],
+                    "msPlayed": int(h.ms_played[i]),
+                }
+            )
+        elif h.item_kind[i] == 1 and not legacy:
             podcast.append(
                 {
                     "endTime": end,
@@ -426,7 +478,7 @@ def _account_rows(h: History, legacy: bool) -> tuple[list[dict[str, Any]], list[
                     "msPlayed": int(h.ms_played[i]),
                 }
             )
-    return music, podcast
+    return music, podcast, audiobook
 
 
 def _chunks(rows: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
@@ -440,13 +492,17 @@ def render(history: History, variant: str) -> dict[str, bytes]:
     if variant in ("account", "account-legacy"):
         legacy = variant == "account-legacy"
         folder = "MyData" if legacy else "Spotify Account Data"
-        music, podcast = _account_rows(history, legacy)
+        music, podcast, audiobook = _account_rows(history, legacy)
         for j, chunk in enumerate(_chunks(music, 10_000)):
             name = f"StreamingHistory{j}.json" if legacy else f"StreamingHistory_music_{j}.json"
             files[f"{folder}/{name}"] = orjson.dumps(chunk, option=orjson.OPT_INDENT_2)
         if not legacy:
             for j, chunk in enumerate(_chunks(podcast, 10_000)):
                 files[f"{folder}/StreamingHistory_podcast_{j}.json"] = orjson.dumps(
+                    chunk, option=orjson.OPT_INDENT_2
+                )
+            for j, chunk in enumerate(_chunks(audiobook, 10_000) if audiobook else []):
+                files[f"{folder}/StreamingHistory_audiobook_{j}.json"] = orjson.dumps(
                     chunk, option=orjson.OPT_INDENT_2
                 )
         files[f"{folder}/Userdata.json"] = orjson.dumps(
@@ -469,9 +525,9 @@ def render(history: History, variant: str) -> dict[str, bytes]:
         files[f"{folder}/Identity.json"] = b'{"displayName": "Synthetic Person"}'
         files[f"{folder}/Read_Me_First.pdf"] = _PDF
         return files
-    if variant not in ("extended-a", "extended-b", "extended-c"):
+    if variant not in ("extended-a", "extended-b", "extended-b2", "extended-c"):
         raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
-    generation = variant[-1]
+    generation = variant.removeprefix("extended-")
     rows = _extended_rows(history, generation, rng)
     audio = [r for r, v in zip(rows, history.video, strict=True) if not v]
     video = [r for r, v in zip(rows, history.video, strict=True) if v]
@@ -522,8 +578,8 @@ def write_export(
     files = render(history, variant)
     write_zip(files, out)
     if variant.startswith("account"):
-        music, podcast = _account_rows(history, variant == "account-legacy")
-        count, incognito = len(music) + len(podcast), 0
+        music, podcast, audiobook = _account_rows(history, variant == "account-legacy")
+        count, incognito = len(music) + len(podcast) + len(audiobook), 0
     else:
         count, incognito = len(history), int(history.incognito.sum())
     return SynthResult(out, variant, count, incognito, tuple(files))

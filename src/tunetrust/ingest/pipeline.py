@@ -25,8 +25,9 @@ from tunetrust import faults
 from tunetrust.coop import audit
 from tunetrust.coop.keyring import data_key
 from tunetrust.coop.members import get_member
-from tunetrust.errors import ExportError
+from tunetrust.errors import ExportError, UnknownContent
 from tunetrust.formats import Classification, Parsed, Parser, Role, classify, registry
+from tunetrust.formats.others import other_service
 from tunetrust.formats.package import ExportFile, open_package
 from tunetrust.ingest.dedup import Merge, merge
 from tunetrust.ingest.deidentify import deidentify
@@ -109,6 +110,7 @@ class _Read:
     usernames: set[str]
     digest: str
     service: str
+    unknown: list[str]  # listening files of a shape this version does not know, skipped
 
 
 def _read_package(home: Home, paths: list[Path], progress: Progress | None) -> _Read:
@@ -132,12 +134,7 @@ def _read_package(home: Home, paths: list[Path], progress: Progress | None) -> _
                 plan.append((f, found[0], found[1]))
         listens_files = [p for p in plan if p[2].role is Role.LISTENS]
         if not listens_files:
-            raise ExportError(
-                label,
-                "no listening history found in this package",
-                hint="import the zip of 'Extended streaming history' or 'Account data' "
-                "exactly as the service sent it",
-            )
+            raise _no_history(label, [f.name for f in package.files])
         # audio before video, so a play in both keeps its audio row
         plan.sort(key=lambda p: (p[2].kind.endswith("video"), p[0].name))
         total = sum(f.size for f, _, _ in plan)
@@ -146,41 +143,74 @@ def _read_package(home: Home, paths: list[Path], progress: Progress | None) -> _
         parsed: list[tuple[ExportFile, Parsed]] = []
         infos: list[FileInfo] = []
         usernames: set[str] = set()
+        unknown: list[str] = []
         service = listens_files[0][1].service
         for f, parser, cls in plan:
             if progress:
                 progress(f.name, done, total)
             data = f.read(limits.max_file_bytes)
-            if cls.role is Role.IDENTITY:
-                name = parser.username(f, data)
-                if name:
-                    usernames.add(name)
-                reports.append(
-                    FileReport(
-                        f.name,
-                        cls.kind,
-                        "read",
-                        reason="account username only, kept as a keyed hash",
-                    )
-                )
-            else:
-                digest.update(f.name.encode() + b"\0" + hashlib.sha256(data).digest())
-                result = parser.parse(f, data, cls.kind)
-                usernames |= result.usernames
-                parsed.append((f, result))
-                infos.append(
-                    FileInfo(f.name, result.variant, by_content=cls.by_content, table=result.table)
-                )
-                note = cls.note or None
-                reports.append(
-                    FileReport(
-                        f.name, result.variant, "imported", rows=result.table.num_rows, reason=note
-                    )
-                )
             done += f.size
+            try:
+                if cls.role is Role.IDENTITY:
+                    name = parser.username(f, data)
+                    if name:
+                        usernames.add(name)
+                    reports.append(FileReport(f.name, cls.kind, "read", reason=_USERNAME_ONLY))
+                    continue
+                result = parser.parse(f, data, cls.kind)
+            except UnknownContent as exc:
+                # one file this version cannot read never costs the member the others
+                reason = f"{exc.problem} — {exc.hint}" if exc.hint else exc.problem
+                reports.append(FileReport(f.name, cls.kind, "skipped", reason=reason))
+                if cls.role is Role.LISTENS:
+                    unknown.append(f.name)
+                continue
+            digest.update(f.name.encode() + b"\0" + hashlib.sha256(data).digest())
+            usernames |= result.usernames
+            parsed.append((f, result))
+            infos.append(
+                FileInfo(f.name, result.variant, by_content=cls.by_content, table=result.table)
+            )
+            reports.append(
+                FileReport(
+                    f.name,
+                    result.variant,
+                    "imported",
+                    rows=result.table.num_rows,
+                    reason=cls.note or None,
+                )
+            )
         if progress:
             progress("", total, total)
-    return _Read(reports, parsed, infos, usernames, digest.hexdigest(), service)
+        if not parsed:
+            raise ExportError(
+                label,
+                f"no listening history this version can read: {len(unknown)} file(s) of "
+                "an unknown shape were skipped",
+                hint="see the file names and reasons with --json, or report the format to "
+                "the project",
+            )
+    return _Read(reports, parsed, infos, usernames, digest.hexdigest(), service, unknown)
+
+
+_USERNAME_ONLY = "account username only, kept as a keyed hash"
+
+
+def _no_history(label: str, names: list[str]) -> ExportError:
+    """Why a package without listening-history files cannot be imported."""
+    other = other_service(names)
+    if other is not None:
+        return ExportError(
+            label,
+            f"this looks like an export from {other}, which this version cannot import yet",
+            hint="only exports of the services listed in docs/formats.md can be imported",
+        )
+    return ExportError(
+        label,
+        "no listening history found in this package",
+        hint="import the zip of 'Extended streaming history' or 'Account data' "
+        "exactly as the service sent it",
+    )
 
 
 def _account_hashes(home: Home, usernames: set[str]) -> list[str]:
@@ -306,6 +336,7 @@ def _assess(
         checks=checks,
         now=now.replace(tzinfo=None),
         extra=[snap.account, check_copied(exact, shifted, considered, checks)],
+        skipped=read.unknown,
     )
     result_verdict = verdict(report_checks)
     rejected = result_verdict == REJECTED
@@ -460,5 +491,6 @@ def _check_account(session: Session, member: Member, hashes: list[str]) -> Check
         rule,
         "The account matches this member's earlier exports."
         if bound
-        else "The account is now bound to this member.",
+        else "No other member contributes this account; accepting this contribution "
+        "binds it to this member.",
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +32,7 @@ SERVICE_START = datetime(2008, 10, 7)  # public launch; no play can be older
 KNOWN_REASONS = frozenset(
     "trackdone fwdbtn backbtn clickrow playbtn appload remote trackerror endplay logout "
     "unexpected-exit unexpected-exit-while-paused popup uriopen clickside unknown "
-    "persisted switched-to-audio switched-to-video".split()
+    "persisted switched-to-audio switched-to-video finished".split()
 )
 
 
@@ -81,11 +82,29 @@ def _na(name: str, why: str) -> Check:
 
 _NAME_SAYS = (
     (re.compile(r"endsong_\d+\.json|endvideo", re.I), {"extended-a", "extended-b"}),
-    (re.compile(r"Streaming_History_(Audio|Video)_", re.I), {"extended-c"}),
+    # 2023 to mid-2024 exports use these names with generation B's fields
+    (re.compile(r"Streaming_History_(Audio|Video)_", re.I), {"extended-b", "extended-c"}),
     (re.compile(r"StreamingHistory_music_", re.I), {"account-music"}),
     (re.compile(r"StreamingHistory_podcast_", re.I), {"account-podcast"}),
+    (re.compile(r"StreamingHistory_audiobook_", re.I), {"account-audiobook"}),
     (re.compile(r"StreamingHistory\d+\.json", re.I), {"account-legacy", "account-music"}),
 )
+
+
+def check_structure(files: list[FileInfo], skipped: Sequence[str]) -> Check:
+    """Every listening file parsed; a well-formed file of unknown shape is skipped, and said."""
+    parsed = f"{len(files)} listening file(s) parsed with every field of the right type"
+    if not skipped:
+        return Check("structure", PASS, len(files), "warn on a skipped file", parsed + ".")
+    names = [n.rsplit("/", 1)[-1] for n in skipped]
+    return Check(
+        "structure",
+        WARN,
+        len(files),
+        "warn on a skipped file",
+        f"{parsed}; {len(skipped)} file(s) of a shape this version does not know were "
+        f"skipped: {', '.join(names[:3])}{' …' if len(names) > 3 else ''}.",
+    )
 
 
 def check_names(files: list[FileInfo]) -> Check:
@@ -109,7 +128,10 @@ def check_names(files: list[FileInfo]) -> Check:
     )
 
 
-_NUMBERED = re.compile(r"^(.*?)(\d+)\.json$", re.I)
+# a numbered file: <prefix><N>.json, where a prefix ending in a year (range) and "_"
+# belongs to Streaming_History_Audio_<Y>[-<Y2>]_<N>; a bare year is not a number
+_NUMBERED = re.compile(r"^(?P<prefix>.*?(?:_\d{4}(?:-\d{4})?_|[^\d]))(?P<n>\d{1,3})\.json$", re.I)
+_YEARS_SUFFIX = re.compile(r"_\d{4}(-\d{4})?_$")
 
 
 def check_file_sequence(files: list[FileInfo]) -> Check:
@@ -118,9 +140,9 @@ def check_file_sequence(files: list[FileInfo]) -> Check:
     for f in files:
         base = f.name.rsplit("/", 1)[-1]
         m = _NUMBERED.match(base)
-        if m and "Video" not in base and "endvideo" not in base:
-            prefix = re.sub(r"\d{4}(-\d{4})?_$", "", m.group(1))  # Audio_<years>_ varies
-            groups[prefix].add(int(m.group(2)))
+        if m and "video" not in base.lower():
+            prefix = _YEARS_SUFFIX.sub("_", m.group("prefix"))  # Audio_<years>_ varies
+            groups[prefix.lower()].add(int(m.group("n")))
     missing = sum(max(ns) + 1 - len(ns) for ns in groups.values())
     if missing:
         return Check(
@@ -159,7 +181,12 @@ def check_sort_order(files: list[FileInfo]) -> Check:
 def check_video_audio(files: list[FileInfo]) -> Check:
     """Plays found in both video and audio files name the same thing."""
     video = [f.table for f in files if f.variant.endswith("-video")]
-    audio = [f.table for f in files if not f.variant.endswith("-video")]
+    # account data has minute resolution and no URIs: it cannot be matched to video rows
+    audio = [
+        f.table
+        for f in files
+        if not f.variant.endswith("-video") and not f.variant.startswith("account")
+    ]
     if not video or not audio:
         return _na("video_audio_agree", "no video and audio files to compare")
 
@@ -204,6 +231,7 @@ class _Plays:
     stream: np.ndarray  # platform family, or "account" for account data
     reason_end: pa.Array
     skip: pa.Array  # true / false / null (unknown)
+    video: pa.Array  # episodes watched as video: skipped far more often, judged apart
 
 
 def _unique_plays(t: pa.Table) -> tuple[_Plays, int]:
@@ -226,6 +254,7 @@ def _unique_plays(t: pa.Table) -> tuple[_Plays, int]:
         stream=pc.fill_null(stream, "other").to_numpy(zero_copy_only=False),
         reason_end=reasons,
         skip=pc.coalesce(u["skipped"].combine_chunks(), by_reason),
+        video=pc.equal(u["kind"], "video").combine_chunks(),
     )
     return plays, t.num_rows - u.num_rows
 
@@ -287,7 +316,9 @@ def check_overlap(p: _Plays, checks: Checks) -> Check:
         end, ms = end[keep], ms[keep]
         if len(end) < 2:
             continue
-        slack = 60_000 if stream == "account" else 2_000  # account data: minute resolution
+        # account data has minute resolution; elsewhere crossfade and logging latency
+        # make finished plays overlap the next by seconds
+        slack = 60_000 if stream == "account" else checks.overlap_slack_seconds * 1_000
         overlapping += int(np.sum(end[1:] - ms[1:] < end[:-1] - slack))
         judged += len(end) - 1
     if judged < 50:
@@ -362,20 +393,27 @@ def check_patterns(p: _Plays, checks: Checks) -> list[Check]:
 
 
 def check_skips_and_reasons(p: _Plays) -> list[Check]:
-    """Reason codes from the known set; skip share and reason mix like real listening."""
-    counts = {
-        r["values"]: r["counts"] for r in pc.value_counts(p.reason_end.drop_null()).to_pylist()
-    }
-    n_reasons = sum(counts.values())
-    if not n_reasons:
+    """Reason codes from the known set; skip share and reason mix like real listening.
+
+    The mix is judged on audio plays: episodes watched as video are mostly skipped.
+    """
+
+    def counted(reasons: pa.Array) -> dict[str, int]:
+        return {r["values"]: r["counts"] for r in pc.value_counts(reasons).to_pylist()}
+
+    every = counted(p.reason_end.drop_null())
+    if not sum(every.values()):
         return [
             _na("reason_codes", "account data has no reason codes"),
             _na("skip_pattern", "no skip information in this export"),
         ]
-    unknown = sum(n for r, n in counts.items() if r not in KNOWN_REASONS) / n_reasons
+    unknown = sum(n for r, n in every.items() if r not in KNOWN_REASONS) / sum(every.values())
     out = [_grade("reason_codes", unknown, 0.01, 0.1, "%", "Reason codes outside the known set")]
-    known = p.skip.drop_null()
-    if len(known) < 200:
+    audio = pc.invert(p.video)
+    counts = counted(p.reason_end.filter(audio).drop_null())
+    n_reasons = sum(counts.values())
+    known = p.skip.filter(audio).drop_null()
+    if len(known) < 200 or not n_reasons:
         out.append(_na("skip_pattern", "too few plays with skip information"))
         return out
     share = float(pc.mean(pc.cast(known, pa.float64())).as_py() or 0.0)
@@ -509,17 +547,15 @@ def run_checks(
     checks: Checks,
     now: datetime,
     extra: list[Check],
+    skipped: Sequence[str] = (),
 ) -> list[Check]:
-    """Every check of one export, in reading order, followed by ``extra`` (account, copies)."""
+    """Every check of one export, in reading order, followed by ``extra`` (account, copies).
+
+    ``skipped`` names listening files of a shape this version does not know.
+    """
     plays, repeated = _unique_plays(table)
     out = [
-        Check(
-            "structure",
-            PASS,
-            len(files),
-            None,
-            f"{len(files)} listening file(s) parsed with every field of the right type.",
-        ),
+        check_structure(files, skipped),
         check_names(files),
         check_file_sequence(files),
         check_sort_order(files),
