@@ -90,12 +90,27 @@ def test_refused_import_is_one_line_on_stderr(home: str, tmp_path: Path) -> None
     bad.write_text('[{"ts": "2020-01-01T00:00:00Z", "ms_pla')
     result = run("--home", home, "import", str(bad), "--member", "ann", "--json")
     assert result.returncode == 1
-    assert result.stdout == ""
+    # --json callers read stdout: the refusal is there as JSON too
+    error = json.loads(result.stdout)["error"]
+    assert (error["type"], error["file"], error["row"]) == ("ExportError", "endsong_0.json", None)
+    assert error["problem"].startswith("is not valid JSON")
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("error: endsong_0.json: is not valid JSON")
     assert "Traceback" not in result.stderr
     assert not list(Path(home, "events").rglob("*.parquet"))
+
+
+def test_other_services_export_is_named_in_json(home: str, tmp_path: Path) -> None:
+    import zipfile
+
+    path = tmp_path / "apple.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("Apple Media Services information/Apple Music Play Activity.csv", "a,b\n")
+    result = run("--home", home, "import", str(path), "--member", "ann", "--json")
+    assert result.returncode == 1
+    assert "Apple Music" in json.loads(result.stdout)["error"]["problem"]
+    assert "cannot import yet" in result.stderr
 
 
 def test_human_summary_and_member_list(home: str, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from rich.table import Table
 from tunetrust.coop.contributions import ContributionRow
 from tunetrust.coop.members import MemberView
 from tunetrust.ingest.pipeline import ImportSummary
+from tunetrust.ingest.rebuild import RebuildReport
 from tunetrust.insights.charts import DAYS, hours, percent
 from tunetrust.insights.stats import Insights, Ranked
 from tunetrust.store.models import AuditEntry, Consent
@@ -239,3 +240,35 @@ def print_budget(console: Console, rows: list[dict[str, str]]) -> None:
     for r in rows:
         t.add_row(r["purpose"], r["year"], r["cap"], r["spent"], r["remaining"])
     console.print(t)
+
+
+def print_rebuild(console: Console, r: RebuildReport) -> None:
+    """What ``doctor --rebuild-events`` found per member, and what it did."""
+    t = Table(
+        "member (pseudonym)",
+        "exports replayed",
+        "listens stored",
+        "listens rebuilt",
+        "weight",
+        "",
+        title="Listens re-derived from the vaults" + (" (dry run)" if r.dry_run else ""),
+    )
+    for m in r.members:
+        if m.missing_raw:
+            note = f"[yellow]kept: {m.missing_raw} raw export(s) not in the vault[/]"
+        else:
+            note = "[yellow]repaired[/]" if m.changed else "[green]correct[/]"
+            if m.changed and r.dry_run:
+                note = "[yellow]would be repaired[/]"
+        t.add_row(
+            m.pseudonym[:12] + "…",
+            f"{m.contributions:,}",
+            f"{m.listens_before:,}",
+            f"{m.listens_after:,}",
+            f"{m.weight_before:.4f} → {m.weight_after:.4f}",
+            note,
+        )
+    console.print(t)
+    verb = "would change" if r.dry_run else "changed"
+    audited = "; each change is in the audit log" if r.changed and not r.dry_run else ""
+    console.print(f"{r.changed} of {len(r.members)} member(s) {verb}{audited}.")

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from tunetrust.errors import TuneTrustError
+from tunetrust.errors import ExportError, TuneTrustError
 from tunetrust.settings import Settings
 
 app = typer.Typer(
@@ -98,6 +98,14 @@ def _progress() -> Progress:
 
 def _print_json(value: Any) -> None:
     sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def error_dict(exc: TuneTrustError) -> dict[str, Any]:
+    """An error as JSON for ``--json`` callers: its kind, message and, for exports, where."""
+    body: dict[str, Any] = {"type": type(exc).__name__, "status": exc.status, "message": str(exc)}
+    if isinstance(exc, ExportError):
+        body |= {"file": exc.file, "row": exc.row, "problem": exc.problem, "hint": exc.hint}
+    return body
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from tunetrust.cli._app import (
     _settings,
     app,
     contribution_app,
+    error_dict,
     out,
 )
 
@@ -39,6 +40,7 @@ def import_(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Import a member's own export: checked, de-identified, deduplicated, stored."""
+    from tunetrust.errors import TuneTrustError
     from tunetrust.ingest.pipeline import ContributionRejected, import_export
     from tunetrust.render import print_import
 
@@ -58,6 +60,10 @@ def import_(
             _print_json(rejected.summary.to_dict())
         else:
             print_import(out, rejected.summary)
+        raise
+    except TuneTrustError as exc:
+        if as_json:  # scripts read stdout: the refusal is there too, then the red line
+            _print_json({"error": error_dict(exc)})
         raise
     if as_json:
         _print_json(summary.to_dict())
@@ -169,3 +175,50 @@ def contribution_list(
     with _open(ctx) as home:
         rows = list_contributions(home, member)
     print_contributions(out, rows)
+
+
+@app.command()
+def doctor(
+    ctx: typer.Context,
+    rebuild_events: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild-events",
+            help="Re-derive every member's listens from the raw exports in their vaults "
+            "(repairs stores written by 0.1.0's dedup fault; see CHANGELOG.md).",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would change; write nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Check and repair the home: settle what a killed process left; rebuild listens."""
+    from dataclasses import asdict
+
+    from tunetrust.ingest.rebuild import rebuild_events as rebuild
+    from tunetrust.render import print_rebuild
+
+    settings = _settings(ctx)
+    with _open(ctx) as home:
+        fixed = home.recover()  # opening settled the files already; this says so
+        if not rebuild_events:
+            if as_json:
+                _print_json({"files_settled": fixed})
+            else:
+                out.print(f"[green]Home is consistent[/] ({fixed} leftover file(s) settled).")
+            return
+        with _progress() as progress:
+            task = progress.add_task("rebuilding members' listens", total=None)
+
+            def report(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            result = rebuild(home, actor=settings.actor, dry_run=dry_run, progress=report)
+    if as_json:
+        _print_json(
+            {"dry_run": result.dry_run, "changed": result.changed}
+            | {"members": [asdict(m) for m in result.members]}
+        )
+        return
+    print_rebuild(out, result)

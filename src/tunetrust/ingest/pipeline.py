@@ -103,7 +103,9 @@ class ContributionRejected(ExportError):
 
 
 @dataclass
-class _Read:
+class ReadExport:
+    """What reading an export found: per-file reports, parsed tables, usernames, digest."""
+
     reports: list[FileReport]
     parsed: list[tuple[ExportFile, Parsed]]
     infos: list[FileInfo]
@@ -113,7 +115,8 @@ class _Read:
     unknown: list[str]  # listening files of a shape this version does not know, skipped
 
 
-def _read_package(home: Home, paths: list[Path], progress: Progress | None) -> _Read:
+def read_package(home: Home, paths: list[Path], progress: Progress | None = None) -> ReadExport:
+    """Open, classify and parse every file of an export (no checks, nothing stored)."""
     limits = home.settings.limits
     parsers = registry()
     label = paths[0].name if len(paths) == 1 else f"{len(paths)} files"
@@ -190,7 +193,7 @@ def _read_package(home: Home, paths: list[Path], progress: Progress | None) -> _
                 hint="see the file names and reasons with --json, or report the format to "
                 "the project",
             )
-    return _Read(reports, parsed, infos, usernames, digest.hexdigest(), service, unknown)
+    return ReadExport(reports, parsed, infos, usernames, digest.hexdigest(), service, unknown)
 
 
 _USERNAME_ONLY = "account username only, kept as a keyed hash"
@@ -231,7 +234,7 @@ def import_export(
     """
     paths = [paths] if isinstance(paths, Path) else list(paths)
     member = get_member(home, member_name)
-    read = _read_package(home, paths, progress)
+    read = read_package(home, paths, progress)
     parsed = pa.concat_tables([p.table for _, p in read.parsed])
     if parsed.num_rows == 0:
         raise ExportError(
@@ -280,7 +283,9 @@ def _snapshot(home: Home, member: Member, hashes: list[str], digest: str) -> _Sn
         assert fresh is not None
         same = s.scalar(
             select(Contribution.id).where(
-                Contribution.member_id == member.id, Contribution.export_digest == digest
+                Contribution.member_id == member.id,
+                Contribution.export_digest == digest,
+                Contribution.vault_file.is_not(None),  # the same files are in the vault
             )
         )
         others = [
@@ -319,7 +324,7 @@ class _Outcome:
 def _assess(
     home: Home,
     member: Member,
-    read: _Read,
+    read: ReadExport,
     parsed: pa.Table,
     events: pa.Table,
     snap: _Snapshot,
@@ -378,7 +383,7 @@ def _store(
     home: Home,
     member: Member,
     paths: list[Path],
-    read: _Read,
+    read: ReadExport,
     hashes: list[str],
     snap: _Snapshot,
     outcome: _Outcome,
