@@ -6,11 +6,13 @@ Map of the package (data flows top to bottom):
       package.py        open a zip / folder / loose files safely (zip bombs, traversal)
       spotify.py        classify and parse every Spotify file variant → parsed listens
       listens.py        the parsed-listen schema every parser produces
+      others.py         other services' exports, recognised by name to say "not yet"
       synth.py          synthetic exports of every variant (tests, demo, benchmarks)
     ingest/           from parsed listens to stored, de-identified listens
       deidentify.py     platform families, incognito plays, nothing personal kept
       dedup.py          each play once across re-imports and export kinds
       pipeline.py       import_export(): parse → de-identify → dedup → store, atomically
+      rebuild.py        rebuild_events(): members' listens re-derived from their vaults
     store/            where things live
       home.py           a cooperative home: database, events store, master key, lock
       db.py, models.py  metadata database (SQLAlchemy 2, Alembic migrations/)

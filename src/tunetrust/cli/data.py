@@ -74,7 +74,10 @@ def import_(
 @app.command()
 def synth(
     variant: Annotated[
-        str, typer.Option(help="account, account-legacy, extended-a, extended-b or extended-c.")
+        str,
+        typer.Option(
+            help="account, account-legacy, extended-a, extended-b, extended-b2 or extended-c."
+        ),
     ],
     out_path: Annotated[Path, typer.Option("--out", help="The zip file to write.")],
     listens: Annotated[int, typer.Option(help="How many plays the history holds.")] = 5000,
@@ -82,6 +85,9 @@ def synth(
     years: Annotated[
         int | None, typer.Option(help="Span of the history in years (default: the variant's).")
     ] = None,
+    crossfade: Annotated[
+        bool, typer.Option(help="Finished plays overlap the next by 3-5 s, as on phones.")
+    ] = False,
 ) -> None:
     """Write a synthetic export (no real person's data) for tests and demos."""
     from tunetrust.formats.synth import VARIANTS, write_export
@@ -90,7 +96,7 @@ def synth(
         raise typer.BadParameter(f"choose one of {', '.join(VARIANTS)}", param_hint="--variant")
     if listens < 0:
         raise typer.BadParameter("must be at least 0", param_hint="--listens")
-    result = write_export(variant, listens, seed, out_path, years)
+    result = write_export(variant, listens, seed, out_path, years, crossfade=crossfade)
     out.print(
         f"[green]Wrote[/] {result.path}: {variant}, {result.listens:,} plays "
         f"({result.incognito:,} incognito) in {len(result.files)} files"

@@ -571,10 +571,16 @@ def write_zip(files: dict[str, bytes], out: Path) -> None:
 
 
 def write_export(
-    variant: str, listens: int, seed: int, out: Path, years: int | None = None
+    variant: str,
+    listens: int,
+    seed: int,
+    out: Path,
+    years: int | None = None,
+    *,
+    crossfade: bool = False,
 ) -> SynthResult:
     """Synthesize a person and write their ``variant`` export to ``out`` (a zip)."""
-    history = synthesize(variant, listens, seed, years)
+    history = synthesize(variant, listens, seed, years, crossfade=crossfade)
     files = render(history, variant)
     write_zip(files, out)
     if variant.startswith("account"):
