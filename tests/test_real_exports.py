@@ -279,8 +279,10 @@ def test_a_year_in_a_file_name_is_not_a_sequence_number(
 
 def test_finished_is_a_known_end_reason(home: Home, member: str, tmp_path: Path) -> None:
     files = render(synthesize("extended-b", 1_500, 93), "extended-b")
-    rows = orjson.loads(files["MyData/endvideo.json"]) or [extended_row("b")]
-    files["MyData/endvideo.json"] = orjson.dumps([{**r, "reason_end": "finished"} for r in rows])
+    rows = orjson.loads(files["MyData/endsong_0.json"])
+    for r in rows[::20]:  # 5 % of plays, as in older video-era files
+        r["reason_end"] = "finished"
+    files["MyData/endsong_0.json"] = orjson.dumps(rows)
     summary = _import(home, member, files, tmp_path)
     assert _check(summary, "reason_codes")[0] == PASS
 
@@ -288,11 +290,32 @@ def test_finished_is_a_known_end_reason(home: Home, member: str, tmp_path: Path)
 def test_account_data_with_video_files_does_not_disagree(
     home: Home, member: str, tmp_path: Path
 ) -> None:
-    history = synthesize("extended-c", 6_000, 94)
-    files = render(history, "account")
-    video = {n: d for n, d in render(history, "extended-c").items() if "Video" in n}
-    assert video
-    summary = _import(home, member, files | video, tmp_path)
+    """The same episode in account data (minute, names) and a video file (second, URI)."""
+    files = render(synthesize("account", 1_500, 94), "account")
+    account, video = [], []
+    for i in range(3):
+        ms = 1_800_000 + i
+        account.append(
+            {"endTime": f"2024-01-0{i + 1} 10:00", "podcastName": "Show", "episodeName": "Ep"}
+            | {"msPlayed": ms}
+        )
+        video.append(
+            extended_row(
+                "c",
+                ts=f"2024-01-0{i + 1}T10:00:00Z",
+                ms_played=ms,
+                master_metadata_track_name=None,
+                master_metadata_album_artist_name=None,
+                master_metadata_album_album_name=None,
+                spotify_track_uri=None,
+                episode_name="Ep",
+                episode_show_name="Show",
+                spotify_episode_uri="spotify:episode:0000000000000000000007",
+            )
+        )
+    files["Spotify Account Data/StreamingHistory_podcast_9.json"] = json_bytes(account)
+    files["Streaming_History_Video_2024.json"] = json_bytes(video)
+    summary = _import(home, member, files, tmp_path)
     assert _check(summary, "video_audio_agree")[0] == PASS
 
 
