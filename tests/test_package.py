@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import zipfile
 from pathlib import Path
 
@@ -124,3 +125,57 @@ def test_missing_path(home: Home, member: str, tmp_path: Path) -> None:
 def test_files_with_no_plays(home: Home, member: str, tmp_path: Path) -> None:
     path = zip_of(tmp_path, {"MyData/endsong_0.json": b"[]"})
     _refused(home, member, path, "hold no plays")
+
+
+# --- hostile inputs found by crafting files (issue 13, item 14) ----------------------
+
+
+def test_huge_play_length_is_a_clear_error(home: Home, member: str, tmp_path: Path) -> None:
+    path = tmp_path / "Streaming_History_Audio_2021_0.json"
+    path.write_bytes(json_bytes([extended_row("c"), extended_row("c", ms_played=2**63)]))
+    _refused(home, member, path, "row 2: the field 'ms_played' should be a whole number")
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_a_device_is_refused_at_once(home: Home, member: str, device: str) -> None:
+    started = time.monotonic()
+    _refused(home, member, Path(device), "is not a regular file")
+    assert time.monotonic() - started < 10  # refused before anything reads it
+
+
+def test_a_named_pipe_is_refused_without_blocking(home: Home, member: str, tmp_path: Path) -> None:
+    fifo = tmp_path / "endsong_0.json"
+    os.mkfifo(fifo)
+    _refused(home, member, fifo, "is not a regular file")
+    folder = tmp_path / "MyData"
+    folder.mkdir()
+    os.mkfifo(folder / "endsong_1.json")
+    _refused(home, member, folder, "is not a regular file")
+
+
+@pytest.mark.parametrize("target", ["zip", "json"])
+def test_a_symbolic_link_given_as_the_export_is_refused(
+    home: Home, member: str, tmp_path: Path, target: str
+) -> None:
+    real = (
+        zip_of(tmp_path, {"endsong_0.json": json_bytes([extended_row("b")])})
+        if target == "zip"
+        else tmp_path / "endsong_0.json"
+    )
+    if target == "json":
+        real.write_bytes(json_bytes([extended_row("b")]))
+    link = tmp_path / f"link.{target}"
+    os.symlink(real, link)
+    _refused(home, member, link, "symbolic links are not followed")
+    # among loose files too
+    _refused(home, member, [real, link] if target == "json" else [link], "symbolic links")
+
+
+def test_a_folder_over_the_total_limit_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "MyData"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"endsong_{i}.json").write_bytes(b"[" + b" " * 400_000 + b"]")
+    with pytest.raises(ExportError, match="over the limit of 1,000,000"):
+        with open_package([folder], ImportLimits(max_total_bytes=1_000_000)):
+            pass

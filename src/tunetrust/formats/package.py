@@ -7,6 +7,7 @@ do not trust sizes declared in zip headers (zip bombs lie about them).
 
 from __future__ import annotations
 
+import stat
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -98,8 +99,7 @@ def open_package(paths: Sequence[Path], limits: ImportLimits) -> Iterator[Packag
         yield _open_loose(list(paths), limits)
         return
     path = paths[0]
-    if not path.exists():
-        raise ExportError(str(path), "no such file or folder", hint="check the path")
+    _check_kind(path)
     if path.is_dir():
         yield _open_folder(path, limits)
     elif zipfile.is_zipfile(path):
@@ -113,13 +113,48 @@ def open_package(paths: Sequence[Path], limits: ImportLimits) -> Iterator[Packag
         yield _open_loose([path], limits)
 
 
+def _check_kind(path: Path) -> None:
+    """A given path must be a regular file or a folder: never a link, device or pipe.
+
+    Checked before anything opens the path, so ``/dev/zero`` or a named pipe is refused
+    at once instead of being read until memory runs out.
+    """
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        raise ExportError(str(path), "no such file or folder", hint="check the path") from None
+    if stat.S_ISLNK(mode):
+        raise ExportError(
+            path.name,
+            "symbolic links are not followed",
+            hint="give the real file or folder the link points to",
+        )
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise ExportError(
+            path.name,
+            "is not a regular file (a device, a pipe or a socket)",
+            hint="give a zip, a folder or JSON files",
+        )
+
+
 def _open_loose(paths: list[Path], limits: ImportLimits) -> Package:
     files = []
     for p in paths:
-        if not p.is_file():
-            raise ExportError(str(p), "not a file", hint="give a zip, a folder or JSON files")
+        _check_kind(p)
+        if p.is_dir():
+            raise ExportError(p.name, "is a folder", hint="give one folder alone, or files")
         files.append(_disk_file(p, p.name, limits))
+    _check_total(sum(f.size for f in files), ", ".join(p.name for p in paths), limits)
     return Package(source=", ".join(p.name for p in paths), files=tuple(files))
+
+
+def _check_total(total: int, source: str, limits: ImportLimits) -> None:
+    if total > limits.max_total_bytes:
+        raise ExportError(
+            source,
+            f"the export holds {total:,} bytes, over the limit of {limits.max_total_bytes:,}",
+            hint="this is not an export as the service hands it out, or raise the limit",
+        )
 
 
 def _disk_file(p: Path, name: str, limits: ImportLimits) -> ExportFile:
@@ -136,17 +171,25 @@ def _disk_file(p: Path, name: str, limits: ImportLimits) -> ExportFile:
 def _open_folder(root: Path, limits: ImportLimits) -> Package:
     files = []
     for p in sorted(root.rglob("*")):
-        if p.is_symlink():
+        mode = p.lstat().st_mode
+        if stat.S_ISLNK(mode):
             raise ExportError(
                 str(p.relative_to(root)),
                 "symbolic links are not followed",
                 hint="copy the real files into the folder",
             )
-        if not p.is_file():
+        if stat.S_ISDIR(mode):
             continue
+        if not stat.S_ISREG(mode):
+            raise ExportError(
+                str(p.relative_to(root)),
+                "is not a regular file (a device, a pipe or a socket)",
+                hint="copy the real files into the folder",
+            )
         files.append(_disk_file(p, p.relative_to(root).as_posix(), limits))
         if len(files) > limits.max_entries:
             raise ExportError(root.name, f"more than {limits.max_entries:,} files in the folder")
+    _check_total(sum(f.size for f in files), root.name, limits)
     return Package(source=root.name, files=tuple(files))
 
 

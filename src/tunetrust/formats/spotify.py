@@ -260,15 +260,14 @@ def _column(name: str, rows: list[dict[str, Any]], key: str, typ: pa.DataType) -
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         arr = None
     bad = _first_bad(values, pytypes) if arr is None or typ == pa.int64() else None
-    if bad is not None:
-        i, found = bad
+    if bad is not None or arr is None:
+        i, found = bad if bad is not None else (0, "a value of another kind")
         raise ExportError(
             name,
             f"the field '{key}' should be {words}, found {found}",
             row=i + 1,
             hint="the file was changed after download; download again",
         )
-    assert arr is not None
     return arr
 
 
@@ -281,7 +280,12 @@ def _first_bad(values: list[Any], pytypes: tuple[type, ...]) -> tuple[int, str] 
             return i, type(v).__name__
         if isinstance(v, int) and v < 0:
             return i, "a negative number"
+        if isinstance(v, int) and v > _INT64_MAX:
+            return i, "a number too large to be a play length"
     return None
+
+
+_INT64_MAX = 2**63 - 1
 
 
 def _timestamps(name: str, rows: list[dict[str, Any]], key: str, fmt: str) -> pa.Array:
