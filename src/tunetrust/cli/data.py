@@ -96,7 +96,10 @@ def synth(
         raise typer.BadParameter(f"choose one of {', '.join(VARIANTS)}", param_hint="--variant")
     if listens < 0:
         raise typer.BadParameter("must be at least 0", param_hint="--listens")
-    result = write_export(variant, listens, seed, out_path, years, crossfade=crossfade)
+    try:
+        result = write_export(variant, listens, seed, out_path, years, crossfade=crossfade)
+    except ValueError as exc:  # the generator's own refusals say what to change
+        raise typer.BadParameter(str(exc)) from None
     out.print(
         f"[green]Wrote[/] {result.path}: {variant}, {result.listens:,} plays "
         f"({result.incognito:,} incognito) in {len(result.files)} files"

@@ -23,6 +23,7 @@ recognised by name and never opened; ``Userdata.json`` is read only for the user
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,6 +37,8 @@ from tunetrust.formats.listens import PARSED_SCHEMA
 from tunetrust.formats.package import ExportFile
 
 SERVICE = "spotify"
+SERVICE_START = datetime(2008, 10, 7)
+"""The service's public launch (naive UTC): no play can be older."""
 
 _LISTEN_NAMES: Sequence[tuple[re.Pattern[str], str]] = [
     (re.compile(r"StreamingHistory_music_\d+\.json", re.I), "account-music"),

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from tunetrust.formats.spotify import SERVICE_START
+
 VARIANTS = ("account", "account-legacy", "extended-a", "extended-b", "extended-b2", "extended-c")
 """``extended-b2`` is the 2023 to mid-2024 layout: C's file names with B's fields."""
 
@@ -206,6 +208,12 @@ def synthesize(
         if years < 1:
             raise ValueError("years must be at least 1")
         first = last - timedelta(days=round(365.25 * years))
+        if first < SERVICE_START.replace(tzinfo=UTC) + timedelta(days=1):
+            most = (last - SERVICE_START.replace(tzinfo=UTC)).days // 366
+            raise ValueError(
+                f"a {variant} history can span at most {most} years: the service "
+                f"started on {SERVICE_START:%Y-%m-%d}"
+            )
     n_days = (last - first).days + 1
 
     # sessions: which day (weekends busier), which hour (evening peak), how long

@@ -22,13 +22,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tunetrust.formats.listens import SKIP_REASONS
+from tunetrust.formats.spotify import SERVICE_START
 from tunetrust.ingest.dedup import coarse_key, fine_key, first_of_each
 from tunetrust.ingest.deidentify import platform_families
 from tunetrust.settings import Checks
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 ACCEPTED, WITH_WARNINGS, REJECTED = "accepted", "accepted_with_warnings", "rejected"
-SERVICE_START = datetime(2008, 10, 7)  # public launch; no play can be older
 KNOWN_REASONS = frozenset(
     "trackdone fwdbtn backbtn clickrow playbtn appload remote trackerror endplay logout "
     "unexpected-exit unexpected-exit-while-paused popup uriopen clickside unknown "
