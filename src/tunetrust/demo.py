@@ -40,7 +40,9 @@ keys: public
 """
 
 
-def run_demo(settings: Settings, console: Console, *, listens: int = 2_000) -> None:
+def run_demo(
+    settings: Settings, console: Console, *, listens: int = 2_000, program: str = "tunetrust"
+) -> None:
     """Run the lifecycle in an empty home and say where to look."""
     home = init_home(settings)
     try:
@@ -71,7 +73,7 @@ def run_demo(settings: Settings, console: Console, *, listens: int = 2_000) -> N
         table.add_row("…", "", "", "")
         console.print(table)
         console.print("member-01 also imported account data:")
-        print_import(console, account_summary)
+        print_import(console, account_summary, program=program)
 
         console.rule("2. Consent, and a personal insights report")
         for i in range(1, MEMBERS + 1):
@@ -123,7 +125,7 @@ def run_demo(settings: Settings, console: Console, *, listens: int = 2_000) -> N
             f"({audit_ok.entries} entries); ledger: "
             f"{'balances' if ledger_ok.ok else ledger_ok.problems}"
         )
-        h = f"tunetrust --home {settings.home}"
+        h = f"{program} --home {settings.home}"
         console.rule("Where to look")
         console.print(
             f"insights report:     {report}\n"
@@ -132,7 +134,9 @@ def run_demo(settings: Settings, console: Console, *, listens: int = 2_000) -> N
             f"                     {h} release verify {paid['release']}\n"
             f"the ledger:          {h} ledger show   ·   {h} member statement member-02\n"
             f"the audit log:       {h} audit verify   ·   {h} audit show\n"
-            f"your own export:     {h} member add YOU && {h} import YOUR-EXPORT.zip --member YOU"
+            f"your own export:     {h} member add YOU && {h} import YOUR-EXPORT.zip --member YOU",
+            soft_wrap=True,  # commands are copied: never wrap them mid-word
+            highlight=False,
         )
     finally:
         home.close()

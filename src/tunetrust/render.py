@@ -17,8 +17,41 @@ from tunetrust.insights.stats import Insights, Ranked
 from tunetrust.store.models import AuditEntry, Consent
 
 
-def print_import(console: Console, s: ImportSummary) -> None:
-    """An import summary: files, then what happened to the plays."""
+def print_import(
+    console: Console, s: ImportSummary, *, report: bool = False, program: str = "tunetrust"
+) -> None:
+    """An import in a few lines (``report``: every file, count and check) and a next step."""
+    if report:
+        print_import_report(console, s)
+    dropped = sum(s.dropped.values())
+    console.print(
+        f"{_VERDICTS.get(s.verdict, s.verdict)}: {s.listens_added:,} of "
+        f"{s.listens_in_export:,} plays added for {escape(s.member)} "
+        f"({s.duplicates_skipped:,} already counted, {dropped:,} dropped for privacy); "
+        f"{s.listens_total:,} stored · quality +{s.quality_score:.3f}",
+        highlight=False,
+    )
+    skipped = [f for f in s.files if f.status == "skipped" and f.kind != "unknown"]
+    for c in s.checks:
+        if c.status != "pass" and not report:
+            console.print(f"  {_STATUS[c.status]} {c.name}: {escape(c.message)}", highlight=False)
+    if skipped and not report:
+        console.print(f"  {len(skipped)} file(s) not imported (personal data or unknown shape).")
+    if s.same_export_as:
+        console.print(
+            f"[yellow]This export was imported before[/] (contribution {s.same_export_as})."
+        )
+    if not report:
+        console.print(
+            f"Full report: {program} contribution show {s.contribution}  ·  "
+            f"your listening: {program} insights --member {escape(s.member)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def print_import_report(console: Console, s: ImportSummary) -> None:
+    """An import in full: every file, what happened to the plays, every check."""
     files = Table("file", "kind", "status", "plays", "note", title="Files in the export")
     for f in s.files:
         style = {"imported": "green", "read": "cyan"}.get(f.status, "dim")
@@ -46,10 +79,6 @@ def print_import(console: Console, s: ImportSummary) -> None:
     totals.add_row("plays stored for this member", f"{s.listens_total:,}")
     console.print(totals)
     print_report(console, s.to_dict())
-    if s.same_export_as:
-        console.print(
-            f"[yellow]This export was imported before[/] (contribution {s.same_export_as})."
-        )
 
 
 def print_member(console: Console, v: MemberView) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -106,6 +107,20 @@ def error_dict(exc: TuneTrustError) -> dict[str, Any]:
     if isinstance(exc, ExportError):
         body |= {"file": exc.file, "row": exc.row, "problem": exc.problem, "hint": exc.hint}
     return body
+
+
+def program() -> str:
+    """How to call this program again from the current shell, for "next step" hints."""
+    invoked = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
+    if invoked is None or invoked.name != "tunetrust":
+        return "tunetrust"  # python -m tunetrust, or embedded
+    found = shutil.which("tunetrust")
+    if found and Path(found).resolve() == invoked:
+        return "tunetrust"  # on PATH: the bare name works
+    try:
+        return str(invoked.relative_to(Path.cwd()))  # e.g. .venv/bin/tunetrust
+    except ValueError:
+        return str(invoked)
 
 
 def main() -> None:

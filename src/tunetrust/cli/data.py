@@ -16,6 +16,7 @@ from tunetrust.cli._app import (
     contribution_app,
     error_dict,
     out,
+    program,
 )
 
 
@@ -38,6 +39,9 @@ def import_(
     ],
     member: Annotated[str, typer.Option("--member", help="Whose export this is.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    full_report: Annotated[
+        bool, typer.Option("--report", help="Print every file, count and check.")
+    ] = False,
 ) -> None:
     """Import a member's own export: checked, de-identified, deduplicated, stored."""
     from tunetrust.errors import TuneTrustError
@@ -59,7 +63,7 @@ def import_(
         if as_json:
             _print_json(rejected.summary.to_dict())
         else:
-            print_import(out, rejected.summary)
+            print_import(out, rejected.summary, report=full_report, program=program())
         raise
     except TuneTrustError as exc:
         if as_json:  # scripts read stdout: the refusal is there too, then the red line
@@ -68,7 +72,7 @@ def import_(
     if as_json:
         _print_json(summary.to_dict())
         return
-    print_import(out, summary)
+    print_import(out, summary, report=full_report, program=program())
 
 
 @app.command()
@@ -114,7 +118,7 @@ def demo(
     """The main job: a synthetic cooperative through its whole lifecycle (empty home)."""
     from tunetrust.demo import run_demo
 
-    run_demo(_settings(ctx), out, listens=listens)
+    run_demo(_settings(ctx), out, listens=listens, program=program())
 
 
 @app.command()
