@@ -3,17 +3,36 @@
 The same spec comes from YAML, JSON or Python, goes verbatim into the manifest and the
 audit log, and never assumes an engine: group keys and filters are names, turned
 into SQL by each engine.
+
+Reading one, in order: the text is capped at ``MAX_SPEC_BYTES`` and must be UTF-8;
+PyYAML's event stream is checked for anchors, aliases and nesting deeper than
+``MAX_SPEC_DEPTH``; the document is checked against ``_Document``, a pydantic model
+that forbids unknown fields at every level (``spec_json_schema()`` is its JSON
+Schema); the frozen dataclasses then check ranges and the rules between fields. Every
+refusal is one ``InputError`` line naming the field path, never a value.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, get_args
 
 import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    WithJsonSchema,
+)
+from pydantic.json_schema import GenerateJsonSchema
+from pydantic_core import ErrorDetails
 
 from tunetrust.errors import InputError
 
@@ -34,6 +53,8 @@ GROUP_KEYS = (
 TIME_KEYS = ("year", "quarter", "month", "week", "weekday", "hour")
 METRICS = ("plays", "listeners", "minutes", "skip_share")
 KINDS = ("music", "podcast", "audiobook", "video", "unknown")
+NOISES = ("gaussian", "laplace")
+KEY_MODES = ("private", "public")
 # With private keys a partition needs at least this many members before its noisy
 # count is even drawn (pre-thresholding; see noise.py for what it costs).
 DEFAULT_MIN_LISTENERS = 10
@@ -80,7 +101,7 @@ class Privacy:
             raise _fail("privacy.epsilon", "must be a number above 0 and at most 10")
         if not (isinstance(self.delta, int | float) and 0 <= self.delta < 1e-3):
             raise _fail("privacy.delta", "must be at least 0 and below 0.001")
-        if self.noise not in ("gaussian", "laplace"):
+        if self.noise not in NOISES:
             raise _fail("privacy.noise", "must be gaussian or laplace")
         if self.noise == "gaussian" and self.delta == 0:
             raise _fail("privacy.delta", "Gaussian noise needs a delta above 0 (e.g. 1e-6)")
@@ -130,7 +151,7 @@ class ReleaseSpec:
                     "privacy.split",
                     f"{m!r} is not a part of this release ({', '.join(self.budget_parts)})",
                 )
-        if self.keys not in ("private", "public"):
+        if self.keys not in KEY_MODES:
             raise _fail("keys", "must be private or public")
         if self.keys == "private" and self.privacy.delta == 0:
             raise _fail("privacy.delta", "private key selection needs a delta above 0")
@@ -197,101 +218,322 @@ class ReleaseSpec:
         return {p: 1 / len(parts) for p in parts}
 
 
-def _date(value: Any, where: str) -> date | None:
-    if value is None:
-        return None
-    if isinstance(value, date):
-        return value
+# Reading a spec. Buyers submit specs, so the text is untrusted. A few bytes of YAML
+# aliases can stand for gigabytes ("billion laughs"), and PyYAML's composer recurses
+# once per level of nesting, so both are refused on the event stream, which recurses
+# nowhere, before any value is built.
+MAX_SPEC_BYTES = 64 * 1024
+MAX_SPEC_DEPTH = 32
+_NOT_UTF8 = "not UTF-8 text; save it as UTF-8"
+
+
+def read_spec_text(path: Path) -> str:
+    """A spec file's text: UTF-8 (a byte-order mark is allowed), at most MAX_SPEC_BYTES."""
     try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        raise _fail(where, "must be a date like 2024-01-31") from None
-
-
-def parse_spec(text: str, *, source_name: str = "spec") -> ReleaseSpec:
-    """A spec from YAML or JSON text, with errors that name the field."""
+        with path.open("rb") as f:
+            data = f.read(MAX_SPEC_BYTES + 1)  # never more, however large the file
+    except OSError:
+        raise InputError(f"{path}: cannot read the release spec") from None
+    _check_size(len(data), path.name)
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(
-            f"{source_name}: not valid YAML or JSON ({exc.__class__.__name__})"
-        ) from None
-    if not isinstance(doc, dict):
-        raise InputError(f"{source_name}: a release spec is a mapping of fields")
-    known = {
-        "purpose",
-        "filters",
-        "group_by",
-        "metrics",
-        "bounds",
-        "privacy",
-        "keys",
-        "public_keys",
-        "min_members",
-        "min_listeners",
-    }
-    unknown = set(doc) - known
-    if unknown:
-        raise _fail(
-            ", ".join(sorted(unknown)), f"unknown field; known fields: {', '.join(sorted(known))}"
-        )
-    for required in ("purpose", "group_by", "metrics", "bounds", "privacy"):
-        if required not in doc:
-            raise _fail(required, "missing")
-    filters = doc.get("filters") or {}
-    bounds = doc["bounds"] or {}
-    privacy = doc["privacy"] or {}
-    kind = filters.get("kind", "music")
-    period = filters.get("period") or {}
-    try:
-        return ReleaseSpec(
-            purpose=str(doc["purpose"]),
-            group_by=tuple(_list(doc["group_by"], "group_by")),
-            metrics=tuple(_list(doc["metrics"], "metrics")),
-            bounds=Bounds(
-                max_partitions=bounds.get("max_partitions", 0),
-                max_plays_per_partition=bounds.get("max_plays_per_partition", 0),
-                max_minutes_per_play=bounds.get("max_minutes_per_play", 0),
-            ),
-            privacy=Privacy(
-                epsilon=privacy.get("epsilon", 0),
-                delta=privacy.get("delta", 0.0),
-                noise=privacy.get("noise", "gaussian"),
-                split=dict(privacy.get("split") or {}),
-            ),
-            keys=str(doc.get("keys", "private")),
-            public_keys=tuple(
-                tuple(str(v) for v in _list(row, "public_keys"))
-                for row in (doc.get("public_keys") or [])
-            ),
-            kinds=tuple(_list(kind, "filters.kind")),
-            period_from=_date(period.get("from"), "filters.period.from"),
-            period_to=_date(period.get("to"), "filters.period.to"),
-            countries=tuple(_list(filters.get("countries") or [], "filters.countries")),
-            min_seconds=filters.get("min_seconds", 30),
-            min_members=doc.get("min_members", 0),
-            min_listeners=doc.get("min_listeners"),
-            source=text,
-        )
-    except TypeError as exc:
-        raise InputError(f"{source_name}: a field has the wrong shape ({exc})") from None
-
-
-def _list(value: Any, where: str) -> list[Any]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        return value
-    raise _fail(where, "must be a name or a list of names")
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(f"{path.name}: {_NOT_UTF8}") from None
+    if "\0" in text:  # UTF-16 or UTF-32 without a byte-order mark: valid UTF-8, full of NULs
+        raise InputError(f"{path.name}: {_NOT_UTF8}")
+    return text
 
 
 def load_spec(path: Path) -> ReleaseSpec:
     """A spec from a YAML or JSON file."""
+    return parse_spec(read_spec_text(path), source_name=path.name)
+
+
+def parse_spec(text: str, *, source_name: str = "spec") -> ReleaseSpec:
+    """A spec from YAML or JSON text, with errors that name the field."""
+    # a character is at least one byte: only short texts need encoding to be measured
+    _check_size(len(text), source_name)
+    _check_size(len(text.encode("utf-8", "surrogatepass")), source_name)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        raise InputError(f"{path}: cannot read the release spec") from None
-    return parse_spec(text, source_name=path.name)
+        _check_structure(text)
+        doc = yaml.safe_load(text)
+    except _Refused as exc:
+        raise InputError(f"{source_name}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise InputError(
+            f"{source_name}: not valid YAML or JSON ({exc.__class__.__name__})"
+        ) from None
+    except ValueError:  # PyYAML builds 2023-13-01 or 0x_ without catching the error
+        raise InputError(
+            f"{source_name}: not valid YAML or JSON (a date or number that cannot be read)"
+        ) from None
+    if not isinstance(doc, dict):
+        raise InputError(f"{source_name}: a release spec is a mapping of fields")
+    try:
+        fields = _Document.model_validate(doc)
+    except ValidationError as exc:
+        raise InputError(_problems(exc)) from None
+    return fields.spec(source=text)
+
+
+def _check_size(size: int, source_name: str) -> None:
+    if size > MAX_SPEC_BYTES:
+        raise InputError(
+            f"{source_name}: larger than {MAX_SPEC_BYTES // 1024} KiB; "
+            "a release spec is a short document"
+        )
+
+
+class _Refused(Exception):
+    """Well-formed YAML that a release spec may not use."""
+
+
+def _check_structure(text: str) -> None:
+    """Refuse anchors, aliases and deep nesting before PyYAML composes anything."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.NodeEvent) and event.anchor is not None:
+            raise _Refused(
+                "YAML anchors and aliases (& and *) are not allowed "
+                f"(line {event.start_mark.line + 1})"
+            )
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_SPEC_DEPTH:
+                raise _Refused(f"nested more than {MAX_SPEC_DEPTH} levels deep")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+# The document's shape. These models check names and types only; ranges and the rules
+# between fields stay in the dataclasses above, so that a spec built in Python is held
+# to them too. Numbers are kept as written (an int stays an int in the manifest).
+
+
+def _one_or_many(value: object) -> object:
+    """A single name stands for a list of one (``kind: music``)."""
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list):
+        raise ValueError("must be a name or a list of names")
+    return value
+
+
+def _number(value: object) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    raise ValueError("must be a number")
+
+
+def _key_value(value: object) -> object:
+    """A public key's value as its label: ``2024`` or ``2024-01-31`` as text."""
+    if isinstance(value, int | float | date) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _one_or_many_schema(name: dict[str, Any]) -> WithJsonSchema:
+    return WithJsonSchema({"anyOf": [name, {"type": "array", "items": name}]})
+
+
+def _names(choices: tuple[str, ...]) -> WithJsonSchema:
+    return _one_or_many_schema({"type": "string", "enum": list(choices)})
+
+
+_Number = Annotated[float, PlainValidator(_number, json_schema_input_type=float)]
+_GroupKeys = Annotated[list[str], BeforeValidator(_one_or_many), _names(GROUP_KEYS)]
+_Metrics = Annotated[list[str], BeforeValidator(_one_or_many), _names(METRICS)]
+_Kinds = Annotated[list[str], BeforeValidator(_one_or_many), _names(KINDS)]
+_Countries = Annotated[
+    list[str],
+    BeforeValidator(_one_or_many),
+    _one_or_many_schema({"type": "string", "pattern": "^[A-Z]{2}$"}),
+]
+_KeyRow = Annotated[
+    list[Annotated[str, BeforeValidator(_key_value)]],
+    BeforeValidator(_one_or_many),
+    _one_or_many_schema({"type": ["string", "integer"]}),
+]
+
+
+def _date(value: object) -> object:
+    # pydantic would also read a number as seconds since 1970: only dates and text here
+    if value is None or isinstance(value, date | str):
+        return value
+    raise ValueError(_NOT_A_DATE)
+
+
+_NOT_A_DATE = "must be a date like 2024-01-31"
+# YAML gives a date, JSON a string: the one field read in pydantic's lax mode
+_Date = Annotated[date | None, Field(strict=False), BeforeValidator(_date)]
+
+
+class _Fields(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True)
+
+
+class _Period(_Fields):
+    """UTC dates, inclusive."""
+
+    model_config = ConfigDict(title="Period")
+    from_: _Date = Field(default=None, alias="from")
+    to: _Date = None
+
+
+class _Filters(_Fields):
+    """Which listens count."""
+
+    model_config = ConfigDict(title="Filters")
+    kind: _Kinds = ["music"]
+    min_seconds: int = 30
+    """Plays shorter than this are ignored."""
+    period: _Period | None = None
+    countries: _Countries | None = None
+
+
+class _Bounds(_Fields):
+    """How much one member may contribute."""
+
+    model_config = ConfigDict(title="Bounds")
+    max_partitions: int
+    max_plays_per_partition: int
+    max_minutes_per_play: _Number
+
+
+class _Privacy(_Fields):
+    """The budget of one release: ε, δ, noise family, and how ε is split."""
+
+    model_config = ConfigDict(title="Privacy")
+    epsilon: _Number
+    delta: _Number = 0.0
+    """Needed for Gaussian noise and private keys."""
+    noise: Annotated[str, WithJsonSchema({"type": "string", "enum": list(NOISES)})] = "gaussian"
+    split: dict[str, _Number] | None = None
+    """Each budget part's share of ε (even by default)."""
+
+
+class _Document(_Fields):
+    """A TuneTrust release spec (YAML or JSON): see docs/releases.md."""
+
+    model_config = ConfigDict(title="TuneTrust release spec")
+    purpose: str
+    """A consent purpose."""
+    filters: _Filters | None = None
+    group_by: _GroupKeys
+    metrics: _Metrics
+    bounds: _Bounds
+    privacy: _Privacy
+    keys: Annotated[str, WithJsonSchema({"type": "string", "enum": list(KEY_MODES)})] = "private"
+    public_keys: list[_KeyRow] | None = None
+    """With public keys: the released keys, one value per group key."""
+    min_members: int = 0
+    """Refuse the release with fewer members."""
+    min_listeners: int | None = None
+    """Private keys: fewest members a released partition may describe."""
+
+    def spec(self, *, source: str) -> ReleaseSpec:
+        """The frozen spec, which checks ranges and the rules between fields."""
+        filters = self.filters or _Filters()
+        period = filters.period or _Period()
+        privacy = self.privacy
+        return ReleaseSpec(
+            purpose=self.purpose,
+            group_by=tuple(self.group_by),
+            metrics=tuple(self.metrics),
+            bounds=Bounds(
+                max_partitions=self.bounds.max_partitions,
+                max_plays_per_partition=self.bounds.max_plays_per_partition,
+                max_minutes_per_play=self.bounds.max_minutes_per_play,
+            ),
+            privacy=Privacy(
+                epsilon=privacy.epsilon,
+                delta=privacy.delta,
+                noise=privacy.noise,
+                split=dict(privacy.split or {}),
+            ),
+            keys=self.keys,
+            public_keys=tuple(tuple(row) for row in self.public_keys or ()),
+            kinds=tuple(filters.kind),
+            period_from=period.from_,
+            period_to=period.to,
+            countries=tuple(filters.countries or ()),
+            min_seconds=filters.min_seconds,
+            min_members=self.min_members,
+            min_listeners=self.min_listeners,
+            source=source,
+        )
+
+
+class _SchemaNames(GenerateJsonSchema):
+    def normalize_name(self, name: str) -> str:
+        return super().normalize_name(name).lstrip("_")  # "Filters", not "_Filters"
+
+
+def spec_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a release spec, published as docs/release-spec.schema.json."""
+    # fields, types and names; ranges and the rules between fields are parse_spec's alone
+    schema = _Document.model_json_schema(schema_generator=_SchemaNames)
+    return {"$schema": GenerateJsonSchema.schema_dialect, **schema}
+
+
+# Messages: one line, the field path and what is wrong, never the value given.
+_SHOWN_PROBLEMS = 5
+_PROBLEMS = {
+    "missing": "missing",
+    "model_type": "must be a mapping of fields",
+    "dict_type": "must be a mapping",
+    "list_type": "must be a list",
+    "string_type": "must be text",
+    "int_type": "must be a whole number",
+    "invalid_key": "field names must be text",
+}
+
+
+def _problems(exc: ValidationError) -> str:
+    errors = exc.errors()
+    shown = "; ".join(f"{_path(e['loc'])}: {_problem(e)}" for e in errors[:_SHOWN_PROBLEMS])
+    more = len(errors) - _SHOWN_PROBLEMS
+    return f"release spec, {shown}" + (f" (and {more} more)" if more > 0 else "")
+
+
+def _problem(error: ErrorDetails) -> str:
+    kind, loc = error["type"], error["loc"]
+    if kind == "extra_forbidden":
+        known = _field_names(loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        if close:
+            return f"unknown field, did you mean {close[0]}?"
+        return f"unknown field; known fields: {', '.join(known)}"
+    if kind == "value_error":  # raised by the validators above, in their own words
+        return str(error.get("ctx", {}).get("error"))
+    if kind.startswith("date"):
+        return _NOT_A_DATE
+    return _PROBLEMS.get(kind) or error["msg"][:1].lower() + error["msg"][1:]
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            # a field name, maybe a typo: kept short and on one line
+            name = "".join(c if c.isprintable() else "?" for c in part[:40])
+            path += f".{name}" if path else name
+    return path or "(top level)"
+
+
+def _field_names(loc: tuple[int | str, ...]) -> list[str]:
+    """The fields allowed where ``loc`` points (a nested model of ``_Document``)."""
+    model: type[BaseModel] = _Document
+    for part in loc:
+        annotation = model.model_fields[str(part)].annotation
+        model = next(
+            t
+            for t in (annotation, *get_args(annotation))
+            if isinstance(t, type) and issubclass(t, BaseModel)
+        )
+    return [info.alias or name for name, info in model.model_fields.items()]
 
 
 def spec_dict(spec: ReleaseSpec) -> dict[str, Any]:
