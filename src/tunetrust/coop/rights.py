@@ -23,7 +23,7 @@ from tunetrust.coop import audit
 from tunetrust.coop.consent import in_force
 from tunetrust.coop.keyring import data_key
 from tunetrust.coop.members import get_member
-from tunetrust.store import db
+from tunetrust.store import db, private
 from tunetrust.store.home import Home
 from tunetrust.store.models import AuditEntry, AuditPayload, Consent, Contribution, Member
 
@@ -56,7 +56,8 @@ def _json(value: Any) -> bytes:
 def _write_export(home: Home, held: _Held, tmp: Path) -> list[str]:
     """Write the export zip to ``tmp``; returns the names written."""
     written: list[str] = []
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    # the zip holds the decrypted raw exports: private (0600) before the first byte
+    with zipfile.ZipFile(private.create(tmp), "w", compression=zipfile.ZIP_DEFLATED) as zf:
 
         def put(arcname: str, data: bytes) -> None:
             zf.writestr(arcname, data)
@@ -257,6 +258,7 @@ def erase_member(home: Home, name: str) -> ErasureReport:
             n_consents = _delete(s, delete(Consent).where(Consent.member_id == row.id))
             n_contrib = _delete(s, delete(Contribution).where(Contribution.member_id == row.id))
             row.name = None
+            row.name_key = None  # frees the name, and look-alikes of it
             row.data_key_wrapped = None  # crypto-shredding: vault copies become unreadable
             row.account_hash = None
             row.events_file = None

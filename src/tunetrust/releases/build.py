@@ -29,6 +29,7 @@ from tunetrust.releases.budget import Epsilon
 from tunetrust.releases.engine import AGGREGATE_COLUMNS, DuckDBEngine, Engine
 from tunetrust.releases.noise import NoisePlan, plan_noise, release
 from tunetrust.releases.spec import ReleaseSpec, spec_dict
+from tunetrust.store import private
 from tunetrust.store.home import Home
 from tunetrust.store.models import BudgetSpend, Member, Release
 
@@ -206,10 +207,10 @@ def build_release(
             table = engine.label(spec, files, release(plan.noise, spec, aggregates, noise=_noise))
         root = home.settings.home / "releases"
         tmp = root / f".tmp-{release_id}"
-        tmp.mkdir(parents=True)
+        private.mkdir(tmp)
         try:
-            pq.write_table(table, tmp / "data.parquet", compression="zstd")
-            pacsv.write_csv(table, tmp / "data.csv")
+            pq.write_table(table, private.create(tmp / "data.parquet"), compression="zstd")
+            pacsv.write_csv(table, private.create(tmp / "data.csv"))
             pseudonyms = [p for _, p, _ in plan.included]
             doc = {
                 "id": release_id,
@@ -241,7 +242,7 @@ def build_release(
                 },
             }
             body = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
-            (tmp / "manifest.json").write_bytes(body)
+            private.create(tmp / "manifest.json").write_bytes(body)
             with home.transaction() as s:
                 budget.spend(
                     s,

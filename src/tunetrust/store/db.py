@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
+from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
@@ -15,6 +16,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tunetrust.errors import SetupError
+from tunetrust.store import private
 
 WRITE_OPTION = "tunetrust_write"
 
@@ -31,6 +33,7 @@ def make_engine(url: str) -> Engine:
         hint = ' — run: pip install "tunetrust[postgres]"' if "psycopg" in str(exc) else ""
         raise SetupError(f"the database driver is not installed ({exc.name}){hint}") from None
     if engine.dialect.name == "sqlite":
+        _create_private(engine.url.database)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(conn, _record):  # type: ignore[no-untyped-def]
@@ -53,6 +56,20 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def _create_private(database: str | None) -> None:
+    """Create a new SQLite file as an empty, private (0600) file before SQLite opens it.
+
+    SQLite makes a new database 0644 less the umask, but gives its ``-wal``, ``-shm`` and
+    journal files the database file's own mode, so this one file sets all of them.
+    """
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        private.create_new(Path(database))
+    except OSError:
+        pass  # no such folder, or not ours: SQLite's own error will say so on connect
 
 
 def _alembic_config(engine: Engine) -> Config:

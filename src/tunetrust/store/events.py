@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tunetrust.formats.listens import CONTENT_FIELDS
+from tunetrust.store import private
 
 EVENTS_SCHEMA = pa.schema(
     [
@@ -60,9 +61,8 @@ class EventsStore:
 
     def stage(self, pseudonym: str, file: str, table: pa.Table) -> Path:
         """Write a member's next partition file under a temporary name, synced to disk."""
-        folder = self.partition(pseudonym)
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / (file + _TMP)
+        folder = private.mkdir(self.partition(pseudonym))
+        tmp = private.create(folder / (file + _TMP))
         pq.write_table(table.cast(EVENTS_SCHEMA), tmp, compression="zstd")
         with tmp.open("rb") as fh:
             os.fsync(fh.fileno())

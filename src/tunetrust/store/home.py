@@ -17,13 +17,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tunetrust.errors import ConflictError, SetupError
 from tunetrust.settings import Settings
-from tunetrust.store import db, keys
+from tunetrust.store import db, keys, private
 from tunetrust.store.events import EventsStore
 from tunetrust.store.models import Contribution, Member, Release, Secret
 from tunetrust.store.vault import Vault
 
 ACCOUNT_HASH_SECRET = "account-hash"
 WITNESS = "audit.head"
+LOCK = ".lock"
 NEW_KEY_SUFFIX = ".new"
 
 
@@ -58,12 +59,13 @@ class Home:
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the home's write lock: one writer of files at a time, across processes."""
-        with (self.settings.home / ".lock").open("a") as fh:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-                yield
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        fd = os.open(self.settings.home / LOCK, os.O_WRONLY | os.O_CREAT, private.FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -117,7 +119,7 @@ class Home:
 def write_witness(home: Path, seq: int, entry_hash: str) -> None:
     """Copy the audit head to ``<home>/audit.head`` atomically (lagging behind is fine)."""
     tmp = home / f".{WITNESS}.{os.getpid()}"
-    tmp.write_text(f"{seq} {entry_hash}\n")
+    private.create(tmp).write_text(f"{seq} {entry_hash}\n")
     os.replace(tmp, home / WITNESS)
 
 
@@ -153,10 +155,11 @@ def _recover_rotation(home: Home) -> int:
 def init_home(settings: Settings) -> Home:
     """Create a cooperative home (idempotent for folders; refuses to replace a key)."""
     home = settings.home
-    home.mkdir(parents=True, exist_ok=True)
-    settings.events_dir.mkdir(exist_ok=True)
-    (home / "vault").mkdir(exist_ok=True)
-    (home / "releases").mkdir(exist_ok=True)
+    home.parent.mkdir(parents=True, exist_ok=True)  # outside the home: the caller's to guard
+    if settings.events_dir.is_dir():  # a home already: tighten one an older version wrote
+        private.tighten(home)
+    for folder in (home, settings.events_dir, home / "vault", home / "releases"):
+        private.mkdir(folder)
     if not settings.master_key and not settings.key_file.exists():
         keys.write_key_file(settings.key_file, keys.new_key())
     engine = db.make_engine(settings.db_url)
@@ -180,6 +183,7 @@ def open_home(settings: Settings) -> Home:
             f"no cooperative in {settings.home}; create one with: "
             f"tunetrust --home {settings.home} init"
         )
+    private.tighten(settings.home)
     engine = db.make_engine(settings.db_url)
     result = Home(settings, engine)
     try:

@@ -26,6 +26,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tunetrust.errors import SetupError
+from tunetrust.store import private
 
 MAGIC = b"TTV1"
 CHUNK = 1024 * 1024
@@ -102,9 +103,8 @@ class Vault:
 
     def stage(self, pseudonym: str, name: str, key: bytes, source: BinaryIO) -> int:
         """Encrypt ``source`` to ``<name>.tmp`` (synced); returns the plaintext size."""
-        folder = self.folder(pseudonym)
-        folder.mkdir(parents=True, exist_ok=True)
-        with (folder / (name + _TMP)).open("wb") as sink:
+        folder = private.mkdir(self.folder(pseudonym))
+        with private.create(folder / (name + _TMP)).open("wb") as sink:
             size = encrypt_stream(key, name.encode(), source, sink)
             sink.flush()
             os.fsync(sink.fileno())
