@@ -294,3 +294,30 @@ def test_other_files_are_reported_and_never_opened(home: Home, member: str, tmp_
     assert by_kind["library"].status == "skipped"
     assert by_kind["userdata"].status == "read"
     assert by_kind["search-queries"].reason == "personal data, never opened"
+
+
+def test_the_same_file_again_is_recognised_before_reading(
+    home: Home, member: str, tmp_path: Path
+) -> None:
+    from sqlalchemy import func, select
+
+    from tunetrust.store.models import Contribution
+
+    path = export_zip(tmp_path, "extended-c", 2_000)
+    first = import_export(home, member, path)
+    read: list[str] = []
+    again = import_export(home, member, path, progress=lambda name, done, total: read.append(name))
+    assert read == []  # nothing was unpacked or parsed
+    assert (again.contribution, again.same_export_as) == (first.contribution, first.contribution)
+    assert again.listens_added == 0
+    assert again.duplicates["already_imported"] == first.listens_added
+    assert again.listens_total == first.listens_total
+    with home.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Contribution)) == 1  # none recorded
+    # the same plays in another file are still recognised play by play, and recorded
+    copy = tmp_path / "copy.zip"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(copy, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+    other = import_export(home, member, copy)
+    assert other.same_export_as == first.contribution and other.contribution != first.contribution

@@ -23,8 +23,8 @@ recognised by name and never opened; ``Userdata.json`` is read only for the user
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson

@@ -83,6 +83,7 @@ class ImportSummary:
     quality: dict[str, Any] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
     same_export_as: str | None = None
+    package_sha256: str | None = None  # of the zip or JSON file given, when it was one file
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
@@ -216,6 +217,60 @@ def _no_history(label: str, names: list[str]) -> ExportError:
     )
 
 
+def package_digest(paths: list[Path]) -> str | None:
+    """SHA-256 of the file given, when the export is one file (a zip or a JSON file).
+
+    Hashing the file as it lies (a few MB for a zip) recognises a second upload of the
+    same package before anything is unpacked or parsed.
+    """
+    if len(paths) != 1 or not paths[0].is_file() or paths[0].is_symlink():
+        return None
+    h = hashlib.sha256()
+    with paths[0].open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _same_package(home: Home, member: Member, package: str) -> ImportSummary | None:
+    """The member's earlier stored import of this very file, as a no-op summary."""
+    with home.sessions() as s:
+        rows = s.scalars(
+            select(Contribution)
+            .where(Contribution.member_id == member.id, Contribution.vault_file.is_not(None))
+            .order_by(Contribution.created_at)
+        ).all()
+    earlier = next((c for c in rows if c.summary.get("package_sha256") == package), None)
+    if earlier is None:
+        return None
+    was = earlier.summary
+    counted = was["listens_added"] + sum(
+        was["duplicates"].get(k, 0) for k in ("already_imported", "covered_by_extended_history")
+    )
+    repeated = was["duplicates"].get("repeated_in_export", 0)
+    return ImportSummary(
+        contribution=earlier.id,
+        member=member.name or "",
+        service=earlier.service,
+        files=[FileReport(**f) for f in was["files"]],
+        listens_in_export=was["listens_in_export"],
+        listens_added=0,
+        duplicates_skipped=counted + repeated,
+        duplicates={
+            "already_imported": counted,
+            "repeated_in_export": repeated,
+            "covered_by_extended_history": 0,
+        },
+        account_rows_superseded=0,
+        dropped=was["dropped"],
+        listens_total=home.events.count(member.pseudonym, member.events_file),
+        verdict=was["verdict"],
+        quality_score=0.0,
+        same_export_as=earlier.id,
+        package_sha256=package,
+    )
+
+
 def _account_hashes(home: Home, usernames: set[str]) -> list[str]:
     if not usernames:
         return []
@@ -234,6 +289,11 @@ def import_export(
     """
     paths = [paths] if isinstance(paths, Path) else list(paths)
     member = get_member(home, member_name)
+    package = package_digest(paths)
+    if package is not None:
+        earlier = _same_package(home, member, package)
+        if earlier is not None:  # the very same file again: nothing to read or record
+            return earlier
     read = read_package(home, paths, progress)
     parsed = pa.concat_tables([p.table for _, p in read.parsed])
     if parsed.num_rows == 0:
@@ -259,6 +319,7 @@ def import_export(
             now,
             contribution=contribution,
             dropped=dropped,
+            package=package,
         )
         _store(home, member, paths, read, hashes, snap, outcome, now)
     if outcome.rejected:
@@ -332,6 +393,7 @@ def _assess(
     *,
     contribution: str,
     dropped: dict[str, int],
+    package: str | None,
 ) -> _Outcome:
     checks = home.settings.checks
     exact, shifted, considered = copied_share(events, snap.others, checks.copy_window_minutes)
@@ -375,6 +437,7 @@ def _assess(
         },
         checks=report_checks,
         same_export_as=snap.same,
+        package_sha256=package,
     )
     return _Outcome(contribution, summary, merged, rejected)
 
