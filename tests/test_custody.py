@@ -123,3 +123,33 @@ def test_an_older_world_readable_home_is_tightened_on_open(tmp_path: Path, umask
     _loosen(settings.home)
     init_home(settings).close()
     assert _not_private(settings.home) == {}
+
+
+def test_reports_written_by_the_cli_are_private(settings: Settings, tmp_path: Path) -> None:
+    """The insights report and the demo's report describe a person's listening."""
+    import subprocess
+    import sys
+
+    home = init_home(settings)
+    add_member(home, "ann")
+    import_export(home, "ann", export_zip(tmp_path, "extended-c", 400))
+    home.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNETRUST_")}
+
+    def run(*args: str) -> None:
+        done = subprocess.run(
+            [sys.executable, "-m", "tunetrust", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            preexec_fn=lambda: os.umask(0o022),  # the usual shell umask
+        )
+        assert done.returncode == 0, done.stderr
+
+    report = tmp_path / "out" / "ann.html"
+    run("--home", str(settings.home), "insights", "--member", "ann", "--html", str(report))
+    assert _mode(report) == 0o600
+    demo = tmp_path / "demo"
+    run("--home", str(demo), "demo", "--listens", "300")
+    assert _not_private(demo) == {}

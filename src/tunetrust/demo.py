@@ -26,6 +26,7 @@ from tunetrust.insights.report import render_html
 from tunetrust.insights.stats import Period, member_insights
 from tunetrust.render import print_import
 from tunetrust.settings import Settings
+from tunetrust.store import private
 from tunetrust.store.home import init_home
 
 MEMBERS = 30
@@ -80,7 +81,8 @@ def run_demo(
             if i % 7:  # 26 of 30 consent to research
                 decide(home, f"member-{i:02d}", "research", granted=True)
         report = settings.home / "reports" / "member-01.html"
-        report.parent.mkdir(exist_ok=True)
+        private.mkdir(report.parent)
+        private.create(report)
         insights = member_insights(home, "member-01", Period.parse(None, None, 2024))
         report.write_text(render_html(insights, member="member-01"), encoding="utf-8")
         console.print(

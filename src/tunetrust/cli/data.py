@@ -144,9 +144,11 @@ def insights(
         result = member_insights(home, member, period, min_seconds=min_seconds, top=top, tz=tz)
     if html is not None:
         from tunetrust.insights.report import render_html
+        from tunetrust.store import private
 
         html.parent.mkdir(parents=True, exist_ok=True)
-        html.write_text(render_html(result, member=member), encoding="utf-8")
+        # a person's listening: readable by its owner only, from the first byte
+        private.create(html).write_text(render_html(result, member=member), encoding="utf-8")
     if as_json:
         _print_json(result.to_dict())
         return

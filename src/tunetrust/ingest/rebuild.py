@@ -33,6 +33,7 @@ from tunetrust.ingest.deidentify import deidentify
 from tunetrust.ingest.pipeline import read_package
 from tunetrust.ingest.quality import quality
 from tunetrust.ingest.validate import REJECTED
+from tunetrust.store import private
 from tunetrust.store.home import Home
 from tunetrust.store.models import Contribution, Member
 
@@ -157,7 +158,7 @@ def _vault_listens(home: Home, member: Member, key: bytes, c: Contribution) -> p
     # a single loose file was stored as is: give it back its name, which says its kind
     name = files[0]["name"] if suffix == ".json" and len(files) == 1 else f"export{suffix}"
     with tempfile.TemporaryDirectory(prefix="tunetrust-rebuild-") as tmp:
-        path = Path(tmp) / Path(name).name
+        path = private.create(Path(tmp) / Path(name).name)  # decrypted: owner only
         with path.open("wb") as fh:
             for chunk in home.vault.read(member.pseudonym, c.vault_file, key):
                 fh.write(chunk)
