@@ -177,6 +177,27 @@ def test_billion_laughs_is_refused_at_once() -> None:
     assert message == "spec: YAML anchors and aliases (& and *) are not allowed (line 1)"
 
 
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        (("  epsilon: 1\n", "  epsilon: 0.1\n  epsilon: 10\n"), "epsilon"),
+        (("purpose: research", "purpose: research\npurpose: ai-training"), "purpose"),
+        (("bounds: {", "bounds: {max_partitions: 1, "), "max_partitions"),
+    ],
+)
+def test_a_repeated_key_is_refused_not_overwritten(change: tuple[str, str], key: str) -> None:
+    """YAML keeps the last of two equal keys: what a voter reads would not be what is run."""
+    text = SPEC.replace(*change)
+    assert text != SPEC
+    assert f"the key '{key}' is repeated" in _refusal(text)
+
+
+def test_equal_names_in_different_mappings_and_lists_are_fine() -> None:
+    # `plays` is a metric in a list and a key of privacy.split; `min_seconds` one key
+    assert "plays" in SPEC.split("split:")[1] and "plays" in SPEC.split("metrics:")[1]
+    assert parse_spec(SPEC).metrics == ("plays", "minutes", "skip_share")
+
+
 def test_an_anchor_alone_is_refused_too() -> None:
     assert "anchors and aliases" in _refusal(SPEC.replace("bounds: {", "bounds: &b {"))
 

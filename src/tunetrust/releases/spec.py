@@ -289,20 +289,43 @@ class _Refused(Exception):
 
 
 def _check_structure(text: str) -> None:
-    """Refuse anchors, aliases and deep nesting before PyYAML composes anything."""
-    depth = 0
+    """Refuse anchors, aliases, deep nesting and repeated keys before PyYAML composes.
+
+    A repeated key would silently keep its last value: ``privacy: {epsilon: 0.1,
+    epsilon: 10}`` reads as ε = 10 while a voter reading the text may see 0.1.
+    """
+    # one frame per open collection: (keys seen, expecting a key) for a mapping
+    frames: list[tuple[set[str], list[bool]] | None] = []
+
+    def value_done() -> None:
+        if frames and frames[-1] is not None:
+            frames[-1][1][0] = True  # the parent mapping's value ended: a key comes next
+
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        line = event.start_mark.line + 1
         if isinstance(event, yaml.NodeEvent) and event.anchor is not None:
-            raise _Refused(
-                "YAML anchors and aliases (& and *) are not allowed "
-                f"(line {event.start_mark.line + 1})"
-            )
+            raise _Refused(f"YAML anchors and aliases (& and *) are not allowed (line {line})")
+        parent = frames[-1] if frames else None
         if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_SPEC_DEPTH:
+            if parent is not None and parent[1][0]:
+                raise _Refused(f"a key must be a name, not a list or mapping (line {line})")
+            if parent is not None:
+                parent[1][0] = False
+            if len(frames) >= MAX_SPEC_DEPTH:
                 raise _Refused(f"nested more than {MAX_SPEC_DEPTH} levels deep")
+            frames.append((set(), [True]) if isinstance(event, yaml.MappingStartEvent) else None)
         elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
+            frames.pop()
+            value_done()
+        elif isinstance(event, yaml.ScalarEvent) and parent is not None:
+            seen, expect_key = parent
+            if expect_key[0]:
+                if event.value in seen:
+                    raise _Refused(f"the key '{_path((event.value,))}' is repeated (line {line})")
+                seen.add(event.value)
+                expect_key[0] = False
+            else:
+                expect_key[0] = True
 
 
 # The document's shape. These models check names and types only; ranges and the rules
