@@ -108,3 +108,40 @@ def test_rotation_with_key_in_environment(tmp_path: Path) -> None:
     reopened = init_home(Settings(home=tmp_path / "h", master_key=encode_key(fresh)))
     assert reopened.secret("account-hash")
     reopened.close()
+
+
+@pytest.mark.parametrize("leftover", [b"", b"c2hvcnQ"])  # empty; cut off mid-write
+def test_a_half_written_pending_key_is_removed_on_open(tmp_path: Path, leftover: bytes) -> None:
+    """A power cut while writing master.key.new: nothing was wrapped under it yet."""
+    settings = Settings(home=tmp_path / "h")
+    home = init_home(settings)
+    add_member(home, "ann")
+    import_export(home, "ann", export_zip(tmp_path, "extended-c", 50))
+    home.close()
+    pending = settings.key_file.with_name("master.key.new")
+    pending.write_bytes(leftover)
+    os.chmod(pending, 0o600)
+    with closing(open_home(settings)) as home:
+        assert not pending.exists()
+        assert verify_audit(home).ok
+        export_member(home, "ann", tmp_path / "ann.zip")  # the vault still opens
+
+
+def test_rotation_syncs_the_new_key_and_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(home=tmp_path / "h")
+    home = init_home(settings)
+    synced: set[int] = set()
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.add(os.fstat(fd).st_ino)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    rotate_master_key(home, actor="steward")
+    home.close()
+    # the key file's bytes (written as master.key.new, renamed) and the folder's entries
+    assert settings.key_file.stat().st_ino in synced
+    assert settings.home.stat().st_ino in synced

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tunetrust import faults
 from tunetrust.coop import audit
 from tunetrust.errors import ConflictError, SetupError
-from tunetrust.store import keys
+from tunetrust.store import durable, keys
 from tunetrust.store.home import NEW_KEY_SUFFIX, Home
 from tunetrust.store.models import Member, Secret
 
@@ -79,6 +77,6 @@ def rotate_master_key(home: Home, *, actor: str, new_key: bytes | None = None) -
             )
         faults.reach("rotate.committed")
         if not from_env:
-            os.replace(pending, home.settings.key_file)
+            durable.replace(pending, home.settings.key_file)
         home.__dict__["master_key"] = new_key
     return count

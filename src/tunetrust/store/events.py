@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tunetrust.formats.listens import CONTENT_FIELDS
-from tunetrust.store import private
+from tunetrust.store import durable, private
 
 EVENTS_SCHEMA = pa.schema(
     [
@@ -64,8 +64,10 @@ class EventsStore:
         folder = private.mkdir(self.partition(pseudonym))
         tmp = private.create(folder / (file + _TMP))
         pq.write_table(table.cast(EVENTS_SCHEMA), tmp, compression="zstd")
-        with tmp.open("rb") as fh:
-            os.fsync(fh.fileno())
+        durable.sync_file(tmp)
+        # the staged name (and a new partition folder) survive a power cut after the commit
+        durable.sync_dir(folder)
+        durable.sync_dir(self.root)
         return tmp
 
     def publish(self, pseudonym: str, file: str) -> None:
@@ -77,6 +79,7 @@ class EventsStore:
         for other in folder.iterdir():
             if other.name != file:
                 other.unlink()
+        durable.sync_dir(folder)
 
     def discard(self, pseudonym: str, file: str) -> None:
         """Remove a staged file that will not be committed."""

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tunetrust.errors import ConflictError, SetupError
 from tunetrust.settings import Settings
-from tunetrust.store import db, keys, private
+from tunetrust.store import db, durable, keys, private
 from tunetrust.store.events import EventsStore
 from tunetrust.store.models import Contribution, Member, Release, Secret
 from tunetrust.store.vault import Vault
@@ -137,17 +137,19 @@ def _recover_rotation(home: Home) -> int:
     new = home.settings.key_file.with_name(home.settings.key_file.name + NEW_KEY_SUFFIX)
     if home.settings.master_key or not new.exists():
         return 0
-    new_key = keys.load_master_key(None, new)
     with home.sessions() as s:
         row = s.get(Secret, ACCOUNT_HASH_SECRET)
     try:
+        # an empty or cut-off pending key was never fully written, so nothing can have
+        # been wrapped under it (it is synced before the rewrap commits): it goes
+        new_key = keys.load_master_key(None, new)
         if row is None:
             raise SetupError("no secret to test against")
         keys.unseal(new_key, row.wrapped, ACCOUNT_HASH_SECRET.encode(), "canary")
     except SetupError:
         new.unlink()  # the rewrap never committed: the old key is still the key
         return 1
-    os.replace(new, home.settings.key_file)  # committed: finish the switch
+    durable.replace(new, home.settings.key_file)  # committed: finish the switch
     home.__dict__.pop("master_key", None)
     return 1
 

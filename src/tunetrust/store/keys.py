@@ -18,6 +18,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tunetrust.errors import SetupError
+from tunetrust.store import durable
 
 KEY_BYTES = 32
 _NONCE_BYTES = 12
@@ -49,6 +50,9 @@ def write_key_file(path: Path, key: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(encode_key(key) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())  # before anything is wrapped under it
+    durable.sync_dir(path.parent)
 
 
 def load_master_key(env_value: str | None, key_file: Path) -> bytes:

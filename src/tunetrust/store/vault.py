@@ -26,7 +26,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tunetrust.errors import SetupError
-from tunetrust.store import private
+from tunetrust.store import durable, private
 
 MAGIC = b"TTV1"
 CHUNK = 1024 * 1024
@@ -108,12 +108,14 @@ class Vault:
             size = encrypt_stream(key, name.encode(), source, sink)
             sink.flush()
             os.fsync(sink.fileno())
+        durable.sync_dir(folder)  # the staged name survives a power cut after the commit
+        durable.sync_dir(self.root)
         return size
 
     def publish(self, pseudonym: str, name: str) -> None:
         """Make a staged file permanent."""
         folder = self.folder(pseudonym)
-        os.replace(folder / (name + _TMP), folder / name)
+        durable.replace(folder / (name + _TMP), folder / name)
 
     def discard(self, pseudonym: str, name: str) -> None:
         """Remove a staged file that will not be committed."""
