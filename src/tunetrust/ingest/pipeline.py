@@ -308,6 +308,7 @@ def import_export(
     hashes = _account_hashes(home, read.usernames)
     now = datetime.now(UTC)
     with home.lock():
+        faults.reach("import.locked")
         snap = _snapshot(home, member, hashes, read.digest)
         outcome = _assess(
             home,

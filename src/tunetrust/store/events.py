@@ -47,17 +47,24 @@ class EventsStore:
         """The folder of one member's listens."""
         return self.root / f"pseudonym={pseudonym}"
 
+    def path(self, pseudonym: str, file: str) -> Path:
+        """Where a committed file is: its name, or still its staged name if a writer was
+        killed between commit and publish (readers never wait for a writer to settle it)."""
+        path = self.partition(pseudonym) / file
+        staged = path.with_name(file + _TMP)
+        return staged if not path.exists() and staged.exists() else path
+
     def read(self, pseudonym: str, file: str | None) -> pa.Table:
         """A member's current listens (an empty table when there are none)."""
         if file is None:
             return EVENTS_SCHEMA.empty_table()
-        return pq.read_table(self.partition(pseudonym) / file, schema=EVENTS_SCHEMA)
+        return pq.read_table(self.path(pseudonym, file), schema=EVENTS_SCHEMA)
 
     def count(self, pseudonym: str, file: str | None) -> int:
         """How many listens a member has, from the Parquet footer (no data is read)."""
         if file is None:
             return 0
-        return int(pq.ParquetFile(self.partition(pseudonym) / file).metadata.num_rows)
+        return int(pq.ParquetFile(self.path(pseudonym, file)).metadata.num_rows)
 
     def stage(self, pseudonym: str, file: str, table: pa.Table) -> Path:
         """Write a member's next partition file under a temporary name, synced to disk."""

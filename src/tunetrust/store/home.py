@@ -1,8 +1,14 @@
-"""A cooperative home: metadata database, events store, vault, master key, write lock."""
+"""A cooperative home: metadata database, events store, vault, master key, write lock.
+
+Opening a home reads nothing but the database's revision: no lock, no recovery, so
+reads never wait behind writes. What a killed process left is settled by the next
+writer when it takes the write lock (:meth:`Home.lock`), and by ``tunetrust doctor``;
+until then readers resolve a committed but unpublished file themselves (the events
+store and the vault read ``<file>.tmp`` when the committed name is not there yet).
+"""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 from collections.abc import Iterator
@@ -19,6 +25,7 @@ from tunetrust.errors import ConflictError, SetupError
 from tunetrust.settings import Settings
 from tunetrust.store import db, durable, keys, private
 from tunetrust.store.events import EventsStore
+from tunetrust.store.locks import Lock, lock_for
 from tunetrust.store.models import Contribution, Member, Release, Secret
 from tunetrust.store.vault import Vault
 
@@ -37,15 +44,26 @@ class Home:
     sessions: sessionmaker[Session] = field(init=False)
     events: EventsStore = field(init=False)
     vault: Vault = field(init=False)
+    _lock: Lock = field(init=False)
+    _held: int = field(init=False, default=0)
+    _settled: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.sessions = db.sessions(self.engine)
         self.events = EventsStore(self.settings.events_dir)
         self.vault = Vault(self.settings.home / "vault")
+        self._lock = lock_for(self.settings.home, self.engine)
 
     @cached_property
     def master_key(self) -> bytes:
-        """The master key (read once, on first use)."""
+        """The master key (read once, on first use; a half-done rotation is settled first)."""
+        pending = self.settings.key_file.with_name(self.settings.key_file.name + NEW_KEY_SUFFIX)
+        if not self.settings.master_key and pending.exists():
+            if self._held:
+                _recover_rotation(self)
+            else:
+                with self.lock():  # settles the rotation with everything else
+                    pass
         return keys.load_master_key(self.settings.master_key, self.settings.key_file)
 
     def secret(self, name: str) -> bytes:
@@ -57,15 +75,27 @@ class Home:
         return keys.unseal(self.master_key, row.wrapped, name.encode(), f"the secret {name!r}")
 
     @contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold the home's write lock: one writer of files at a time, across processes."""
-        fd = os.open(self.settings.home / LOCK, os.O_WRONLY | os.O_CREAT, private.FILE_MODE)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+    def lock(self, *, settle: bool = True) -> Iterator[None]:
+        """Hold the home's write lock: one writer of files at a time, across processes.
+
+        Re-entrant within one ``Home``. On taking it, what a killed writer left is
+        settled first (``settle=False`` only while the database is being created).
+        """
+        if self._held:
+            self._held += 1
+            try:
+                yield
+            finally:
+                self._held -= 1
+            return
+        with self._lock.hold():
+            self._held = 1
+            try:
+                if settle:
+                    self._settled = self._settle()
+                yield
+            finally:
+                self._held = 0
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -77,24 +107,30 @@ class Home:
             write_witness(self.settings.home, *head)
 
     def recover(self) -> int:
-        """Settle files after a crash: key rotation, events, vault (under the write lock)."""
+        """Settle files after a crash (``tunetrust doctor``); returns how many were fixed."""
+        if self._held:
+            return self._settle()
         with self.lock():
-            fixed = _recover_rotation(self)
-            with self.sessions() as s:
-                members = s.execute(select(Member.pseudonym, Member.events_file)).all()
-                vault_files = s.execute(
-                    select(Member.pseudonym, Contribution.vault_file).join(
-                        Contribution, Contribution.member_id == Member.id
-                    )
-                ).all()
-            committed: dict[str, set[str]] = {p: set() for p, _ in members}
-            for p, f in vault_files:
-                if f:
-                    committed[p].add(f)
-            fixed += self.events.recover(dict(members))
-            fixed += self.vault.recover(committed)
-            fixed += self._recover_releases()
-            return fixed
+            return self._settled
+
+    def _settle(self) -> int:
+        """Key rotation, events, vault, releases: finish or undo what a killed writer left."""
+        fixed = _recover_rotation(self)
+        with self.sessions() as s:
+            members = s.execute(select(Member.pseudonym, Member.events_file)).all()
+            vault_files = s.execute(
+                select(Member.pseudonym, Contribution.vault_file).join(
+                    Contribution, Contribution.member_id == Member.id
+                )
+            ).all()
+        committed: dict[str, set[str]] = {p: set() for p, _ in members}
+        for p, f in vault_files:
+            if f:
+                committed[p].add(f)
+        fixed += self.events.recover(dict(members))
+        fixed += self.vault.recover(committed)
+        fixed += self._recover_releases()
+        return fixed
 
     def _recover_releases(self) -> int:
         """A release folder still under its temporary name: publish it if committed."""
@@ -166,7 +202,7 @@ def init_home(settings: Settings) -> Home:
         keys.write_key_file(settings.key_file, keys.new_key())
     engine = db.make_engine(settings.db_url)
     result = Home(settings, engine)
-    with result.lock():
+    with result.lock(settle=False):
         _migrate(engine)
         with db.transaction(result.sessions) as s:
             if s.get(Secret, ACCOUNT_HASH_SECRET) is None:
@@ -194,9 +230,8 @@ def open_home(settings: Settings) -> Home:
         except OperationalError:
             raise SetupError(f"cannot open the metadata database of {settings.home}") from None
         if not current:
-            with result.lock():
+            with result.lock(settle=False):
                 _migrate(engine)
-        result.recover()
     except BaseException:
         result.close()
         raise

@@ -123,7 +123,10 @@ class Vault:
 
     def read(self, pseudonym: str, name: str, key: bytes) -> Iterator[bytes]:
         """Decrypted chunks of one stored export."""
-        with (self.folder(pseudonym) / name).open("rb") as fh:
+        path = self.folder(pseudonym) / name
+        if not path.exists() and path.with_name(name + _TMP).exists():
+            path = path.with_name(name + _TMP)  # committed; a killed writer did not rename it
+        with path.open("rb") as fh:
             yield from decrypt_stream(key, name.encode(), fh)
 
     def remove_member(self, pseudonym: str) -> None:
