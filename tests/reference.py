@@ -37,9 +37,9 @@ def identity(r: Listen) -> str:
     return ""
 
 
-def fine(r: Listen, shift_ms: int = 0) -> tuple[int, int, str]:
+def fine(r: Listen) -> tuple[int, int, str]:
     """End second, length, identity."""
-    return ((r["ts"] + shift_ms) // 1_000, r["ms_played"], identity(r))
+    return (r["ts"] // 1_000, r["ms_played"], identity(r))
 
 
 def coarse(r: Listen) -> tuple[int, int, str]:
@@ -65,13 +65,20 @@ def merge(existing: Sequence[Listen], incoming: Sequence[Listen]) -> list[Listen
     # rule 1: repeated inside one export, the first row counts
     new_ext = _first_each((r for r in incoming if r["source"] == "extended"), fine)
     new_acc = _first_each((r for r in incoming if r["source"] == "account"), coarse)
-    # rule 2: an extended play already stored (the same second, or one second apart)
-    stored = {fine(r) for r in old_ext}
+    # rule 2: an extended play already stored: same item and length, ends at most 1 s apart
+    ends: dict[tuple[int, str], list[int]] = {}
+    for r in old_ext:
+        ends.setdefault((r["ms_played"], identity(r)), []).append(r["ts"])
     fresh_ext = [
-        r for r in new_ext if not any(fine(r, d) in stored for d in (-SHIFT_MS, 0, SHIFT_MS))
+        r
+        for r in new_ext
+        if not any(
+            abs(r["ts"] - t) <= SHIFT_MS for t in ends.get((r["ms_played"], identity(r)), [])
+        )
     ]
-    # rule 3: account plays covered by any extended play, or already stored
-    ext_minutes = {coarse(r) for r in old_ext + fresh_ext}
+    # rule 3: account plays covered by any extended play (stored or in this import),
+    # or already stored
+    ext_minutes = {coarse(r) for r in old_ext + new_ext}
     acc_minutes = {coarse(r) for r in old_acc}
     fresh_acc = [
         r for r in new_acc if coarse(r) not in ext_minutes and coarse(r) not in acc_minutes

@@ -14,7 +14,7 @@ from tunetrust.store.events import EVENTS_SCHEMA
 
 from . import reference
 
-BASE_MS = 1_600_000_000_000  # 2020-09-13, a whole minute
+BASE_MS = 1_599_999_960_000  # 2020-09-13 12:26:00 UTC, a whole minute
 # album_name is not part of a play's identity: it tags each row, so the multisets
 # below say *which* row of several equal plays was kept, not only how many.
 FIELDS = (
@@ -167,3 +167,13 @@ def test_merge_matches_the_reference(
         assert reference.multiset(_rows(got.table), FIELDS) == reference.multiset(expected, FIELDS)
         assert got.table.num_rows == len(expected)
         stored = expected
+
+
+def test_a_shifted_play_still_covers_its_account_row_across_a_minute() -> None:
+    """Stored at hh:mm:59, downloaded again as hh:mm+1:00, with account data of that minute."""
+    stored = _table([_play("old", "a", second=59)])
+    account = _play("acc", "a", second=60) | {"source": "account"}
+    merged = merge(stored, _table([_play("new", "a", second=60), account]))
+    assert merged.added == 0
+    assert merged.covered_by_extended == 1
+    assert [r["album_name"] for r in _rows(merged.table)] == ["old"]

@@ -47,9 +47,7 @@ def _source_rows(path: Path) -> dict[str, list[dict[str, object]]]:
             for n in zf.namelist()
             if n.endswith(".json")
             and "Userdata" not in n
-            and "/StreamingHistory" in n
-            or "/Streaming_History_" in n
-            or "/end" in n
+            and any(k in n for k in ("/StreamingHistory", "/Streaming_History_", "/end"))
         }
 
 

@@ -183,3 +183,47 @@ def test_doctor_cli_json(settings: Settings, tmp_path: Path) -> None:
     fixed = doctor("--rebuild-events", "--json")
     assert fixed["changed"] == 1 and fixed["dry_run"] is False
     assert doctor("--rebuild-events", "--json")["changed"] == 0
+
+
+def test_a_loose_file_with_an_upper_case_suffix_is_left_alone(
+    home: Home, member: str, tmp_path: Path
+) -> None:
+    files = render(synthesize("extended-b", 20_000, 14), "extended-b")
+    video = tmp_path / "endvideo.JSON"
+    video.write_bytes(files["MyData/endvideo.json"])
+    import_export(home, member, video)
+    kinds = sorted(str(r["kind"]) for r in _rows(home, member))
+    assert "video" in kinds
+    assert rebuild_events(home, actor="steward").changed == 0
+    assert sorted(str(r["kind"]) for r in _rows(home, member)) == kinds
+
+
+def test_a_missing_events_file_is_restored_from_the_vault(
+    home: Home, member: str, tmp_path: Path
+) -> None:
+    path = _export_with_repeats(tmp_path, 15)
+    import_export(home, member, path)
+    before = _rows(home, member)
+    m = get_member(home, member)
+    (home.events.partition(m.pseudonym) / str(m.events_file)).unlink()
+    report = rebuild_events(home, actor="steward")
+    assert report.changed == 1
+    assert _rows(home, member) == before
+
+
+def test_rebuild_of_a_cooperative_touches_only_what_is_wrong(home: Home, tmp_path: Path) -> None:
+    from tunetrust import erase_member
+
+    for name in ("ann", "ben", "cy"):
+        add_member(home, name)
+    import_export(home, "ann", _export_with_repeats(tmp_path, 21))
+    import_export(home, "ben", _export_with_repeats(tmp_path, 22))
+    import_export(home, "cy", _export_with_repeats(tmp_path, 23))
+    ben_before = _rows(home, "ben")
+    good = _corrupt(home, "ann")
+    erase_member(home, "cy")
+    report = rebuild_events(home, actor="steward")
+    assert report.changed == 1 and len(report.members) == 2  # the erased member is gone
+    assert _rows(home, "ann") == _stored(good.to_pylist())
+    assert _rows(home, "ben") == ben_before
+    assert verify_audit(home).ok

@@ -111,7 +111,9 @@ def merge(existing: pa.Table, incoming: pa.Table) -> Merge:
     new_ext_fresh = new_ext.filter(pc.invert(stored))
     already = new_ext.num_rows - new_ext_fresh.num_rows
 
-    ext_coarse = pa.concat_arrays([coarse_key(old_ext), coarse_key(new_ext_fresh)])
+    # rule 3: any extended play, stored or in this import (also one that counted as
+    # already stored through the 1-second rule, whose minute may be the next one)
+    ext_coarse = pa.concat_arrays([coarse_key(old_ext), coarse_key(new_ext)])
     acc_in_ext = pc.is_in(coarse_key(new_acc), value_set=ext_coarse)
     acc_in_old = pc.is_in(coarse_key(new_acc), value_set=coarse_key(old_acc))
     covered = pc.sum(acc_in_ext).as_py() or 0

@@ -217,7 +217,7 @@ def _no_history(label: str, names: list[str]) -> ExportError:
     )
 
 
-def package_digest(paths: list[Path]) -> str | None:
+def package_digest(paths: list[Path], max_bytes: int) -> str | None:
     """SHA-256 of the file given, when the export is one file (a zip or a JSON file).
 
     Hashing the file as it lies (a few MB for a zip) recognises a second upload of the
@@ -225,6 +225,8 @@ def package_digest(paths: list[Path]) -> str | None:
     """
     if len(paths) != 1 or not paths[0].is_file() or paths[0].is_symlink():
         return None
+    if paths[0].stat().st_size > max_bytes:
+        return None  # the import refuses it anyway; do not read it twice
     h = hashlib.sha256()
     with paths[0].open("rb") as fh:
         while chunk := fh.read(1 << 20):
@@ -241,7 +243,12 @@ def _same_package(home: Home, member: Member, package: str) -> ImportSummary | N
             .order_by(Contribution.created_at)
         ).all()
     earlier = next((c for c in rows if c.summary.get("package_sha256") == package), None)
-    if earlier is None:
+    if earlier is None or "rebuilt" in earlier.summary:
+        return None  # not seen, or its numbers changed since: read it again
+    skipped = any(
+        c["name"] == "structure" and c["status"] != "pass" for c in earlier.summary["checks"]
+    )
+    if skipped:  # files this version may now read were skipped then: read it again
         return None
     was = earlier.summary
     counted = was["listens_added"] + sum(
@@ -289,7 +296,7 @@ def import_export(
     """
     paths = [paths] if isinstance(paths, Path) else list(paths)
     member = get_member(home, member_name)
-    package = package_digest(paths)
+    package = package_digest(paths, home.settings.limits.max_total_bytes)
     if package is not None:
         earlier = _same_package(home, member, package)
         if earlier is not None:  # the very same file again: nothing to read or record
@@ -306,8 +313,8 @@ def import_export(
         parsed, keep_incognito=member.keep_incognito, contribution=contribution
     )
     hashes = _account_hashes(home, read.usernames)
-    now = datetime.now(UTC)
     with home.lock():
+        now = datetime.now(UTC)  # inside the lock: import order is commit order
         faults.reach("import.locked")
         snap = _snapshot(home, member, hashes, read.digest)
         outcome = _assess(

@@ -113,7 +113,10 @@ def _replay(home: Home, member_id: int) -> _Plan:
             )
         )
         s.expunge_all()
-    stored = home.events.read(member.pseudonym, member.events_file)
+    try:
+        stored = home.events.read(member.pseudonym, member.events_file)
+    except FileNotFoundError:  # the file the row names is gone: rebuilding restores it
+        stored = home.events.read(member.pseudonym, None)
     table = stored.slice(0, 0)
     scores: dict[str, tuple[int, float]] = {}
     replayed = 0
@@ -156,7 +159,8 @@ def _vault_listens(home: Home, member: Member, key: bytes, c: Contribution) -> p
     suffix = c.vault_file.removeprefix(c.id).removesuffix(".bin")
     files = c.summary.get("files", [])
     # a single loose file was stored as is: give it back its name, which says its kind
-    name = files[0]["name"] if suffix == ".json" and len(files) == 1 else f"export{suffix}"
+    single = suffix.lower() != ".zip" and len(files) == 1
+    name = files[0]["name"] if single else f"export{suffix}"
     with tempfile.TemporaryDirectory(prefix="tunetrust-rebuild-") as tmp:
         path = private.create(Path(tmp) / Path(name).name)  # decrypted: owner only
         with path.open("wb") as fh:
@@ -190,6 +194,10 @@ def _store(home: Home, plans: list[_Plan], actor: str) -> None:
                     row = s.get(Contribution, cid)
                     assert row is not None
                     row.listens_added, row.quality_score = added, round(score, 6)
+                    # the report keeps what the import said, plus what the rebuild found
+                    row.summary = row.summary | {
+                        "rebuilt": {"listens_added": added, "quality_score": round(score, 6)}
+                    }
                 r = plan.result
                 audit.record(
                     s,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ class Home:
     events: EventsStore = field(init=False)
     vault: Vault = field(init=False)
     _lock: Lock = field(init=False)
+    _threads: threading.RLock = field(init=False)
     _held: int = field(init=False, default=0)
     _settled: int = field(init=False, default=0)
 
@@ -53,6 +55,7 @@ class Home:
         self.events = EventsStore(self.settings.events_dir)
         self.vault = Vault(self.settings.home / "vault")
         self._lock = lock_for(self.settings.home, self.engine)
+        self._threads = threading.RLock()
 
     @cached_property
     def master_key(self) -> bytes:
@@ -81,21 +84,22 @@ class Home:
         Re-entrant within one ``Home``. On taking it, what a killed writer left is
         settled first (``settle=False`` only while the database is being created).
         """
-        if self._held:
-            self._held += 1
-            try:
-                yield
-            finally:
-                self._held -= 1
-            return
-        with self._lock.hold():
-            self._held = 1
-            try:
-                if settle:
-                    self._settled = self._settle()
-                yield
-            finally:
-                self._held = 0
+        with self._threads:  # other threads of this process wait; this one re-enters
+            if self._held:
+                self._held += 1
+                try:
+                    yield
+                finally:
+                    self._held -= 1
+                return
+            with self._lock.hold():
+                self._held = 1
+                try:
+                    if settle:
+                        self._settled = self._settle()
+                    yield
+                finally:
+                    self._held = 0
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -104,7 +108,12 @@ class Home:
             yield s
             head = s.info.pop("audit_head", None)  # commits as this block ends
         if head is not None:
-            write_witness(self.settings.home, *head)
+            try:
+                write_witness(self.settings.home, *head)
+            except OSError:
+                # committed already: the witness may lag (audit verify --head says so),
+                # but callers must not take this for a failed commit and undo files
+                pass
 
     def recover(self) -> int:
         """Settle files after a crash (``tunetrust doctor``); returns how many were fixed."""
