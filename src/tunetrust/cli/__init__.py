@@ -5,9 +5,10 @@ data.py        init, import, synth, demo, insights, contribution
 members.py     member, consent, key, audit
 releases.py    release, budget
 governance.py  buyer, request, vote, ledger
+backup.py      backup, restore
 """
 
-from tunetrust.cli import data, governance, members, releases
+from tunetrust.cli import backup, data, governance, members, releases
 from tunetrust.cli._app import app, main
 
-__all__ = ["app", "data", "governance", "main", "members", "releases"]
+__all__ = ["app", "backup", "data", "governance", "main", "members", "releases"]

@@ -29,6 +29,12 @@ def init(ctx: typer.Context) -> None:
     init_home(settings).close()
     key = "from TUNETRUST_MASTER_KEY" if settings.master_key else f"in {settings.key_file} (0600)"
     out.print(f"[green]Cooperative ready[/] in {settings.home} — master key {key}")
+    keep = "TUNETRUST_MASTER_KEY" if settings.master_key else str(settings.key_file)
+    out.print(
+        f"[yellow]Back up {keep}[/] and keep it apart from the home: without it no vault "
+        "file can be read (tunetrust backup writes an encrypted copy of the whole home)",
+        soft_wrap=True,  # one line, however long the path
+    )
 
 
 @app.command("import")
@@ -216,7 +222,7 @@ def doctor(
 
     settings = _settings(ctx)
     with _open(ctx) as home:
-        fixed = home.recover()  # opening settled the files already; this says so
+        fixed = home.recover()  # settles what a killed writer left (reads never do)
         if not rebuild_events:
             if as_json:
                 _print_json({"files_settled": fixed})

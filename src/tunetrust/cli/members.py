@@ -229,18 +229,21 @@ def audit_head(ctx: typer.Context) -> None:
 def audit_show(
     ctx: typer.Context,
     member: Annotated[
-        str | None, typer.Option("--member", help="Only entries about this member.")
+        str | None,
+        typer.Option(
+            "--member", help="Only entries about this member (as subject, actor or in the payload)."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """List audit entries (members appear by pseudonym)."""
-    from tunetrust.coop.audit import entries
+    from tunetrust.coop.audit import about, entries
     from tunetrust.coop.members import get_member
 
     with _open(ctx) as home:
-        subject = get_member(home, member).pseudonym if member else None
+        pseudonym = get_member(home, member).pseudonym if member else None
         with home.sessions() as s:
-            rows = entries(s, subject)
+            rows = about(s, pseudonym) if pseudonym else entries(s)
     if as_json:
         _print_json(
             [

@@ -7,7 +7,9 @@ Each entry hashes its own fields together with the previous entry's hash::
 
 The payload itself is stored beside the chain (``audit_payloads``) and only its
 digest is chained, so erasing a member can delete payloads while the chain still
-verifies. Entries name members by pseudonym, never by name. Appends take the
+verifies. Entries name members by pseudonym, never by name: as the subject, as the
+actor (``member:<pseudonym>`` when members act for themselves, as when they vote) or
+in the payload; :func:`about` finds all three. Appends take the
 ``audit_head`` row lock, so concurrent writers form one chain. After each commit the
 head is copied to ``<home>/audit.head`` (a witness that catches truncation), and
 ``audit head`` prints it for anchoring anywhere else.
@@ -21,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import Text, cast, or_, select
 from sqlalchemy.orm import Session
 
 from tunetrust.store.home import Home, read_witness
@@ -158,6 +160,37 @@ def entries(session: Session, subject: str | None = None) -> list[AuditEntry]:
     query = select(AuditEntry).order_by(AuditEntry.seq)
     if subject is not None:
         query = query.where(AuditEntry.subject == subject)
+    return list(session.scalars(query))
+
+
+def member_actor(pseudonym: str) -> str:
+    """How an entry's actor names a member acting for themselves."""
+    return f"member:{pseudonym}"
+
+
+def about(session: Session, pseudonym: str) -> list[AuditEntry]:
+    """Every entry about one member, in order: by subject, actor or payload.
+
+    Their pseudonym is the entry's subject, its actor (``member:<pseudonym>``) or is
+    anywhere in its payload: a vote names the request as its subject and the member
+    as actor and in the payload. Only the subject is indexed; the actor and payload
+    are scanned (a cooperative's log is small enough), which also finds entries that
+    older versions wrote. After an erasure the payloads are gone, and the subject and
+    actor still find the entries.
+    """
+    payload_text = cast(AuditPayload.payload, Text)
+    query = (
+        select(AuditEntry)
+        .outerjoin(AuditPayload, AuditPayload.seq == AuditEntry.seq)
+        .where(
+            or_(
+                AuditEntry.subject == pseudonym,
+                AuditEntry.actor == member_actor(pseudonym),
+                payload_text.contains(pseudonym, autoescape=True),
+            )
+        )
+        .order_by(AuditEntry.seq)
+    )
     return list(session.scalars(query))
 
 

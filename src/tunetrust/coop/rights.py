@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import textwrap
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,30 +24,122 @@ from tunetrust.coop import audit
 from tunetrust.coop.consent import in_force
 from tunetrust.coop.keyring import data_key
 from tunetrust.coop.members import get_member
+from tunetrust.releases.budget import Epsilon
 from tunetrust.store import db, private
+from tunetrust.store.events import EVENTS_SCHEMA
 from tunetrust.store.home import Home
-from tunetrust.store.models import AuditEntry, AuditPayload, Consent, Contribution, Member
+from tunetrust.store.models import (
+    AuditEntry,
+    AuditPayload,
+    BudgetCap,
+    BudgetSpend,
+    Consent,
+    Contribution,
+    DataRequest,
+    LedgerBalance,
+    LedgerEntry,
+    LedgerTransaction,
+    Member,
+    Vote,
+)
 
 _README = """\
 Everything this data cooperative holds about you
 ================================================
 
 Exported {when} at your request (right of access and to data portability).
+Every time in these files is in UTC (ISO 8601).
 
 member.json            your member record: name, date joined, settings, consents in force
 consents.json          every consent decision you made, with its time
-contributions.json     every import of your data, with its summary
+contributions.json     every import of your data, with its summary and checks' verdict
 listens.parquet        your de-identified listens, as the cooperative stores them
 listens.csv            the same listens as CSV (open with any spreadsheet)
-votes.json             your votes on data requests (none are recorded by this version)
-payouts.json           money paid to you (none are recorded by this version)
+votes.json             every data request you could vote on or voted on: your vote in
+                       force, when you cast it, and every vote you cast on it (changes)
+payouts.json           money paid to you: your account's lines and balance, from the
+                       cooperative's ledger (amounts in the currency's smallest unit,
+                       cents for EUR)
+budget.json            your privacy budget: the epsilon each release spent from it,
+                       per purpose and year, and the caps you set yourself
 audit.json             every audit-log entry about you, with its payload
 raw/                   your original exports, decrypted from the vault
 
 Your listens are stored under a random pseudonym, not your name; the same pseudonym
-appears in audit.json. The cooperative never stored your IP addresses, user agents,
-device names, locations or incognito plays (unless you opted in).
+appears in audit.json and names your ledger account. The cooperative never stored
+your IP addresses, user agents, device names, locations or incognito plays (unless
+you opted in).
+
+Columns of listens.csv and listens.parquet
+------------------------------------------
+One row per play. An empty cell: your export did not say. In listens.csv a
+date-time reads like 2024-05-01 17:29:49.000Z (the Z means UTC).
+
+{columns}
 """
+
+# What each stored column means, in words a member can read (docs/events.md has the
+# same table for developers; tests/test_rights.py keeps both in step with the schema).
+LISTEN_COLUMNS: dict[str, str] = {
+    "ts": "when the play ended (not when it started), in UTC; for account data only to the minute",
+    "ms_played": "how long it actually played, in milliseconds",
+    "kind": "music, podcast, audiobook, video or unknown",
+    "track_name": "the track's title (music)",
+    "artist_name": "the track's artist (music)",
+    "album_name": "the track's album (music)",
+    "track_uri": "the service's identifier of the track",
+    "episode_name": "the episode's title (podcasts and videos)",
+    "show_name": "the show the episode belongs to",
+    "episode_uri": "the service's identifier of the episode",
+    "audiobook_title": "the audiobook's title",
+    "audiobook_uri": "the service's identifier of the audiobook",
+    "audiobook_chapter_title": "the chapter's title",
+    "audiobook_chapter_uri": "the service's identifier of the chapter",
+    "reason_start": "why the play started, as the service recorded it (e.g. trackdone)",
+    "reason_end": "why the play ended, as the service recorded it (e.g. fwdbtn: the next button)",
+    "shuffle": "whether shuffle was on",
+    "skipped": "whether the service marked the play skipped (often empty)",
+    "offline": "whether it was played offline",
+    "country": "the country you were connected from (two letters; ZZ: unknown)",
+    "platform": "the kind of device: android, ios, desktop, web, speaker, tv, car or "
+    "other (the model is never kept); empty for account data",
+    "source": "which part of your export it came from: extended (extended streaming "
+    "history, to the second) or account (account data, to the minute)",
+    "contribution": "the import that added it (an id in contributions.json)",
+}
+
+
+def _kind_of(field: pa.Field) -> str:
+    """A column's type in words."""
+    if pa.types.is_timestamp(field.type):
+        return "date-time"
+    if pa.types.is_integer(field.type):
+        return "integer"
+    if pa.types.is_boolean(field.type):
+        return "true/false"
+    return "text"
+
+
+def data_dictionary() -> str:
+    """One entry per stored column, from the events schema itself: name, type, meaning."""
+    width = max(len(name) for name in EVENTS_SCHEMA.names)
+    indent = " " * (2 + width + 2 + 10 + 2)
+    return "\n".join(
+        textwrap.fill(
+            f"  {f.name:<{width}}  {_kind_of(f):<10}  {LISTEN_COLUMNS[f.name]}",
+            width=92,
+            subsequent_indent=indent,
+            break_on_hyphens=False,
+        )
+        for f in EVENTS_SCHEMA
+    )
+
+
+def _when(at: datetime | None) -> str | None:
+    """ISO 8601 in UTC with its zone (SQLite hands back naive UTC times)."""
+    if at is None:
+        return None
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
 
 
 def _json(value: Any) -> bytes:
@@ -65,7 +158,9 @@ def _write_export(home: Home, held: _Held, tmp: Path) -> list[str]:
 
         put(
             "README.txt",
-            _README.format(when=datetime.now(UTC).isoformat(timespec="seconds")).encode(),
+            _README.format(
+                when=datetime.now(UTC).isoformat(timespec="seconds"), columns=data_dictionary()
+            ).encode(),
         )
         put(
             "member.json",
@@ -73,7 +168,7 @@ def _write_export(home: Home, held: _Held, tmp: Path) -> list[str]:
                 {
                     "name": held.member.name,
                     "pseudonym": held.member.pseudonym,
-                    "joined": held.member.created_at.isoformat(),
+                    "joined": _when(held.member.created_at),
                     "keep_incognito": held.member.keep_incognito,
                     "streaming_account_hash": held.member.account_hash,
                     "consents_in_force": held.consents_in_force,
@@ -87,7 +182,7 @@ def _write_export(home: Home, held: _Held, tmp: Path) -> list[str]:
                     {
                         "purpose": c.purpose,
                         "granted": c.granted,
-                        "at": c.at.isoformat(),
+                        "at": _when(c.at),
                         "actor": c.actor,
                     }
                     for c in held.consents
@@ -100,10 +195,14 @@ def _write_export(home: Home, held: _Held, tmp: Path) -> list[str]:
                 [
                     {
                         "id": c.id,
-                        "at": c.created_at.isoformat(),
+                        "at": _when(c.created_at),
                         "service": c.service,
+                        "verdict": c.verdict,
                         "listens_added": c.listens_added,
                         "duplicates_skipped": c.duplicates_skipped,
+                        "quality_score": c.quality_score,
+                        "export_sha256": c.export_digest,
+                        "streaming_account_hashes": c.account_hashes,
                         "summary": c.summary,
                     }
                     for c in held.contributions
@@ -116,8 +215,9 @@ def _write_export(home: Home, held: _Held, tmp: Path) -> list[str]:
         buf = io.BytesIO()
         pacsv.write_csv(held.listens, buf)
         put("listens.csv", buf.getvalue())
-        put("votes.json", b"[]")
-        put("payouts.json", b"[]")
+        put("votes.json", _json(held.votes))
+        put("payouts.json", _json(held.payouts))
+        put("budget.json", _json(held.budget))
         put(
             "audit.json",
             _json(
@@ -127,6 +227,7 @@ def _write_export(home: Home, held: _Held, tmp: Path) -> list[str]:
                         "at": e.at,
                         "actor": e.actor,
                         "action": e.action,
+                        "subject": e.subject,
                         "payload": held.payloads.get(e.seq),
                         "entry_hash": e.entry_hash,
                     }
@@ -163,14 +264,112 @@ class _Held:
     entries: list[AuditEntry]
     payloads: dict[int, Any]
     consents_in_force: dict[str, bool]
+    votes: list[dict[str, Any]]
+    payouts: dict[str, Any]
+    budget: dict[str, Any]
     key: bytes
     listens: pa.Table
 
 
+def _votes(
+    session: Session, member: Member, entries: list[AuditEntry], payloads: dict[int, Any]
+) -> list[dict[str, Any]]:
+    """Every request the member could vote on or voted on, with each vote they cast."""
+    cast = {
+        v.request_id: v for v in session.scalars(select(Vote).where(Vote.member_id == member.id))
+    }
+    changes: dict[str, list[dict[str, Any]]] = {}
+    for e in entries:  # coop/governance.py audits a vote: the request as subject, the choice
+        if e.action == "vote.cast":
+            choice = (payloads.get(e.seq) or {}).get("choice")
+            changes.setdefault(e.subject, []).append({"at": e.at, "choice": choice})
+    requests = session.scalars(select(DataRequest).order_by(DataRequest.created_at))
+    return [
+        {
+            "request": r.id,
+            "purpose": r.purpose,
+            "state": r.state,
+            "eligible": member.id in (r.eligible or []),
+            "choice": cast[r.id].choice if r.id in cast else None,
+            "at": _when(cast[r.id].at) if r.id in cast else None,
+            "changes": changes.get(r.id, []),
+        }
+        for r in requests
+        if r.id in cast or r.id in changes or member.id in (r.eligible or [])
+    ]
+
+
+def _payouts(session: Session, account: str) -> dict[str, Any]:
+    """The member's ledger account: every line and the balance kept beside them."""
+    lines = session.execute(
+        select(LedgerEntry, LedgerTransaction)
+        .join(LedgerTransaction, LedgerEntry.transaction_id == LedgerTransaction.id)
+        .where(LedgerEntry.account == account)
+        .order_by(LedgerTransaction.id, LedgerEntry.id)
+    )
+    balances = session.scalars(
+        select(LedgerBalance)
+        .where(LedgerBalance.account == account)
+        .order_by(LedgerBalance.currency)
+    )
+    return {
+        "account": account,
+        "lines": [
+            {
+                "transaction": tx.id,
+                "at": _when(tx.at),
+                "memo": tx.memo,
+                "request": tx.request_id,
+                "currency": e.currency,
+                "amount": e.cents,
+            }
+            for e, tx in lines
+        ],
+        "balances": [{"currency": b.currency, "amount": b.cents} for b in balances],
+    }
+
+
+def _budget(session: Session, member_id: int) -> dict[str, Any]:
+    """The ε each release spent from the member's budget, and the caps they set."""
+    spends = session.scalars(
+        select(BudgetSpend).where(BudgetSpend.member_id == member_id).order_by(BudgetSpend.id)
+    )
+    caps = session.scalars(
+        select(BudgetCap).where(BudgetCap.member_id == member_id).order_by(BudgetCap.purpose)
+    )
+    return {
+        "spends": [
+            {
+                "release": b.release_id,
+                "purpose": b.purpose,
+                "year": b.year,
+                "epsilon": str(Epsilon(b.micro_epsilon)),
+                "micro_epsilon": b.micro_epsilon,
+                "at": _when(b.at),
+            }
+            for b in spends
+        ],
+        "caps": [
+            {
+                "purpose": c.purpose,
+                "epsilon": str(Epsilon(c.micro_epsilon)),
+                "micro_epsilon": c.micro_epsilon,
+            }
+            for c in caps
+        ],
+    }
+
+
 def _gather(home: Home, member: Member) -> _Held:
     with home.sessions() as s:
-        entries = audit.entries(s, subject=member.pseudonym)
+        entries = audit.about(s, member.pseudonym)
         seqs = [e.seq for e in entries]
+        payloads = {
+            seq: payload
+            for seq, payload in s.execute(
+                select(AuditPayload.seq, AuditPayload.payload).where(AuditPayload.seq.in_(seqs))
+            )
+        }
         return _Held(
             member=member,
             consents=list(
@@ -186,13 +385,12 @@ def _gather(home: Home, member: Member) -> _Held:
                 )
             ),
             entries=entries,
-            payloads={
-                seq: payload
-                for seq, payload in s.execute(
-                    select(AuditPayload.seq, AuditPayload.payload).where(AuditPayload.seq.in_(seqs))
-                )
-            },
+            payloads=payloads,
             consents_in_force=in_force(s, member.id),
+            votes=_votes(s, member, entries, payloads),
+            # the ledger names members by pseudonym (coop/ledger.py): member:<pseudonym>
+            payouts=_payouts(s, f"member:{member.pseudonym}"),
+            budget=_budget(s, member.id),
             key=data_key(home, s, member),
             listens=home.events.read(member.pseudonym, member.events_file),
         )
@@ -253,7 +451,7 @@ def erase_member(home: Home, name: str) -> ErasureReport:
         with home.transaction() as s:
             row = s.get(Member, member.id)
             assert row is not None
-            seqs = [e.seq for e in audit.entries(s, subject=row.pseudonym)]
+            seqs = [e.seq for e in audit.about(s, row.pseudonym)]
             n_payloads = _delete(s, delete(AuditPayload).where(AuditPayload.seq.in_(seqs)))
             n_consents = _delete(s, delete(Consent).where(Consent.member_id == row.id))
             n_contrib = _delete(s, delete(Contribution).where(Contribution.member_id == row.id))
