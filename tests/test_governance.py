@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
+from typer.testing import CliRunner, Result
 
 from tunetrust import (
     ConflictError,
     Home,
+    InputError,
     Settings,
     add_member,
     decide_consent,
@@ -23,9 +28,10 @@ from tunetrust import (
     open_home,
     verify_audit,
 )
+from tunetrust.cli import app
 from tunetrust.coop import governance, ledger
 from tunetrust.formats.synth import render, synthesize, write_zip
-from tunetrust.store.models import BudgetSpend, Vote
+from tunetrust.store.models import AuditEntry, AuditPayload, BudgetSpend, Vote
 
 SPEC = """\
 purpose: research
@@ -79,7 +85,7 @@ def _request(home: Home, price: int = 100_001) -> str:
         home,
         buyer="Acme Research",
         spec_text=SPEC,
-        price_cents=price,
+        price=price,
         currency="EUR",
         licence="research-only",
         voting_days=7,
@@ -107,15 +113,13 @@ def test_whole_lifecycle_with_thirty_members(tmp_path: Path) -> None:
     # included: consented at opening, still consenting, did not vote no → 25 − 4 − 1 = 20
     with home.sessions() as s:
         included = set(
-            s.scalars(
-                select(BudgetSpend.member_id).where(BudgetSpend.release_id == paid["release"])
-            )
+            s.scalars(select(BudgetSpend.member_id).where(BudgetSpend.release_id == paid.release))
         )
     expected = {get_member(home, f"v{i:03d}").id for i in range(4, 24)}
     assert included == expected
-    assert paid["members_paid"] == 20
-    assert paid["fee_cents"] == 10_000  # 10 % of 1,000.01 EUR, rounded down
-    assert paid["payouts_cents"] == 100_001 - 10_000
+    assert paid.members_paid == 20
+    assert paid.fee == 10_000  # 10 % of 1,000.01 EUR, rounded down
+    assert paid.payouts == 100_001 - 10_000 and paid.currency == "EUR"
     balances = {(b.account, b.currency): b.cents for b in ledger.balances(home)}
     assert sum(balances.values()) == 0
     assert balances[("treasury", "EUR")] == 10_000
@@ -124,7 +128,7 @@ def test_whole_lifecycle_with_thirty_members(tmp_path: Path) -> None:
     assert ledger.verify(home).ok and verify_audit(home).ok
     statement = ledger.statement(home, "member:" + get_member(home, "v010").pseudonym)
     assert len(statement) == 1 and statement[0][3] > 0
-    assert governance.show_request(home, rid)["state"] == "paid"
+    assert governance.show_request(home, rid).state == "paid"
     home.close()
 
 
@@ -148,7 +152,8 @@ def test_illegal_moves_are_refused(
     rid = _request(home)
     actions = {
         "open": lambda: governance.open_request(home, rid),
-        "close": lambda: governance.close_request(home, rid),
+        # before the window ends, with members yet to vote, a close needs a reason (issue 13)
+        "close": lambda: governance.close_request(home, rid, early_reason="a test"),
         "deliver": lambda: governance.deliver(home, rid),
         "vote": lambda: governance.cast_vote(home, "v000", rid, "yes"),
     }
@@ -172,7 +177,8 @@ def test_a_failed_build_releases_the_claim_and_a_second_delivery_is_refused(
     assert governance.close_request(home, rid).passed
     with pytest.raises(ConflictError, match="privacy budget"):
         governance.deliver(home, rid)
-    assert governance.show_request(home, rid)["state"] == "passed"  # claim released
+    assert governance.show_request(home, rid).state == "passed"  # claim released
+    assert _actions(home, "request.claim") == _actions(home, "request.unclaim") == [rid]
     with home.transaction() as s:
         governance._request(s, rid).state = "building"  # as if a delivery were under way
     with pytest.raises(ConflictError, match="cannot deliver a request that is building"):
@@ -271,12 +277,206 @@ def test_ledger_verify_catches_tampering(tmp_path: Path) -> None:
     home.close()
 
 
-def test_governance_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TUNETRUST_QUORUM", "0.3")
-    monkeypatch.setenv("TUNETRUST_WEIGHTED_VOTES", "yes")
-    monkeypatch.setenv("TUNETRUST_FEE_BASIS_POINTS", "250")
-    s = Settings.from_env(home=Path("/nonexistent"))
-    assert (s.quorum, s.weighted_votes, s.fee_basis_points, s.majority) == (0.3, True, 250, 0.5)
-    monkeypatch.setenv("TUNETRUST_MAJORITY", "1.5")
-    with pytest.raises(Exception, match="TUNETRUST_MAJORITY must be a number from 0 to 1"):
-        Settings.from_env()
+# --- issue 13: trust holes found when tried as a new user would ------------------------
+
+CALENDAR_WITHOUT_PERIOD = SPEC.replace(", period: {from: 2024-01-01, to: 2024-06-30}", "")
+
+
+def _actions(home: Home, action: str) -> list[str]:
+    with home.sessions() as s:
+        return list(s.scalars(select(AuditEntry.subject).where(AuditEntry.action == action)))
+
+
+def test_create_refuses_a_spec_the_plan_would_refuse(tmp_path: Path) -> None:
+    home = _coop(tmp_path, 1)
+    governance.add_buyer(home, "Acme Research", "data@acme.invalid", "SE")
+    with pytest.raises(InputError, match="need a period with from and to"):
+        governance.create_request(
+            home,
+            buyer="Acme Research",
+            spec_text=CALENDAR_WITHOUT_PERIOD,
+            price=100,
+            currency="EUR",
+            licence="research-only",
+        )
+    assert governance.list_requests(home) == [] and _actions(home, "request.create") == []
+    home.close()
+
+
+def test_a_failed_open_leaves_the_request_a_draft(tmp_path: Path) -> None:
+    home = _coop(tmp_path, 2)
+    decide_consent(home, "v000", "research", granted=True)
+    rid = _request(home)
+    with home.transaction() as s:  # as an older version stored it: accepted, cannot be planned
+        governance._request(s, rid).spec = CALENDAR_WITHOUT_PERIOD
+    with pytest.raises(InputError, match="need a period"):
+        governance.open_request(home, rid)
+    view = governance.show_request(home, rid)
+    assert (view.state, view.opens_at, view.rules, view.eligible) == ("draft", None, None, 0)
+    assert _actions(home, "request.open") == []
+    with pytest.raises(ConflictError, match="the request is draft"):
+        governance.cast_vote(home, "v000", rid, "yes")
+    with pytest.raises(ConflictError, match="cannot close a request that is draft"):
+        governance.close_request(home, rid, early_reason="test")
+    home.close()
+
+
+def test_an_unknown_purpose_is_named_by_the_allowed_ones(tmp_path: Path) -> None:
+    home = _coop(tmp_path, 1)
+    governance.add_buyer(home, "Acme Research", "data@acme.invalid", "SE")
+    with pytest.raises(InputError) as refused:
+        governance.create_request(
+            home,
+            buyer="Acme Research",
+            spec_text=SPEC.replace("purpose: research", "purpose: resell-to-brokers"),
+            price=100,
+            currency="EUR",
+            licence="research-only",
+        )
+    assert "resell" not in str(refused.value)
+    assert "unknown purpose; choose from research, ai-training" in str(refused.value)
+    home.close()
+
+
+def test_a_vote_closes_early_only_with_every_vote_or_a_recorded_reason(tmp_path: Path) -> None:
+    home = _coop(tmp_path, 3)
+    for i in range(3):
+        decide_consent(home, f"v{i:03d}", "research", granted=True)
+    rid = _request(home)  # a 7-day window
+    governance.open_request(home, rid)
+    governance.cast_vote(home, "v000", rid, "yes")
+    with pytest.raises(ConflictError, match=r"open until 20\d\d-.*\+00:00 and 2 of 3 eligible"):
+        governance.close_request(home, rid)
+    with pytest.raises(InputError, match="give a reason"):
+        governance.close_request(home, rid, early_reason="  ")
+    assert governance.show_request(home, rid).state == "open"
+    result = governance.close_request(home, rid, early_reason="the buyer withdrew the offer")
+    assert not result.passed  # 1 of 3 voted: no quorum
+    view = governance.show_request(home, rid)
+    assert view.state == "failed" and view.early_reason == "the buyer withdrew the offer"
+    with home.sessions() as s:
+        payload = s.scalar(
+            select(AuditPayload.payload)
+            .join(AuditEntry, AuditEntry.seq == AuditPayload.seq)
+            .where(AuditEntry.action == "request.close")
+        )
+    assert payload is not None
+    assert payload["early"] is True and payload["reason"] == "the buyer withdrew the offer"
+    # once every eligible member has voted, or the window has ended, no reason is needed
+    everyone, ended = _another(home), _another(home)
+    for rid_ in (everyone, ended):
+        governance.open_request(home, rid_)
+    for i in range(3):
+        governance.cast_vote(home, f"v{i:03d}", everyone, "yes")
+    assert governance.close_request(home, everyone).passed
+    with home.transaction() as s:
+        governance._request(s, ended).closes_at = datetime.now(UTC) - timedelta(seconds=1)
+    assert not governance.close_request(home, ended).passed
+    assert governance.show_request(home, ended).early_reason is None
+    home.close()
+
+
+def _another(home: Home, currency: str = "EUR", price: int = 100_001) -> str:
+    return governance.create_request(
+        home,
+        buyer="Acme Research",
+        spec_text=SPEC,
+        price=price,
+        currency=currency,
+        licence="research-only",
+    ).id
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "shown"),
+    [
+        (250_000, "EUR", "2,500.00 EUR"),
+        (250_000, "JPY", "250,000 JPY"),
+        (1_234_567, "KWD", "1,234.567 KWD"),
+        (5, "EUR", "0.05 EUR"),
+        (-5, "EUR", "-0.05 EUR"),
+        (0, "CLF", "0.0000 CLF"),
+    ],
+)
+def test_amounts_are_shown_in_the_currency_s_own_decimals(
+    amount: int, currency: str, shown: str
+) -> None:
+    assert ledger.format_amount(amount, currency) == shown
+
+
+def test_country_and_currency_are_iso_codes(tmp_path: Path) -> None:
+    home = _coop(tmp_path, 1)
+    for bad in ("XX", "ZZ", "EU", "S", "SWE", "S1"):
+        with pytest.raises(InputError, match="ISO 3166-1"):
+            governance.add_buyer(home, f"buyer {bad}", "c@x.invalid", bad)
+    buyer, _ = governance.add_buyer(home, "Acme Research", "data@acme.invalid", "se")
+    assert buyer.country == "SE"
+    for bad in ("ABC", "XTS", "XAU", "DEM", "EURO", "€UR"):
+        with pytest.raises(InputError, match="ISO 4217"):
+            _another(home, currency=bad)
+    with pytest.raises(InputError, match=r"from 1 to .* \(for JPY: 1 JPY to"):
+        _another(home, currency="JPY", price=0)
+    rid = _another(home, currency="jpy", price=250_000)
+    view = governance.show_request(home, rid)
+    assert view.currency == "JPY"
+    assert view.to_dict()["price"] == {
+        "amount": 250_000,
+        "currency": "JPY",
+        "minor_unit": 0,
+        "text": "250,000 JPY",
+    }
+    home.close()
+
+
+ISO_WITH_ZONE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00")
+
+
+def _cli(home: Home, *args: str) -> Result:
+    return CliRunner().invoke(app, ["--home", str(home.settings.home), *args])
+
+
+def test_request_commands_print_words_and_zoned_times_or_json(tmp_path: Path) -> None:
+    home = _coop(tmp_path, 2)
+    for i in range(2):
+        decide_consent(home, f"v{i:03d}", "research", granted=True)
+    governance.add_buyer(home, "Acme [bold]Research[/]", "data@acme.invalid", "SE")
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes(
+        SPEC.replace("purpose: research", "# Société\npurpose: research").encode("latin-1")
+    )
+    create = ("request", "create", "--buyer", "Acme [bold]Research[/]", "--price", "250000")
+    refused = _cli(home, *create, "--spec", str(latin1), "--currency", "JPY")
+    assert isinstance(refused.exception, InputError) and "not UTF-8" in str(refused.exception)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC, encoding="utf-8")
+    created = _cli(
+        home, *create, "--spec", str(spec), "--currency", "JPY", "--licence", "Only [red]aggr[/]"
+    )
+    assert created.exit_code == 0, created.output
+    rid = created.stdout.split()[1]
+    outputs = [created.stdout]
+    for args in (
+        ("request", "open", rid),
+        ("vote", "v000", rid, "yes"),
+        ("vote", "v001", rid, "no"),
+        ("request", "close", rid),
+        ("request", "show", rid),
+        ("request", "list"),
+    ):
+        result = _cli(home, *args)
+        assert result.exit_code == 0, (args, result.output, result.exception)
+        outputs.append(result.stdout)
+    for shown in outputs:
+        assert "{" not in shown and "'" not in shown.replace("'s ", "")  # no Python reprs
+        assert not re.search(r"\d\d:\d\d:\d\d\.\d{6}", shown)  # no microseconds
+    opened, closed, show = outputs[1], outputs[4], outputs[5]
+    assert ISO_WITH_ZONE.search(opened) and "250,000 JPY" in show
+    assert "Acme [bold]Research[/]" in show and "Only [red]aggr[/]" in show
+    assert "failed" in closed and "1 yes, 1 no, 0 abstain" in closed
+    for args in (("request", "show", rid), ("request", "list"), ("ledger", "show")):
+        as_json = json.loads(_cli(home, *args, "--json").stdout)
+        first = as_json[0] if isinstance(as_json, list) and as_json else as_json
+        if args[0] == "request":
+            assert ISO_WITH_ZONE.fullmatch(first["closes_at"])
+            assert first["tally"]["voters"] == 2 and first["price"]["text"] == "250,000 JPY"
+    home.close()

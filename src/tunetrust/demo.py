@@ -95,7 +95,7 @@ def run_demo(
             home,
             buyer="Demo Research Lab",
             spec_text=SPEC,
-            price_cents=250_000,
+            price=250_000,  # minor units: 2,500.00 EUR
             currency="EUR",
             licence="research-only",
             voting_days=7,
@@ -115,9 +115,10 @@ def run_demo(
         )
         paid = governance.deliver(home, req.id)
         console.print(
-            f"release {paid['release']} built from {paid['members_paid']} members; "
-            f"{paid['price_cents'] / 100:,.2f} EUR paid: fee "
-            f"{paid['fee_cents'] / 100:,.2f}, payouts {paid['payouts_cents'] / 100:,.2f}"
+            f"release {paid.release} built from {paid.members_paid} members; "
+            f"{ledger.format_amount(paid.price, paid.currency)} paid: fee "
+            f"{ledger.format_amount(paid.fee, paid.currency)}, "
+            f"payouts {ledger.format_amount(paid.payouts, paid.currency)}"
         )
 
         console.rule("4. Everything checks")
@@ -132,8 +133,8 @@ def run_demo(
         console.print(
             f"insights report:     {report}\n"
             f"member insights:     {h} insights --member member-01 --year 2024\n"
-            f"the release:         {settings.home / 'releases' / str(paid['release'])}\n"
-            f"                     {h} release verify {paid['release']}\n"
+            f"the release:         {settings.home / 'releases' / paid.release}\n"
+            f"                     {h} release verify {paid.release}\n"
             f"the ledger:          {h} ledger show   ·   {h} member statement member-02\n"
             f"the audit log:       {h} audit verify   ·   {h} audit show\n"
             f"your own export:     {h} member add YOU && {h} import YOUR-EXPORT.zip --member YOU",

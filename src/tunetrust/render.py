@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from tunetrust.coop.contributions import ContributionRow
+from tunetrust.coop.ledger import format_amount
 from tunetrust.coop.members import MemberView
 from tunetrust.ingest.pipeline import ImportSummary
 from tunetrust.ingest.rebuild import RebuildReport
 from tunetrust.insights.charts import DAYS, hours, percent
 from tunetrust.insights.stats import Insights, Ranked
-from tunetrust.store.models import AuditEntry, Consent
+from tunetrust.settings import Rules
+from tunetrust.store.models import AuditEntry, Consent, LedgerBalance
+
+if TYPE_CHECKING:  # governance imports the release engine: not needed to draw a table
+    from tunetrust.coop.governance import Payment, RequestView, RulesChange
 
 
 def print_import(
@@ -260,7 +265,24 @@ def print_plan(console: Console, plan: dict[str, Any]) -> None:
             f"noise on {name}",
             f"{noise['noise']} scale {part['scale']:,.2f} (sensitivity {part['sensitivity']:,.2f})",
         )
+    outcome = plan["outcome"]
+    if outcome["keys"] == "public":
+        t.add_row("keys released", f"all {outcome['keys_declared']:,} declared keys")
+    elif outcome["expected_empty"]:
+        t.add_row("keys released", "[bold red]none expected[/]")
+    else:
+        t.add_row("keys released", f"depends on the data; at most {outcome['keys_at_most']:,}")
+    for q, a in outcome["accuracy"].items():
+        label = f"accuracy of {q}" + (" (for skip_share)" if q == "skips" else "")
+        t.add_row(label, f"± {a['half_width']:,} {a['unit']}, 95 % of the time")
     console.print(t)
+    if outcome["keys"] == "private":
+        console.print(escape(outcome["statement"][:1].upper() + outcome["statement"][1:] + "."))
+    if outcome["expected_empty"]:
+        console.print(
+            "[bold red]Expected to be empty[/]: building it would spend every included "
+            "member's ε for no data. `release build` refuses it unless --allow-empty."
+        )
 
 
 def print_budget(console: Console, rows: list[dict[str, str]]) -> None:
@@ -301,3 +323,144 @@ def print_rebuild(console: Console, r: RebuildReport) -> None:
     verb = "would change" if r.dry_run else "changed"
     audited = "; each change is in the audit log" if r.changed and not r.dry_run else ""
     console.print(f"{r.changed} of {len(r.members)} member(s) {verb}{audited}.")
+
+
+# --- data requests, the cooperative's rules, money ------------------------------------
+
+
+def _share(x: float) -> str:
+    return f"{x * 100:g} %"
+
+
+def _weight(x: float) -> str:
+    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.3f}"
+
+
+def rules_text(r: Rules) -> str:
+    """The rules in one sentence a member can read."""
+    return (
+        f"quorum {_share(r.quorum)} of eligible members; passes when yes ÷ (yes + no) is "
+        f"above {_share(r.majority)}; "
+        + ("votes weighed by contribution quality" if r.weighted_votes else "one member, one vote")
+        + f"; fee {r.fee_basis_points / 100:g} % to the treasury; "
+        + (
+            "members who vote no are left out of the release"
+            if r.no_votes_opt_out
+            else "a passed vote includes every consenting member"
+        )
+    )
+
+
+def print_request(console: Console, v: RequestView) -> None:
+    """A data request: the proposal, its vote (rules, cost, tally), its delivery."""
+    d = v.to_dict()
+    t = Table(show_header=False, title=f"Data request {v.id}")
+    t.add_row("buyer", escape(v.buyer or "—"))
+    t.add_row("purpose", escape(v.purpose))
+    t.add_row("state", v.state)
+    t.add_row("price", escape(d["price"]["text"]))
+    t.add_row("licence", escape(v.licence))
+    t.add_row("created", d["created_at"])
+    if v.opens_at is None:
+        t.add_row("vote", f"not open yet; {v.voting_days} days once opened")
+    else:
+        t.add_row("vote", f"opened {d['opens_at']}; window ends {d['closes_at']}")
+        t.add_row("eligible voters", f"{v.eligible:,}")
+    if v.plan:
+        left = ", ".join(
+            f"{reason.replace('_', ' ')} {n:,}"
+            for reason, n in v.plan.get("left_out", {}).items()
+            if reason not in ("not_in_request", "erased")  # never eligible voters
+        )
+        t.add_row(
+            "plan at opening",
+            f"{v.plan.get('members_included_if_passed', 0):,} members included if it passes, "
+            f"ε {v.plan.get('epsilon_per_member')} each" + (f" (left out: {left})" if left else ""),
+        )
+    if v.rules is not None:
+        t.add_row("rules (fixed at opening)", rules_text(v.rules))
+    if v.tally is not None:
+        c = v.tally
+        t.add_row(
+            "tally" + (" so far" if v.state == "open" else ""),
+            f"{_weight(c.yes)} yes, {_weight(c.no)} no, {_weight(c.abstain)} abstain; "
+            f"{c.voters:,} of {c.eligible:,} voted ({_share(round(c.turnout, 4))}); "
+            f"quorum {'met' if c.quorum_met else 'not met'}"
+            + ("; weighed by contribution quality" if c.weighted else ""),
+        )
+    if v.early_reason:
+        t.add_row("closed early, because", escape(v.early_reason))
+    if v.release:
+        t.add_row("release", v.release)
+    console.print(t)
+
+
+def print_requests(console: Console, views: list[RequestView]) -> None:
+    """Requests, newest first."""
+    t = Table("id", "buyer", "purpose", "state")
+    t.add_column("price", justify="right")
+    t.add_column("created", no_wrap=True)
+    for v in views:
+        d = v.to_dict()
+        t.add_row(
+            v.id[:12],
+            escape(v.buyer or "—"),
+            escape(v.purpose),
+            v.state,
+            escape(d["price"]["text"]),
+            d["created_at"],
+        )
+    console.print(t)
+
+
+def print_payment(console: Console, p: Payment) -> None:
+    """What a delivered request paid, and to whom."""
+    console.print(
+        f"{format_amount(p.price, p.currency)} paid: fee {format_amount(p.fee, p.currency)} "
+        f"to the treasury, {format_amount(p.payouts, p.currency)} split among "
+        f"{p.members_paid:,} members",
+        highlight=False,
+    )
+
+
+def print_rules(console: Console, history: list[RulesChange]) -> None:
+    """The rules in force, then every decision that set them."""
+    now = history[-1].rules
+    t = Table("rule", "in force", "meaning", title="The cooperative's rules")
+    t.add_row("quorum", _share(now.quorum), "share of eligible members who must vote")
+    t.add_row("majority", _share(now.majority), "a request passes when yes ÷ (yes + no) is above")
+    t.add_row(
+        "weighted votes",
+        "yes" if now.weighted_votes else "no",
+        "votes weighed by contribution quality (no: one member, one vote)",
+    )
+    t.add_row(
+        "fee",
+        f"{now.fee_basis_points / 100:g} %",
+        f"the cooperative's share of each sale ({now.fee_basis_points:,} basis points)",
+    )
+    t.add_row(
+        "no votes opt out",
+        "yes" if now.no_votes_opt_out else "no",
+        "members who vote no are left out of a passed release",
+    )
+    console.print(t)
+    h = Table(title="History")
+    h.add_column("when", no_wrap=True)
+    for name in ("by", "what changed", "why"):
+        h.add_column(name)
+    for c in history:
+        changed = ", ".join(f"{k} {v['from']} → {v['to']}" for k, v in c.changed.items())
+        h.add_row(
+            c.to_dict()["at"], escape(c.actor), escape(changed or "first rules"), escape(c.reason)
+        )
+    console.print(h)
+
+
+def print_balances(console: Console, rows: list[LedgerBalance]) -> None:
+    """Every account's balance, in its currency's own decimals."""
+    t = Table("account", "currency")
+    t.add_column("balance", justify="right")
+    for b in rows:
+        t.add_row(b.account, b.currency, format_amount(b.cents, b.currency))
+    console.print(t)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -120,6 +121,75 @@ class Checks:
 
 
 @dataclass(frozen=True)
+class Rules:
+    """The cooperative's governance rules, as one decision sets them.
+
+    Not settings: the rules in force are the newest row of the ``coop_rules`` table,
+    changed only by ``tunetrust rules set`` (with a reason, in the audit log), and
+    frozen into each data request when its vote opens. These defaults are the rules a
+    new home starts with; no environment variable changes them.
+    """
+
+    quorum: float = field(
+        default=0.5,
+        metadata={"help": "share of eligible members who must vote (above 0, at most 1)"},
+    )
+    majority: float = field(
+        default=0.5,
+        metadata={
+            "help": "a request passes when yes ÷ (yes + no) is above this (at least 0.5, below 1)"
+        },
+    )
+    weighted_votes: bool = field(
+        default=False,
+        metadata={"help": "weigh votes by contribution quality (default: one member, one vote)"},
+    )
+    fee_basis_points: int = field(
+        default=1000,
+        metadata={"help": "the cooperative's fee on each sale, in 1/100 % (0 to 10,000)"},
+    )
+    no_votes_opt_out: bool = field(
+        default=True,
+        metadata={
+            "help": "members who voted no are left out of a passed release; False: a "
+            "passed vote binds every consenting member"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        # exact types: the database and JSON hand back what was stored, nothing coerced
+        if not (_is_number(self.quorum) and 0 < self.quorum <= 1):
+            raise InputError("rule quorum: a number above 0 and at most 1")
+        # below one half a minority could pass a request; at 1 nothing could ever pass
+        if not (_is_number(self.majority) and 0.5 <= self.majority < 1):
+            raise InputError("rule majority: a number from 0.5 to below 1")
+        fee = self.fee_basis_points
+        if not (_is_number(fee) and isinstance(fee, int) and 0 <= fee <= 10_000):
+            raise InputError("rule fee_basis_points: a whole number from 0 to 10,000")
+        for name in ("weighted_votes", "no_votes_opt_out"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputError(f"rule {name}: true or false")
+
+    def to_dict(self) -> dict[str, float | int | bool]:
+        """JSON-ready; the form frozen into a request and written to the audit log."""
+        return {
+            "quorum": float(self.quorum),
+            "majority": float(self.majority),
+            "weighted_votes": self.weighted_votes,
+            "fee_basis_points": self.fee_basis_points,
+            "no_votes_opt_out": self.no_votes_opt_out,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Rules:
+        """Rules from their stored form (validated again)."""
+        try:
+            return cls(**{f.name: data[f.name] for f in fields(cls)})
+        except (KeyError, TypeError):
+            raise InputError("the stored rules are incomplete") from None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything configurable about one cooperative; every field has a default and help."""
 
@@ -161,26 +231,6 @@ class Settings:
     checks: Checks = field(
         default_factory=Checks, metadata={"help": "contribution check thresholds"}
     )
-    quorum: float = field(
-        default=0.5, metadata={"help": "share of eligible members who must vote for a tally"}
-    )
-    majority: float = field(
-        default=0.5, metadata={"help": "a request passes when yes ÷ (yes + no) is above this"}
-    )
-    weighted_votes: bool = field(
-        default=False,
-        metadata={"help": "weigh votes by contribution quality (default: one member, one vote)"},
-    )
-    fee_basis_points: int = field(
-        default=1000, metadata={"help": "the cooperative's fee on each sale, in 1/100 %"}
-    )
-    no_votes_opt_out: bool = field(
-        default=True,
-        metadata={
-            "help": "members who voted no are left out of a passed release; False: a "
-            "passed vote binds every consenting member"
-        },
-    )
     actor: str = field(
         default="steward",
         metadata={"help": "who the audit log names for actions taken (TUNETRUST_ACTOR)"},
@@ -197,11 +247,6 @@ class Settings:
             purposes=DEFAULT_PURPOSES + tuple(p for p in extra if p and p not in DEFAULT_PURPOSES),
             actor=os.environ.get("TUNETRUST_ACTOR") or "steward",
             epsilon_cap=_env_number("TUNETRUST_EPSILON_CAP", 3.0, 0.0, 100.0),
-            quorum=_env_number("TUNETRUST_QUORUM", 0.5, 0.0, 1.0),
-            majority=_env_number("TUNETRUST_MAJORITY", 0.5, 0.0, 1.0),
-            weighted_votes=_env_flag("TUNETRUST_WEIGHTED_VOTES", False),
-            fee_basis_points=int(_env_number("TUNETRUST_FEE_BASIS_POINTS", 1000, 0, 10_000)),
-            no_votes_opt_out=_env_flag("TUNETRUST_NO_VOTES_OPT_OUT", True),
         )
 
     @property
@@ -233,12 +278,5 @@ def _env_number(name: str, default: float, low: float, high: float) -> float:
     return value
 
 
-def _env_flag(name: str, default: bool) -> bool:
-    raw = os.environ.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise InputError(f"{name} must be true or false")
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

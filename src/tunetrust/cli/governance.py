@@ -1,13 +1,12 @@
-"""Commands for buyers, data requests, votes and the ledger."""
+"""Commands for buyers, the cooperative's rules, data requests, votes and the ledger."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from tunetrust.cli._app import (
     _open,
@@ -19,6 +18,17 @@ from tunetrust.cli._app import (
     out,
     request_app,
 )
+
+if TYPE_CHECKING:
+    from tunetrust.coop.governance import Payment, RequestView
+
+rules_app = typer.Typer(
+    help="The cooperative's rules: quorum, majority, weighting, fee.", no_args_is_help=True
+)
+app.add_typer(rules_app, name="rules")
+
+JSON_OPTION = Annotated[bool, typer.Option("--json", help="Print as JSON.")]
+REQUEST_ARG = Annotated[str, typer.Argument(help="The request (id or a unique prefix).")]
 
 
 @buyer_app.command("add")
@@ -41,8 +51,14 @@ def request_create(
     ctx: typer.Context,
     buyer: Annotated[str, typer.Option(help="The buyer's name.")],
     spec_path: Annotated[Path, typer.Option("--spec", help="The release spec (YAML or JSON).")],
-    price: Annotated[int, typer.Option(help="Price in integer cents.")],
-    currency: Annotated[str, typer.Option(help="ISO currency code.")] = "EUR",
+    price: Annotated[
+        int,
+        typer.Option(
+            help="Price in the currency's minor unit: with EUR 250000 is 2,500.00 EUR, "
+            "with JPY 250000 is 250,000 JPY."
+        ),
+    ],
+    currency: Annotated[str, typer.Option(help="ISO 4217 currency code.")] = "EUR",
     licence: Annotated[
         str,
         typer.Option(
@@ -51,96 +67,117 @@ def request_create(
         ),
     ] = "research-only",
     voting_days: Annotated[int, typer.Option(help="Length of the vote in days.")] = 14,
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    as_json: JSON_OPTION = False,
 ) -> None:
     """A buyer proposes a data product: spec, price, licence, voting window (a draft)."""
-    from tunetrust.coop.governance import create_request
+    from tunetrust.coop.governance import create_request, show_request
+    from tunetrust.releases.spec import read_spec_text
 
-    text = spec_path.read_text(encoding="utf-8")
+    text = read_spec_text(spec_path)
     with _open(ctx) as home:
         req = create_request(
             home,
             buyer=buyer,
             spec_text=text,
-            price_cents=price,
+            price=price,
             currency=currency,
             licence=licence,
             voting_days=voting_days,
         )
+        view = show_request(home, req.id)
+    _show(view, as_json, f"Request {view.id} created as a draft.")
+
+
+def _show(view: RequestView, as_json: bool, headline: str, payment: Payment | None = None) -> None:
+    """A request after a command: as JSON, or a headline and the request's table."""
+    from tunetrust.render import print_payment, print_request
+
     if as_json:
-        _print_json({"id": req.id, "state": req.state})
+        _print_json(view.to_dict() | ({"payment": payment.to_dict()} if payment else {}))
         return
-    out.print(f"Request {req.id} created (draft)")
-
-
-def _request_move(ctx: typer.Context, request_id: str, move: str) -> dict[str, Any]:
-    from tunetrust.coop import governance
-
-    with _open(ctx) as home:
-        if move == "open":
-            governance.open_request(home, request_id)
-        elif move == "close":
-            governance.close_request(home, request_id)
-        else:
-            governance.deliver(home, request_id)
-        return governance.show_request(home, request_id)
+    out.print(escape(headline), highlight=False)
+    if payment is not None:
+        print_payment(out, payment)
+    print_request(out, view)
 
 
 @request_app.command("open")
-def request_open(
-    ctx: typer.Context, request_id: Annotated[str, typer.Argument(help="The request.")]
-) -> None:
-    """Open the vote (a steward): eligible members and the budget cost are fixed now."""
-    shown = _request_move(ctx, request_id, "open")
-    out.print(f"Vote open until {shown['closes_at']}: {shown['plan']}")
+def request_open(ctx: typer.Context, request_id: REQUEST_ARG, as_json: JSON_OPTION = False) -> None:
+    """Open the vote (a steward): eligible members, budget cost and the rules are fixed now."""
+    from tunetrust.coop.governance import open_request, show_request
+
+    with _open(ctx) as home:
+        open_request(home, request_id)
+        view = show_request(home, request_id)
+    _show(view, as_json, f"Vote open until {view.to_dict()['closes_at']}.")
 
 
 @request_app.command("close")
 def request_close(
-    ctx: typer.Context, request_id: Annotated[str, typer.Argument(help="The request.")]
+    ctx: typer.Context,
+    request_id: REQUEST_ARG,
+    early: Annotated[
+        bool,
+        typer.Option(
+            "--early", help="Close before the window ends although not every member voted."
+        ),
+    ] = False,
+    reason: Annotated[
+        str | None, typer.Option(help="Why the vote closes early (with --early; audited).")
+    ] = None,
+    as_json: JSON_OPTION = False,
 ) -> None:
-    """Close the vote: the request passes or fails by quorum and majority."""
-    shown = _request_move(ctx, request_id, "close")
-    out.print(f"Request {shown['state']}: {shown['tally']}")
+    """Close the vote: the request passes or fails by the quorum and majority frozen at open."""
+    from tunetrust.coop.governance import close_request, show_request
+    from tunetrust.errors import InputError
+
+    if early != (reason is not None):
+        raise InputError("an early close needs both --early and --reason TEXT")
+    with _open(ctx) as home:
+        close_request(home, request_id, early_reason=reason)
+        view = show_request(home, request_id)
+    _show(view, as_json, f"Vote closed: the request {view.state}.")
 
 
 @request_app.command("deliver")
 def request_deliver(
-    ctx: typer.Context, request_id: Annotated[str, typer.Argument(help="The request.")]
+    ctx: typer.Context, request_id: REQUEST_ARG, as_json: JSON_OPTION = False
 ) -> None:
     """Build the release of a passed request, deliver it, record payment and payouts."""
-    shown = _request_move(ctx, request_id, "deliver")
-    out.print(f"Request {shown['state']}: release {shown['release']}")
+    from tunetrust.coop.governance import deliver, show_request
+
+    with _open(ctx) as home:
+        payment = deliver(home, request_id)
+        view = show_request(home, request_id)
+    _show(view, as_json, f"Request {view.state}: release {payment.release}.", payment)
 
 
 @request_app.command("show")
-def request_show(
-    ctx: typer.Context, request_id: Annotated[str, typer.Argument(help="The request.")]
-) -> None:
-    """A request: state, plan, licence, and the tally (counts and turnout)."""
+def request_show(ctx: typer.Context, request_id: REQUEST_ARG, as_json: JSON_OPTION = False) -> None:
+    """A request: state, price, licence, plan, rules, and the tally (counts and turnout)."""
     from tunetrust.coop.governance import show_request
+    from tunetrust.render import print_request
 
     with _open(ctx) as home:
-        _print_json(show_request(home, request_id))
+        view = show_request(home, request_id)
+    if as_json:
+        _print_json(view.to_dict())
+        return
+    print_request(out, view)
 
 
 @request_app.command("list")
-def request_list(ctx: typer.Context) -> None:
-    """Every request with its state."""
+def request_list(ctx: typer.Context, as_json: JSON_OPTION = False) -> None:
+    """Every request with its state, newest first."""
     from tunetrust.coop.governance import list_requests
+    from tunetrust.render import print_requests
 
     with _open(ctx) as home:
-        rows = list_requests(home)
-    table = Table("id", "purpose", "state", "price", "created")
-    for r in rows:
-        table.add_row(
-            r.id[:12],
-            r.purpose,
-            r.state,
-            f"{r.price_cents / 100:,.2f} {r.currency}",
-            f"{r.created_at:%Y-%m-%d}",
-        )
-    out.print(table)
+        views = list_requests(home)
+    if as_json:
+        _print_json([v.to_dict() for v in views])
+        return
+    print_requests(out, views)
 
 
 @app.command("vote")
@@ -159,16 +196,27 @@ def vote(
 
 
 @ledger_app.command("show")
-def ledger_show(ctx: typer.Context) -> None:
+def ledger_show(ctx: typer.Context, as_json: JSON_OPTION = False) -> None:
     """Every account's balance."""
-    from tunetrust.coop.ledger import balances
+    from tunetrust.coop.ledger import balances, format_amount
+    from tunetrust.render import print_balances
 
     with _open(ctx) as home:
         rows = balances(home)
-    table = Table("account", "currency", "balance")
-    for b in rows:
-        table.add_row(b.account, b.currency, f"{b.cents / 100:,.2f}")
-    out.print(table)
+    if as_json:
+        _print_json(
+            [
+                {
+                    "account": b.account,
+                    "currency": b.currency,
+                    "amount": b.cents,
+                    "text": format_amount(b.cents, b.currency),
+                }
+                for b in rows
+            ]
+        )
+        return
+    print_balances(out, rows)
 
 
 @ledger_app.command("verify")
@@ -182,3 +230,75 @@ def ledger_verify(ctx: typer.Context) -> None:
         err.print(f"[red]ledger broken[/]: {escape('; '.join(check.problems))}")
         raise typer.Exit(1)
     out.print(f"[green]ledger holds[/]: {check.transactions} transactions balance")
+
+
+@rules_app.command("show")
+def rules_show(ctx: typer.Context, as_json: JSON_OPTION = False) -> None:
+    """The cooperative's rules in force, and every decision that set them."""
+    from tunetrust.coop.governance import rules_history
+    from tunetrust.render import print_rules
+
+    with _open(ctx) as home:
+        history = rules_history(home)
+    if as_json:
+        _print_json(
+            {"rules": history[-1].rules.to_dict(), "history": [c.to_dict() for c in history]}
+        )
+        return
+    print_rules(out, history)
+
+
+@rules_app.command("set")
+def rules_set(
+    ctx: typer.Context,
+    reason: Annotated[
+        str, typer.Option(help="Why: the decision that changes the rules (audited).")
+    ],
+    quorum: Annotated[
+        float | None,
+        typer.Option(help="Share of eligible members who must vote (above 0, at most 1)."),
+    ] = None,
+    majority: Annotated[
+        float | None,
+        typer.Option(help="A request passes when yes ÷ (yes + no) is above this (0.5 to below 1)."),
+    ] = None,
+    weighted_votes: Annotated[
+        bool | None,
+        typer.Option(
+            "--weighted-votes/--one-member-one-vote",
+            help="Weigh votes by contribution quality, or count one vote per member.",
+            show_default=False,
+        ),
+    ] = None,
+    fee_basis_points: Annotated[
+        int | None,
+        typer.Option(help="The cooperative's fee on each sale in 1/100 % (1000 = 10 %)."),
+    ] = None,
+    no_votes_opt_out: Annotated[
+        bool | None,
+        typer.Option(
+            "--no-voters-left-out/--no-voters-included",
+            help="Leave members who voted no out of a passed release, or include them.",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: JSON_OPTION = False,
+) -> None:
+    """Change the cooperative's rules, with a reason; open requests keep theirs."""
+    from tunetrust.coop.governance import set_rules
+    from tunetrust.render import rules_text
+
+    with _open(ctx) as home:
+        change = set_rules(
+            home,
+            reason=reason,
+            quorum=quorum,
+            majority=majority,
+            weighted_votes=weighted_votes,
+            fee_basis_points=fee_basis_points,
+            no_votes_opt_out=no_votes_opt_out,
+        )
+    if as_json:
+        _print_json(change.to_dict())
+        return
+    out.print(f"[green]Rules changed[/]: {escape(rules_text(change.rules))}", highlight=False)

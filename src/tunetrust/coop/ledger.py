@@ -1,4 +1,8 @@
-"""The ledger: double-entry movements of money in integer cents, one place for all of it.
+"""The ledger: double-entry movements of money, one place for all of it.
+
+Amounts are integers in the currency's minor unit as ISO 4217 defines it (the
+``iso4217`` package ships the standard's table): cents for EUR, yen for JPY, fils
+(1/1000) for KWD. ``format_amount`` prints them with the currency's own decimals.
 
 Accounts: ``buyer:<id>``, ``treasury``, ``member:<pseudonym>`` (pseudonymous, so an
 erased member's lines stay without naming anyone). Every transaction's entries sum to
@@ -11,6 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import iso4217
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,10 +24,56 @@ from tunetrust.store.home import Home
 from tunetrust.store.models import LedgerBalance, LedgerEntry, LedgerTransaction
 
 TREASURY = "treasury"
+MAX_AMOUNT = 10**15 - 1  # minor units: far above any sale, far below the database's limit
+_NOT_A_CURRENCY = "the currency is an ISO 4217 code in use, such as EUR, USD, GBP or JPY"
+
+
+def minor_unit(currency: str) -> int:
+    """Decimals of the currency's minor unit (ISO 4217): EUR 2, JPY 0, KWD 3."""
+    try:
+        exponent = iso4217.Currency(currency).exponent
+    except ValueError:
+        raise InputError(_NOT_A_CURRENCY) from None
+    if exponent is None:  # XAU, XDR, XTS, XXX …
+        raise InputError(_NOT_A_CURRENCY)
+    return exponent
+
+
+def currency_code(text: str) -> str:
+    """An ISO 4217 code in use with a minor unit, in upper case; anything else is refused."""
+    code = text.strip().upper()
+    if not (len(code) == 3 and code.isascii() and code.isalpha()):
+        raise InputError(_NOT_A_CURRENCY)
+    minor_unit(code)
+    return code
+
+
+def check_amount(value: int, currency: str) -> int:
+    """A positive whole amount in the currency's minor unit (``currency`` already checked)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_AMOUNT:
+        raise InputError(
+            f"an amount is a whole number of the currency's minor unit from 1 to "
+            f"{MAX_AMOUNT:,} (for {currency}: {format_amount(1, currency)} to "
+            f"{format_amount(MAX_AMOUNT, currency)})"
+        )
+    return value
+
+
+def format_amount(value: int, currency: str) -> str:
+    """``250000, "EUR"`` → ``2,500.00 EUR``; ``250000, "JPY"`` → ``250,000 JPY``. Exact."""
+    try:
+        digits = minor_unit(currency)
+    except InputError:  # an older version let any three letters in: show what is stored
+        return f"{value:,} {currency} (minor units of an unknown currency)"
+    sign = "-" if value < 0 else ""
+    whole, part = divmod(abs(value), 10**digits)
+    return (
+        f"{sign}{whole:,}.{part:0{digits}d} {currency}" if digits else f"{sign}{whole:,} {currency}"
+    )
 
 
 def split_cents(total: int, weights: dict[str, float]) -> dict[str, int]:
-    """Split ``total`` cents by weight, largest remainder first; sums exactly to ``total``.
+    """Split ``total`` minor units by weight, largest remainder first; sums exactly.
 
     Ties in remainders go to the earlier key in sorted order; zero total weight splits
     evenly. Nobody outside ``weights`` ever receives anything.
@@ -54,7 +105,8 @@ def post(
     entries: dict[str, int],
     request_id: str | None = None,
 ) -> LedgerTransaction:
-    """Record one balanced transaction (entries: account → signed cents)."""
+    """Record one balanced transaction (entries: account → signed minor units)."""
+    minor_unit(currency)
     if sum(entries.values()) != 0:
         raise InputError(
             f"a transaction must balance; these entries sum to {sum(entries.values())}"
@@ -101,13 +153,16 @@ def verify(home: Home) -> LedgerCheck:
         n = len(list(s.scalars(select(LedgerTransaction.id))))
         for (tx, cur), total in sorted(per_tx.items()):
             if total:
-                problems.append(f"transaction {tx} does not balance in {cur} ({total:+} cents)")
+                problems.append(
+                    f"transaction {tx} does not balance in {cur} "
+                    f"(its entries sum to {format_amount(total, cur)})"
+                )
         stored = {(b.account, b.currency): b.cents for b in s.scalars(select(LedgerBalance))}
     for key in sorted(set(stored) | set(per_account)):
         if stored.get(key, 0) != per_account.get(key, 0):
             problems.append(
-                f"balance of {key[0]} in {key[1]} is {stored.get(key, 0)} cents, "
-                f"its entries sum to {per_account.get(key, 0)}"
+                f"balance of {key[0]} in {key[1]} is {format_amount(stored.get(key, 0), key[1])}, "
+                f"its entries sum to {format_amount(per_account.get(key, 0), key[1])}"
             )
     return LedgerCheck(not problems, n, problems)
 
@@ -119,7 +174,7 @@ def balances(home: Home) -> list[LedgerBalance]:
 
 
 def statement(home: Home, account: str) -> list[tuple[datetime, str, str, int]]:
-    """An account's lines: when, what, currency, cents."""
+    """An account's lines: when, what, currency, amount in its minor unit."""
     with home.sessions() as s:
         return [
             (tx.at, tx.memo, e.currency, e.cents)

@@ -197,6 +197,25 @@ class DataRequest(Base):
     plan: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     tally: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     release_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # the cooperative's rules as they were when the vote opened (settings.Rules.to_dict);
+    # close, deliver and pay read only these. NULL while a draft
+    rules: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class CoopRules(Base):
+    """One decision on the cooperative's rules (settings.Rules); the newest row is in force."""
+
+    __tablename__ = "coop_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text)
+    quorum: Mapped[float] = mapped_column(Float)
+    majority: Mapped[float] = mapped_column(Float)
+    weighted_votes: Mapped[bool] = mapped_column(Boolean)
+    fee_basis_points: Mapped[int] = mapped_column(Integer)
+    no_votes_opt_out: Mapped[bool] = mapped_column(Boolean)
 
 
 class Vote(Base):
