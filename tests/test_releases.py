@@ -157,8 +157,9 @@ UNSAMPLED = SMALL.replace("max_partitions: 6", "max_partitions: 1000") + "min_li
 
 def test_interface_spec_parses_and_plans(coop: Home) -> None:
     spec = parse_spec(INTERFACE_SPEC)
-    plan = plan_release(coop, spec)
+    plan = plan_release(coop, spec, allow_empty=True)  # 10 members: expected empty
     assert plan.left_out == {"no_consent": 2} and len(plan.included) == 10
+    assert plan.outcome.expected_empty and plan.outcome.release_threshold == 331
     assert plan.noise.accounting["epsilon_spent"] <= 1.0
     assert plan.noise.accounting["delta_spent"] <= 1e-6 * (1 + 1e-9)
 
@@ -183,7 +184,7 @@ def test_bad_specs_are_refused_naming_the_field(change: tuple[str, str], message
 
 def test_without_noise_aggregates_equal_the_reference(coop: Home) -> None:
     spec = parse_spec(UNSAMPLED)  # no member has 1,000 partitions: nothing is sampled
-    built = build_release(coop, spec, _noise=False)
+    built = build_release(coop, spec, allow_empty=True, _noise=False)
     want = _summed(_per_member(coop, spec, CONSENTING))
     got = {
         (r["country"], r["month"]): r
@@ -224,7 +225,7 @@ def test_partition_sampling_keeps_each_members_own_numbers(coop: Home) -> None:
 
 def test_pre_threshold_drops_partitions_with_too_few_members(coop: Home) -> None:
     spec = parse_spec(UNSAMPLED.replace("min_listeners: 1", "min_listeners: 5"))
-    built = build_release(coop, spec, _noise=False)
+    built = build_release(coop, spec, allow_empty=True, _noise=False)
     unsampled = _summed(_per_member(coop, spec, CONSENTING))
     want = {k for k, agg in unsampled.items() if agg["listeners"] >= 5}
     got = {
@@ -372,9 +373,9 @@ def test_differencing_attack_costs_budget_as_declared(tmp_path: Path) -> None:
     home = init_home(Settings(home=tmp_path / "h", epsilon_cap=2.0))
     _join(home, tmp_path, [f"d{i}" for i in range(4)], 800, 700, years=1)
     spec = parse_spec(SMALL)
-    first = build_release(home, spec)
+    first = build_release(home, spec, allow_empty=True)  # 4 members: expected empty
     decide_consent(home, "d3", "research", granted=False)  # the one-member difference
-    second = build_release(home, spec)
+    second = build_release(home, spec, allow_empty=True)
     assert (first.manifest["members_included"], second.manifest["members_included"]) == (4, 3)
     ids = {f"d{i}": get_member(home, f"d{i}").id for i in range(4)}
     with home.sessions() as s:
@@ -399,9 +400,9 @@ def test_differencing_attack_costs_budget_as_declared(tmp_path: Path) -> None:
 
 
 def test_manifest_files_and_proofs(coop: Home) -> None:
-    built = build_release(coop, parse_spec(SMALL))
+    built = build_release(coop, parse_spec(SMALL), allow_empty=True)
     doc = built.manifest
-    assert set(doc["files"]) == {"data.parquet", "data.csv"}
+    assert set(doc["files"]) == {"data.parquet", "data.csv", "schema.json"}
     assert doc["members_included"] == 10 and doc["members_left_out"] == {"no_consent": 2}
     assert doc["spec"] == SMALL and doc["versions"]["opendp"].startswith("0.16")
     assert verify_files(built.path) == []
@@ -412,7 +413,10 @@ def test_manifest_files_and_proofs(coop: Home) -> None:
     forged = Proof(True, proof.leaf, proof.count, [0], [], [[]])
     assert not check_proof(root, forged)
     (built.path / "data.csv").write_text("country,month,plays\nXX,2020-01,1\n")
-    assert verify_files(built.path) == ["data.csv does not match its SHA-256 in the manifest"]
+    assert verify_files(built.path) == [
+        "data.csv does not match its SHA-256 in the manifest",
+        "data.csv does not match its SHA-256 in SHA256SUMS",
+    ]
 
 
 def test_public_calendar_keys_release_every_key(coop: Home) -> None:
@@ -432,7 +436,7 @@ def test_erased_and_unconsenting_members_are_left_out(coop: Home, tmp_path: Path
     _join(home, tmp_path, [f"e{i}" for i in range(3)], 500, 800, years=1)
     erase_member(home, "e0")
     decide_consent(home, "e1", "research", granted=False)
-    plan = plan_release(home, parse_spec(SMALL))
+    plan = plan_release(home, parse_spec(SMALL), allow_empty=True)
     assert plan.left_out == {"erased": 1, "no_consent": 1} and len(plan.included) == 1
     home.close()
 
@@ -464,7 +468,10 @@ def test_cli_release_interface(tmp_path: Path) -> None:
     spec.write_text(INTERFACE_SPEC)
     planned = run("--home", h, "release", "plan", str(spec))
     assert planned.returncode == 0 and "members included" in planned.stdout
-    built = run("--home", h, "release", "build", str(spec), "--json")
+    # three members and private keys: expected empty, so refused without --allow-empty
+    empty = run("--home", h, "release", "build", str(spec), "--json")
+    assert empty.returncode == 1 and "expected to be empty" in empty.stderr
+    built = run("--home", h, "release", "build", str(spec), "--json", "--allow-empty")
     assert built.returncode == 0, built.stderr
     data = json.loads(built.stdout)
     assert {"id", "path"} <= data.keys() and Path(data["path"]).is_dir()
@@ -480,7 +487,7 @@ def test_cli_release_interface(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "data.csv" in bad.stderr
     # three ε=1 releases spend the default cap of 3; the next is refused and writes nothing
     for _ in range(2):
-        assert run("--home", h, "release", "build", str(spec)).returncode == 0
+        assert run("--home", h, "release", "build", str(spec), "--allow-empty").returncode == 0
     before = sorted(p.name for p in Path(h, "releases").iterdir())
     refused = run("--home", h, "release", "build", str(spec), "--json")
     assert refused.returncode == 1 and "privacy budget: requested ε 1" in refused.stderr

@@ -26,13 +26,17 @@ def release_plan(
     spec_path: SpecPath,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """Check a spec: who would be included, the budget cost, the noise. Computes nothing."""
+    """Check a spec: who would be included, the cost, the expected keys and accuracy.
+
+    Computes nothing on the data and spends nothing; says so when the release is
+    expected to be empty (which `release build` then refuses).
+    """
     from tunetrust.releases.build import plan_release
     from tunetrust.releases.spec import load_spec
 
     spec = load_spec(spec_path)
     with _open(ctx) as home:
-        plan = plan_release(home, spec)
+        plan = plan_release(home, spec, allow_empty=True)  # shown, not refused, here
     if as_json:
         _print_json(plan.to_dict())
         return
@@ -46,14 +50,25 @@ def release_build(
     ctx: typer.Context,
     spec_path: SpecPath,
     as_json: Annotated[bool, typer.Option("--json", help="Print id and path as JSON.")] = False,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty",
+            help="Build even when `release plan` expects no key to be released "
+            "(spends everyone's ε for what may be no data).",
+        ),
+    ] = False,
 ) -> None:
-    """Build a release: bounded aggregates, OpenDP noise, files, manifest; spends budget."""
+    """Build a release: bounded aggregates, OpenDP noise, files, manifest; spends budget.
+
+    Refuses a release expected to be empty unless --allow-empty.
+    """
     from tunetrust.releases.build import build_release
     from tunetrust.releases.spec import load_spec
 
     spec = load_spec(spec_path)
     with _open(ctx) as home:
-        built = build_release(home, spec)
+        built = build_release(home, spec, allow_empty=allow_empty)
     if as_json:
         _print_json(
             {
@@ -88,7 +103,7 @@ def release_show(
 def release_verify(
     ctx: typer.Context, release_id: Annotated[str, typer.Argument(help="The release id.")]
 ) -> None:
-    """Check a release's files against its manifest; exit 1 naming any mismatch."""
+    """Check a release's files against its manifest and SHA256SUMS; exit 1 naming a mismatch."""
     from tunetrust.releases.build import release_folder
     from tunetrust.releases.manifest import verify_files
 
@@ -97,7 +112,7 @@ def release_verify(
     if problems:
         err.print(f"[red]release does not match its manifest[/]: {escape('; '.join(problems))}")
         raise typer.Exit(1)
-    out.print("[green]every file matches the manifest[/]")
+    out.print("[green]every file matches its recorded SHA-256[/]")
 
 
 @release_app.command("inclusion")

@@ -184,11 +184,19 @@ def budget_report(home: Home, name: str) -> list[dict[str, str]]:
 
 
 def set_member_cap(home: Home, name: str, purpose: str, value: float) -> Epsilon:
-    """Set a member's own cap (audited); above the cooperative's cap it has no effect."""
+    """Set a member's own cap (audited): at most the cooperative's, which binds everyone."""
     if purpose not in home.settings.purposes:
         raise InputError(f"unknown purpose {purpose!r}")
     member = get_member(home, name)
     amount = Epsilon.of(value)
+    cooperative = Epsilon.of(home.settings.epsilon_cap)
+    if amount > cooperative:
+        # it would have no effect (cap() takes the lower), yet read as if it had
+        raise InputError(
+            f"ε cap for {purpose}: {amount} is above the cooperative's cap of {cooperative}, "
+            "which applies to every member; a member can only lower their own cap "
+            f"(at most {cooperative})"
+        )
     with home.transaction() as s:
         set_cap(s, member.id, purpose, amount)
         audit.record(

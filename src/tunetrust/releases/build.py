@@ -27,7 +27,7 @@ from tunetrust.errors import ConflictError, InputError, NotFoundError
 from tunetrust.releases import budget, manifest
 from tunetrust.releases.budget import Epsilon
 from tunetrust.releases.engine import AGGREGATE_COLUMNS, DuckDBEngine, Engine
-from tunetrust.releases.noise import NoisePlan, plan_noise, release
+from tunetrust.releases.noise import NoisePlan, Outcome, expected_outcome, plan_noise, release
 from tunetrust.releases.spec import ReleaseSpec, spec_dict
 from tunetrust.store import private
 from tunetrust.store.home import Home
@@ -45,6 +45,7 @@ class Plan:
     left_out: dict[str, int]
     budget_gap: tuple[Epsilon, Epsilon] | None  # (best remaining, difference) of those short
     noise: NoisePlan
+    outcome: Outcome  # expected keys and accuracy, from the spec and member count alone
 
     def to_dict(self) -> dict[str, Any]:
         """What ``release plan`` shows."""
@@ -57,6 +58,7 @@ class Plan:
             "members_left_out": self.left_out,
             "min_members": self.spec.min_members,
             "noise": self.noise.to_dict(),
+            "outcome": self.outcome.to_dict(),
         }
 
 
@@ -104,11 +106,23 @@ def _on_public_keys(spec: ReleaseSpec, aggregates: pa.Table) -> pa.Table:
 
 
 def plan_release(
-    home: Home, spec: ReleaseSpec, *, year: int | None = None, only: set[int] | None = None
+    home: Home,
+    spec: ReleaseSpec,
+    *,
+    year: int | None = None,
+    only: set[int] | None = None,
+    allow_empty: bool = False,
 ) -> Plan:
-    """Check a spec and work out who would be included; computes nothing on the data."""
+    """Check a spec and work out who would be included; computes nothing on the data.
+
+    A release expected to be empty (private keys, and too few members for any key to be
+    expected to pass the threshold) is refused with an ``InputError`` unless
+    ``allow_empty``: it would spend everyone's ε, and be paid for, for nothing.
+    """
+    declared = None
     if spec.keys == "public":
-        public_keys(spec)  # a calendar without a period is refused here, before any work
+        # a calendar without a period is refused here, before any work
+        declared = len(public_keys(spec))
     if spec.purpose not in home.settings.purposes:
         raise InputError(
             f"release spec, purpose: unknown purpose {spec.purpose!r}; "
@@ -144,7 +158,10 @@ def plan_release(
     if short:
         best = max(short)
         gap = (best, Epsilon(cost.micro - best.micro))
-    return Plan(spec, year, cost, included, dict(left_out), gap, noise)
+    outcome = expected_outcome(noise, spec, len(included), declared)
+    if not allow_empty:
+        outcome.check()
+    return Plan(spec, year, cost, included, dict(left_out), gap, noise, outcome)
 
 
 @dataclass(frozen=True)
@@ -172,17 +189,19 @@ def build_release(
     *,
     engine: Engine | None = None,
     only: set[int] | None = None,
+    allow_empty: bool = False,
     _noise: bool = True,
 ) -> Built:
     """Build a release: bounded aggregates, OpenDP noise, files, manifest, budget, audit.
 
     ``only`` restricts the release to these member ids (a data request's voters).
+    A release expected to be empty is refused unless ``allow_empty`` (``plan_release``).
     ``_noise=False`` is a switch for tests only: it releases the true bounded
     aggregates so they can be compared with a reference computation.
     """
     engine = engine or DuckDBEngine()
     with home.lock():
-        plan = plan_release(home, spec, only=only)
+        plan = plan_release(home, spec, only=only, allow_empty=True)
         needed = max(1, spec.min_members)
         if len(plan.included) < needed:
             message = (
@@ -196,6 +215,8 @@ def build_release(
                     f"at most, difference ε {diff}"
                 )
             raise ConflictError(message)
+        if not allow_empty:  # after the member count, whose refusal says more
+            plan.outcome.check()
         release_id = uuid.uuid4().hex
         salt = secrets.token_hex(16)
         files = [home.events.partition(p) / f for _, p, f in plan.included]
@@ -211,6 +232,10 @@ def build_release(
         try:
             pq.write_table(table, private.create(tmp / "data.parquet"), compression="zstd")
             pacsv.write_csv(table, private.create(tmp / "data.csv"))
+            schema = manifest.column_schema(spec, table.schema, plan.outcome)
+            private.create(tmp / manifest.SCHEMA).write_bytes(
+                orjson.dumps(schema, option=orjson.OPT_INDENT_2)
+            )
             pseudonyms = [p for _, p, _ in plan.included]
             doc = {
                 "id": release_id,
@@ -224,6 +249,8 @@ def build_release(
                     "delta": spec.privacy.delta,
                     "noise": plan.noise.to_dict() if _noise else "DISABLED (test switch)",
                     "bounding_salt": salt,
+                    "expected_outcome": plan.outcome.to_dict(),
+                    "built_although_expected_empty": plan.outcome.expected_empty,
                 },
                 "accounting": {
                     "purpose": spec.purpose,
@@ -237,12 +264,14 @@ def build_release(
                 "members_left_out": plan.left_out,
                 "merkle_root": manifest.merkle_root(pseudonyms),
                 "merkle_leaves": len(pseudonyms),
-                "files": {
-                    name: manifest.file_digest(tmp / name) for name in ("data.parquet", "data.csv")
-                },
+                "files": {name: manifest.file_digest(tmp / name) for name in manifest.FILES},
+                "checksums": manifest.CHECKSUMS,
             }
             body = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
             private.create(tmp / "manifest.json").write_bytes(body)
+            private.create(tmp / manifest.CHECKSUMS).write_text(
+                manifest.sha256sums(tmp, [*manifest.FILES, "manifest.json"])
+            )
             with home.transaction() as s:
                 budget.spend(
                     s,
