@@ -68,6 +68,9 @@ def request_create(
     ] = "research-only",
     voting_days: Annotated[int, typer.Option(help="Length of the vote in days.")] = 14,
     as_json: JSON_OPTION = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the request id (for scripts).")
+    ] = False,
 ) -> None:
     """A buyer proposes a data product: spec, price, licence, voting window (a draft)."""
     from tunetrust.coop.governance import create_request, show_request
@@ -85,6 +88,9 @@ def request_create(
             voting_days=voting_days,
         )
         view = show_request(home, req.id)
+    if quiet:
+        out.print(view.id, highlight=False)
+        return
     _show(view, as_json, f"Request {view.id} created as a draft.")
 
 

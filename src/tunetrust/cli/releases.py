@@ -58,6 +58,9 @@ def release_build(
             "(spends everyone's ε for what may be no data).",
         ),
     ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the release id (for scripts).")
+    ] = False,
 ) -> None:
     """Build a release: bounded aggregates, OpenDP noise, files, manifest; spends budget.
 
@@ -69,6 +72,9 @@ def release_build(
     spec = load_spec(spec_path)
     with _open(ctx) as home:
         built = build_release(home, spec, allow_empty=allow_empty)
+    if quiet:
+        out.print(built.id, highlight=False)
+        return
     if as_json:
         _print_json(
             {
@@ -103,12 +109,12 @@ def release_show(
 def release_verify(
     ctx: typer.Context, release_id: Annotated[str, typer.Argument(help="The release id.")]
 ) -> None:
-    """Check a release's files against its manifest and SHA256SUMS; exit 1 naming a mismatch."""
-    from tunetrust.releases.build import release_folder
-    from tunetrust.releases.manifest import verify_files
+    """Check a release's files against its manifest and SHA256SUMS, and the manifest
+    against the database and audit log; exit 1 naming a mismatch."""
+    from tunetrust.releases.build import verify_release
 
     with _open(ctx) as home:
-        problems = verify_files(release_folder(home, release_id))
+        problems = verify_release(home, release_id)
     if problems:
         err.print(f"[red]release does not match its manifest[/]: {escape('; '.join(problems))}")
         raise typer.Exit(1)
@@ -121,7 +127,7 @@ def release_inclusion(
     release_id: Annotated[str, typer.Argument(help="The release id.")],
     member: Annotated[str, typer.Option("--member", help="Whose inclusion to prove.")],
 ) -> None:
-    """A member's proof of inclusion or non-inclusion, checkable against the Merkle root."""
+    """A member's proof of inclusion, checkable against the Merkle root (empty if not included)."""
     from dataclasses import asdict
 
     from tunetrust.releases.build import inclusion
@@ -129,6 +135,7 @@ def release_inclusion(
 
     with _open(ctx) as home:
         proof, root = inclusion(home, release_id, member)
+    # "checks" is false when not included: there is no proof of non-inclusion (manifest.py)
     _print_json({"merkle_root": root, "checks": check_proof(root, proof), **asdict(proof)})
 
 
