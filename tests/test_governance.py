@@ -480,3 +480,17 @@ def test_request_commands_print_words_and_zoned_times_or_json(tmp_path: Path) ->
             assert ISO_WITH_ZONE.fullmatch(first["closes_at"])
             assert first["tally"]["voters"] == 2 and first["price"]["text"] == "250,000 JPY"
     home.close()
+
+
+def test_a_statement_shows_each_currency_in_its_own_decimals(tmp_path: Path) -> None:
+    home = _coop(tmp_path, 1)
+    account = "member:" + get_member(home, "v000").pseudonym
+    with home.transaction() as s:
+        ledger.post(s, memo="sale", currency="JPY", entries={"buyer:1": -250_000, account: 250_000})
+        ledger.post(s, memo="sale", currency="EUR", entries={"buyer:1": -1_005, account: 1_005})
+    shown = _cli(home, "member", "statement", "v000")
+    assert shown.exit_code == 0, shown.output
+    assert "250,000 JPY" in shown.output and "10.05 EUR" in shown.output
+    assert "total: 250,000 JPY" in shown.output and "total: 10.05 EUR" in shown.output
+    assert "2,500.00" not in shown.output  # yen have no minor unit
+    home.close()

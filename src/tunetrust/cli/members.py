@@ -111,16 +111,21 @@ def member_statement(
     ctx: typer.Context, name: Annotated[str, typer.Argument(help="The member.")]
 ) -> None:
     """A member's payouts, line by line."""
-    from tunetrust.coop.ledger import statement
+    from collections import Counter
+
+    from tunetrust.coop.ledger import format_amount, statement
     from tunetrust.coop.members import get_member
 
     with _open(ctx) as home:
         lines = statement(home, f"member:{get_member(home, name).pseudonym}")
     table = Table("when", "what", "amount")
-    for at, memo, currency, cents in lines:
-        table.add_row(f"{at:%Y-%m-%d}", memo, f"{cents / 100:,.2f} {currency}")
+    totals: Counter[str] = Counter()
+    for at, memo, currency, amount in lines:  # amounts in each currency's minor unit
+        table.add_row(f"{at:%Y-%m-%d}", escape(memo), format_amount(amount, currency))
+        totals[currency] += amount
     out.print(table)
-    out.print(f"total: {sum(c for *_, c in lines) / 100:,.2f}")
+    for currency, amount in sorted(totals.items()):  # never added across currencies
+        out.print(f"total: {format_amount(amount, currency)}", highlight=False)
 
 
 @consent_app.command("grant")
