@@ -50,7 +50,7 @@ from tunetrust.ingest.pipeline import ImportSummary, import_export
 from tunetrust.settings import Settings
 from tunetrust.store.home import Home, init_home, open_home
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ConflictError",

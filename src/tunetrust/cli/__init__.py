@@ -1,10 +1,10 @@
 """The ``tunetrust`` command line. Each command parses, calls one core function, renders.
 
 _app.py        the Typer apps, global options, output helpers, ``main()``
-data.py        init, import, synth, demo, insights, contribution
+data.py        init, import, synth, demo, insights, contribution, doctor
 members.py     member, consent, key, audit
 releases.py    release, budget
-governance.py  buyer, request, vote, ledger
+governance.py  rules, buyer, request, vote, ledger
 backup.py      backup, restore
 """
 
