@@ -152,7 +152,7 @@ def _listens(draw: st.DrawFn, tag: str) -> list[dict[str, Any]]:
     return rows
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(existing=_listens("old"), first=_listens("in"), second=_listens("again"))
 def test_merge_matches_the_reference(
     existing: list[dict[str, Any]], first: list[dict[str, Any]], second: list[dict[str, Any]]
