@@ -40,7 +40,7 @@ filters: {kind: music, min_seconds: 30}
 group_by: [month]
 metrics: [plays, listeners]
 bounds: {max_partitions: 1, max_plays_per_partition: 3, max_minutes_per_play: 4}
-privacy: {epsilon: 10.0, delta: 1.0e-4, noise: laplace}
+privacy: {epsilon: 10.0, delta: 1.0e-4, noise: laplace, split: {selection: 0.95, plays: 0.05}}
 keys: private
 min_listeners: 2
 """
@@ -147,13 +147,13 @@ def test_chance_of_a_key_all_members_share_matches_the_threshold_measurement(kin
 
 
 def test_plan_states_the_expected_outcome_without_spending(coop: Home) -> None:
-    spec = parse_spec(INTERFACE_SPEC)  # the README's spec: ~331 members per key
+    spec = parse_spec(INTERFACE_SPEC)  # the README's spec: ~332 members per key
     before, spent = _releases(coop), _spent(coop)
-    with pytest.raises(InputError, match=r"at least 331 members .* would include 3 members"):
+    with pytest.raises(InputError, match=r"at least 332 members .* would include 3 members"):
         plan_release(coop, spec)
     plan = plan_release(coop, spec, allow_empty=True)
     out = plan.outcome
-    assert out.expected_empty and out.members == 3 and out.release_threshold == 331
+    assert out.expected_empty and out.members == 3 and out.release_threshold == 332
     assert out.keys_at_most == 0  # three members cannot reach min_listeners 10
     assert out.chance_all_members_key == 0.0
     assert set(out.accuracy) == {"plays", "minutes"}
@@ -161,7 +161,7 @@ def test_plan_states_the_expected_outcome_without_spending(coop: Home) -> None:
     assert plays.scale == plan.noise.parts["plays"].scale
     assert plays.half_width == half_width("gaussian", plays.scale) and plays.coverage >= 0.95
     shown = plan.to_dict()["outcome"]
-    assert shown["expected_empty"] is True and "331 members" in shown["statement"]
+    assert shown["expected_empty"] is True and "332 members" in shown["statement"]
     assert _releases(coop) == before and _spent(coop) == spent
 
 
@@ -179,7 +179,7 @@ def test_allow_empty_builds_and_says_so_in_the_manifest(tmp_path: Path) -> None:
     built = build_release(home, parse_spec(INTERFACE_SPEC), allow_empty=True)
     privacy = built.manifest["privacy"]
     assert privacy["built_although_expected_empty"] is True
-    assert privacy["expected_outcome"]["release_threshold"] == 331
+    assert privacy["expected_outcome"]["release_threshold"] == 332
     assert built.manifest["rows"] == 0 and verify_files(built.path) == []
     assert budget_report(home, "a0")[0]["spent"] == "1"
     home.close()
@@ -233,7 +233,7 @@ def test_cli_plan_shows_the_outcome_and_build_needs_allow_empty(coop: Home, tmp_
     shown = run("--home", h, "release", "plan", str(spec), env=cap)
     assert shown.returncode == 0, shown.stderr
     words = " ".join(shown.stdout.split())
-    assert "A key is released only if at least 331 members contributed to it" in words
+    assert "A key is released only if at least 332 members contributed to it" in words
     assert "this release would include 3 members" in words
     assert "none expected" in words and "--allow-empty" in words
     assert re.search(r"accuracy of plays\s+│\s+± [\d,]+ plays, 95 % of the time", shown.stdout)

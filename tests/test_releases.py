@@ -159,7 +159,7 @@ def test_interface_spec_parses_and_plans(coop: Home) -> None:
     spec = parse_spec(INTERFACE_SPEC)
     plan = plan_release(coop, spec, allow_empty=True)  # 10 members: expected empty
     assert plan.left_out == {"no_consent": 2} and len(plan.included) == 10
-    assert plan.outcome.expected_empty and plan.outcome.release_threshold == 331
+    assert plan.outcome.expected_empty and plan.outcome.release_threshold == 332
     assert plan.noise.accounting["epsilon_spent"] <= 1.0
     assert plan.noise.accounting["delta_spent"] <= 1e-6 * (1 + 1e-9)
 
@@ -376,7 +376,7 @@ def test_differencing_attack_costs_budget_as_declared(tmp_path: Path) -> None:
     first = build_release(home, spec, allow_empty=True)  # 4 members: expected empty
     decide_consent(home, "d3", "research", granted=False)  # the one-member difference
     second = build_release(home, spec, allow_empty=True)
-    assert (first.manifest["members_included"], second.manifest["members_included"]) == (4, 3)
+    assert (first.members_included, second.members_included) == (4, 3)
     ids = {f"d{i}": get_member(home, f"d{i}").id for i in range(4)}
     with home.sessions() as s:
         spent = {
@@ -403,15 +403,20 @@ def test_manifest_files_and_proofs(coop: Home) -> None:
     built = build_release(coop, parse_spec(SMALL), allow_empty=True)
     doc = built.manifest
     assert set(doc["files"]) == {"data.parquet", "data.csv", "schema.json"}
-    assert doc["members_included"] == 10 and doc["members_left_out"] == {"no_consent": 2}
+    assert built.members_included == 10 and built.members_left_out == {"no_consent": 2}
+    assert doc["members_included"] == {"at_least": 10, "below": 20}
+    assert "members_left_out" not in doc and doc["merkle_leaves"] == 20
     assert doc["spec"] == SMALL and doc["versions"]["opendp"].startswith("0.16")
     assert verify_files(built.path) == []
-    for name, included in (("m05", True), ("m00", False)):
-        proof, root = inclusion(coop, built.id, name)
-        assert proof.included is included and check_proof(root, proof)
-        assert not check_proof("0" * 64, proof)
-    forged = Proof(True, proof.leaf, proof.count, [0], [], [[]])
+    proof, root = inclusion(coop, built.id, "m05")
+    pseudonym = get_member(coop, "m05").pseudonym
+    assert proof.included and check_proof(root, proof) and check_proof(root, proof, pseudonym)
+    assert not check_proof("0" * 64, proof)
+    assert not check_proof(root, proof, get_member(coop, "m06").pseudonym)
+    forged = Proof(True, proof.salt, proof.leaf, proof.index, proof.count, [])
     assert not check_proof(root, forged)
+    # no proof of non-inclusion: it would hand out other members' leaves (manifest.py)
+    assert inclusion(coop, built.id, "m00")[0] == Proof(False, "", "", -1, 20, [])
     (built.path / "data.csv").write_text("country,month,plays\nXX,2020-01,1\n")
     assert verify_files(built.path) == [
         "data.csv does not match its SHA-256 in the manifest",
@@ -476,7 +481,7 @@ def test_cli_release_interface(tmp_path: Path) -> None:
     data = json.loads(built.stdout)
     assert {"id", "path"} <= data.keys() and Path(data["path"]).is_dir()
     manifest = json.loads(Path(data["path"], "manifest.json").read_text())
-    assert {"files", "members_included", "members_left_out", "merkle_root"} <= manifest.keys()
+    assert {"files", "members_included", "merkle_root"} <= manifest.keys()
     assert run("--home", h, "release", "verify", data["id"]).returncode == 0
     proof = json.loads(
         run("--home", h, "release", "inclusion", data["id"], "--member", "c1").stdout

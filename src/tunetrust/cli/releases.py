@@ -81,14 +81,14 @@ def release_build(
                 "id": built.id,
                 "path": str(built.path),
                 "rows": built.manifest["rows"],
-                "members_included": built.manifest["members_included"],
+                "members_included": built.members_included,
                 "merkle_root": built.manifest["merkle_root"],
             }
         )
         return
     out.print(
         f"[green]Release {built.id}[/]: {built.manifest['rows']:,} rows from "
-        f"{built.manifest['members_included']} members, in {built.path}"
+        f"{built.members_included} members, in {built.path}"
     )
 
 
@@ -116,7 +116,7 @@ def release_verify(
     with _open(ctx) as home:
         problems = verify_release(home, release_id)
     if problems:
-        err.print(f"[red]release does not match its manifest[/]: {escape('; '.join(problems))}")
+        err.print(f"[red]release does not verify[/]: {escape('; '.join(problems))}")
         raise typer.Exit(1)
     out.print("[green]every file matches its recorded SHA-256[/]")
 

@@ -31,7 +31,7 @@ from tunetrust.releases.noise import NoisePlan, Outcome, expected_outcome, plan_
 from tunetrust.releases.spec import ReleaseSpec, spec_dict
 from tunetrust.store import private
 from tunetrust.store.home import Home
-from tunetrust.store.models import BudgetSpend, Member, Release
+from tunetrust.store.models import AuditEntry, AuditPayload, BudgetSpend, Member, Release
 
 
 @dataclass(frozen=True)
@@ -166,11 +166,13 @@ def plan_release(
 
 @dataclass(frozen=True)
 class Built:
-    """A built release."""
+    """A built release; the exact member counts are the steward's, never the buyer's."""
 
     id: str
     path: Path
     manifest: dict[str, Any]
+    members_included: int
+    members_left_out: dict[str, int]
 
 
 def _versions() -> dict[str, str]:
@@ -219,6 +221,7 @@ def build_release(
             plan.outcome.check()
         release_id = uuid.uuid4().hex
         salt = secrets.token_hex(16)
+        merkle_secret = secrets.token_bytes(32)  # the database's only (manifest.py)
         files = [home.events.partition(p) / f for _, p, f in plan.included]
         aggregates = engine.aggregate(spec, files, salt)
         if spec.keys == "public":
@@ -260,10 +263,11 @@ def build_release(
                 "engine": engine.name,
                 "versions": _versions(),
                 "rows": table.num_rows,
-                "members_included": len(plan.included),
-                "members_left_out": plan.left_out,
-                "merkle_root": manifest.merkle_root(pseudonyms),
-                "merkle_leaves": len(pseudonyms),
+                # exact counts would tell a buyer who joined, left or was erased
+                # between two releases: coarse here, exact in the audit entry
+                "members_included": manifest.coarse_count(len(plan.included)),
+                "merkle_root": manifest.merkle_root(pseudonyms, merkle_secret),
+                "merkle_leaves": len(manifest.tree_leaves(pseudonyms, merkle_secret)),
                 "files": {name: manifest.file_digest(tmp / name) for name in manifest.FILES},
                 "checksums": manifest.CHECKSUMS,
             }
@@ -272,6 +276,7 @@ def build_release(
             private.create(tmp / manifest.CHECKSUMS).write_text(
                 manifest.sha256sums(tmp, [*manifest.FILES, "manifest.json"])
             )
+            manifest_sha256 = manifest.file_digest(tmp / "manifest.json")
             with home.transaction() as s:
                 budget.spend(
                     s,
@@ -288,8 +293,9 @@ def build_release(
                         created_at=datetime.now(UTC),
                         purpose=spec.purpose,
                         spec=spec.source,
-                        manifest_sha256=manifest.file_digest(tmp / "manifest.json"),
+                        manifest_sha256=manifest_sha256,
                         members_included=len(plan.included),
+                        merkle_secret=merkle_secret.hex(),
                     )
                 )
                 audit.record(
@@ -300,15 +306,18 @@ def build_release(
                     payload={
                         "spec": spec.source,
                         "members_included": len(pseudonyms),
+                        "members_left_out": plan.left_out,
                         "epsilon_per_member": str(plan.cost),
                         "merkle_root": doc["merkle_root"],
+                        # what `release verify` holds the files to (verify_release)
+                        "manifest_sha256": manifest_sha256,
                     },
                 )
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         os.replace(tmp, root / release_id)
-    return Built(release_id, root / release_id, doc)
+    return Built(release_id, root / release_id, doc, len(plan.included), plan.left_out)
 
 
 def release_folder(home: Home, release_id: str) -> Path:
@@ -320,8 +329,40 @@ def release_folder(home: Home, release_id: str) -> Path:
     return home.settings.home / "releases" / release_id
 
 
+def verify_release(home: Home, release_id: str) -> list[str]:
+    """Problems found checking a release's files against its manifest and SHA256SUMS,
+    and its manifest against the database's record and audit entry (empty: all match).
+
+    The files alone cannot tell a consistent forgery, new data and its digests in the
+    manifest and SHA256SUMS, from the original: the manifest's SHA-256 recorded when the
+    release was committed can.
+    """
+    folder = release_folder(home, release_id)
+    problems = manifest.verify_files(folder)
+    digest = manifest.file_digest(folder / manifest.MANIFEST)
+    with home.sessions() as s:
+        row = s.get(Release, release_id)
+        recorded = row.manifest_sha256 if row is not None else None
+        built = s.execute(
+            select(AuditEntry.payload_digest, AuditPayload.payload)
+            .outerjoin(AuditPayload, AuditPayload.seq == AuditEntry.seq)
+            .where(AuditEntry.action == "release.build", AuditEntry.subject == release_id)
+        ).all()
+    if digest != recorded:
+        problems.append("manifest.json does not match its SHA-256 in the database")
+    if not built:
+        problems.append("no audit entry records this release's build")
+    for chained, payload in built:
+        if payload is None or audit.digest(payload) != chained:
+            problems.append("the audit entry of this release's build lost or changed its payload")
+        elif payload.get("manifest_sha256", digest) != digest:  # older entries lack it
+            problems.append("manifest.json does not match its SHA-256 in the audit log")
+    return list(dict.fromkeys(problems))
+
+
 def inclusion(home: Home, release_id: str, member_name: str) -> tuple[manifest.Proof, str]:
-    """A member's proof of (non-)inclusion in a release, and the root it checks against."""
+    """A member's proof of inclusion in a release (empty if not included), and the root
+    it checks against."""
     folder = release_folder(home, release_id)
     member = get_member(home, member_name)
     with home.sessions() as s:
@@ -332,5 +373,7 @@ def inclusion(home: Home, release_id: str, member_name: str) -> tuple[manifest.P
                 .where(BudgetSpend.release_id == release_id)
             )
         )
+        row = s.get(Release, release_id)
+        secret = bytes.fromhex(row.merkle_secret) if row and row.merkle_secret else b""
     root = str(manifest.read_manifest(folder)["merkle_root"])
-    return manifest.prove(pseudonyms, member.pseudonym), root
+    return manifest.prove(pseudonyms, member.pseudonym, secret), root

@@ -5,16 +5,32 @@ whether noisy and how much, what a key means) and ``SHA256SUMS`` in coreutils' f
 so ``sha256sum -c SHA256SUMS`` checks the data, the schema and the manifest without
 TuneTrust.
 
-Leaves are sha256(0x00 ‖ pseudonym), sorted; inner nodes sha256(0x01 ‖ left ‖ right),
-an odd node carried up unchanged. A member gets a proof of inclusion (their leaf's
-path to the root) or of non-inclusion (the two neighbouring leaves around where their
-leaf would sit, each with its path) — both checkable against the root and the leaf
-count alone, which the manifest publishes. Pseudonyms never appear in the manifest.
+The included members are committed to by a Merkle tree hashed as RFC 9162 (§2.1) does:
+leaf hash SHA-256(0x00 ‖ entry), interior SHA-256(0x01 ‖ left ‖ right), the tree split
+at the largest power of two below its size (built here level by level, an odd node
+carried up, which gives the same root). A member's entry is salt ‖ pseudonym, the salt
+HMAC-SHA256(release secret, pseudonym), the secret random per release and kept in the
+metadata database only. So the same member's leaf differs from release to release,
+equal member sets give different roots, and no one without the secret can test a
+pseudonym against a leaf or a root. Leaves are sorted, so their order says nothing, and
+padded with leaves of secret random entries up to the top of the member count's coarse
+range (``coarse_count``), so the published leaf count says no more than the manifest.
+
+A member's proof of inclusion hands them their own salt and leaf, the leaf's index and
+the audit path; they check leaf = SHA-256(0x00 ‖ salt ‖ their pseudonym) and the path
+against the published root and leaf count (RFC 9162 §2.1.3.2). There is no proof of
+non-inclusion: the steward chooses the salt of a member who is not in the tree, so a
+"neighbouring leaves" proof would bind to nothing, and it would hand out other members'
+leaves. A member left out sees it in their budget, which the release did not charge.
+Releases built before the salt (no secret recorded) use the empty salt, so their
+leaves, sha256(0x00 ‖ pseudonym), and roots are unchanged. Pseudonyms never appear in
+the manifest.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +49,16 @@ FILES = ("data.parquet", "data.csv", SCHEMA)  # listed with their digests in the
 MANIFEST = "manifest.json"
 
 
-def leaf(pseudonym: str) -> bytes:
-    """The leaf of one pseudonym."""
-    return hashlib.sha256(b"\x00" + pseudonym.encode()).digest()
+def member_salt(secret: bytes, pseudonym: str) -> bytes:
+    """A member's salt in one release (empty for releases built without a secret)."""
+    if not secret:
+        return b""
+    return hmac.new(secret, pseudonym.encode(), hashlib.sha256).digest()
+
+
+def leaf(pseudonym: str, salt: bytes = b"") -> bytes:
+    """The leaf hash of one member: SHA-256(0x00 ‖ salt ‖ pseudonym), RFC 9162's leaf."""
+    return hashlib.sha256(b"\x00" + salt + pseudonym.encode()).digest()
 
 
 def _node(left: bytes, right: bytes) -> bytes:
@@ -55,83 +78,108 @@ def _levels(leaves: list[bytes]) -> list[list[bytes]]:
     return levels
 
 
-def merkle_root(pseudonyms: list[str]) -> str:
-    """The root over the sorted leaves (sha256 of nothing for an empty set)."""
-    leaves = sorted(leaf(p) for p in pseudonyms)
+def coarse_count(n: int) -> dict[str, int]:
+    """What a manifest says of a member count: n rounded down to its leading digit,
+    ``at_least`` ≤ n < ``below`` (0 to 10 below ten, 10 to 20, …, 100 to 200, …)."""
+    if n < 10:
+        return {"at_least": 0, "below": 10}
+    width = 10 ** (len(str(n)) - 1)
+    low = n // width * width
+    return {"at_least": low, "below": low + width}
+
+
+def tree_leaves(pseudonyms: list[str], secret: bytes) -> list[bytes]:
+    """The sorted leaves of a release's tree: one per member, padded with leaves of
+    secret random entries up to the top of the count's coarse range, so the published
+    leaf count says no more than the manifest's coarse member count. No padding without
+    a secret (releases built before it)."""
+    leaves = [leaf(p, member_salt(secret, p)) for p in pseudonyms]
+    if secret:
+        size = coarse_count(len(leaves))["below"]
+        leaves += [
+            hashlib.sha256(
+                b"\x00" + hmac.new(secret, b"padding %d" % i, "sha256").digest()
+            ).digest()
+            for i in range(size - len(leaves))
+        ]
+    return sorted(leaves)
+
+
+def merkle_root(pseudonyms: list[str], secret: bytes = b"") -> str:
+    """The root over the sorted salted leaves (SHA-256 of nothing for an empty set)."""
+    leaves = tree_leaves(pseudonyms, secret)
     if not leaves:
         return hashlib.sha256(b"").hexdigest()
     return _levels(leaves)[-1][0].hex()
 
 
 def _path(levels: list[list[bytes]], index: int) -> list[str]:
-    """Sibling hashes from leaf to root ('' where a node was carried up alone)."""
+    """The RFC 9162 audit path: sibling hashes from leaf to root, none where a node was
+    carried up alone."""
     out = []
     for row in levels[:-1]:
         sibling = index ^ 1
-        out.append(row[sibling].hex() if sibling < len(row) else "")
+        if sibling < len(row):
+            out.append(row[sibling].hex())
         index //= 2
     return out
 
 
-def _climb(leaf_hash: bytes, index: int, path: list[str]) -> bytes:
-    h = leaf_hash
+def _climb(leaf_hash: bytes, index: int, size: int, path: list[str]) -> bytes | None:
+    """RFC 9162 §2.1.3.2: the root an audit path leads to, or None if it cannot fit."""
+    if not 0 <= index < size:
+        return None
+    fn, sn, h = index, size - 1, leaf_hash
     for sibling in path:
-        if sibling:
-            h = _node(bytes.fromhex(sibling), h) if index % 2 else _node(h, bytes.fromhex(sibling))
-        index //= 2
-    return h
+        if sn == 0:
+            return None
+        p = bytes.fromhex(sibling)
+        if fn % 2 or fn == sn:
+            h = _node(p, h)
+            while fn % 2 == 0 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            h = _node(h, p)
+        fn, sn = fn >> 1, sn >> 1
+    return h if sn == 0 else None
 
 
 @dataclass(frozen=True)
 class Proof:
-    """A proof that a pseudonym was, or was not, among a release's included members."""
+    """A member's proof of inclusion in a release; all empty when not included."""
 
     included: bool
-    leaf: str
-    count: int
-    positions: list[int]  # the leaf's position, or the neighbours' positions
-    leaves: list[str]  # the neighbours' leaf hashes (non-inclusion)
-    paths: list[list[str]]
+    salt: str  # the member's own salt in this release (hex), '' for unsalted releases
+    leaf: str  # SHA-256(0x00 ‖ salt ‖ pseudonym), hex
+    index: int  # the leaf's position among the sorted leaves
+    count: int  # leaves in the tree, as the manifest publishes
+    path: list[str]  # the RFC 9162 audit path
 
 
-def prove(pseudonyms: list[str], pseudonym: str) -> Proof:
-    """Inclusion or non-inclusion proof for ``pseudonym``."""
-    leaves = sorted(leaf(p) for p in pseudonyms)
-    target = leaf(pseudonym)
-    levels = _levels(leaves) if leaves else [[]]
-    if target in leaves:
-        i = leaves.index(target)
-        return Proof(True, target.hex(), len(leaves), [i], [], [_path(levels, i)])
-    after = next((i for i, x in enumerate(leaves) if x > target), len(leaves))
-    neighbours = [i for i in (after - 1, after) if 0 <= i < len(leaves)]
-    return Proof(
-        False,
-        target.hex(),
-        len(leaves),
-        neighbours,
-        [leaves[i].hex() for i in neighbours],
-        [_path(levels, i) for i in neighbours],
-    )
+def prove(pseudonyms: list[str], pseudonym: str, secret: bytes = b"") -> Proof:
+    """The inclusion proof of ``pseudonym``; nothing about anyone else if not included."""
+    leaves = tree_leaves(pseudonyms, secret)
+    salt = member_salt(secret, pseudonym)
+    target = leaf(pseudonym, salt)
+    if target not in leaves:
+        return Proof(False, "", "", -1, len(leaves), [])
+    i = leaves.index(target)
+    return Proof(True, salt.hex(), target.hex(), i, len(leaves), _path(_levels(leaves), i))
 
 
-def check_proof(root: str, proof: Proof) -> bool:
-    """Check a proof against the root and leaf count alone."""
-    target = bytes.fromhex(proof.leaf)
-    if proof.included:
-        return _climb(target, proof.positions[0], proof.paths[0]).hex() == root
-    for pos, lf, path in zip(proof.positions, proof.leaves, proof.paths, strict=True):
-        if _climb(bytes.fromhex(lf), pos, path).hex() != root:
+def check_proof(root: str, proof: Proof, pseudonym: str | None = None) -> bool:
+    """Check an inclusion proof against the root and leaf count alone and, given the
+    member's pseudonym, that the leaf is theirs."""
+    if not proof.included:
+        return False
+    try:
+        target = bytes.fromhex(proof.leaf)
+        if pseudonym is not None and leaf(pseudonym, bytes.fromhex(proof.salt)) != target:
             return False
-    pairs = list(zip(proof.positions, proof.leaves, strict=True))
-    if len(pairs) == 2:  # adjacent, and the target sorts strictly between them
-        (p1, l1), (p2, l2) = pairs
-        return p2 == p1 + 1 and bytes.fromhex(l1) < target < bytes.fromhex(l2)
-    if len(pairs) == 1:  # before the first leaf, or after the last
-        ((p, lf),) = pairs
-        return (p == 0 and target < bytes.fromhex(lf)) or (
-            p == proof.count - 1 and target > bytes.fromhex(lf)
-        )
-    return proof.count == 0
+        reached = _climb(target, proof.index, proof.count, proof.path)
+    except ValueError:
+        return False
+    return reached is not None and reached.hex() == root
 
 
 def file_digest(path: Path) -> str:

@@ -26,6 +26,10 @@ few partitions near the threshold instead of every candidate (drawing OpenDP's e
 discrete Gaussian costs ~9 µs a key, which dominated releases with ~10⁶ candidates).
 The noisy count released for a selected key is the shifted noisy count plus τ − 1.
 
+Key selection's δ is not taken from OpenDP 0.16's threshold maps alone: they charge one
+step of the tail too few (opendp/opendp#2922). ``selection_delta`` computes it from the
+exact tail of the noise drawn; calibration and accounting use the larger of the two.
+
 Released numbers are rounded and clipped at zero afterwards (post-processing).
 Nothing here draws random numbers itself.
 
@@ -189,10 +193,10 @@ def plan_noise(spec: ReleaseSpec) -> NoisePlan:
             # both OpenDP's map and the exact tail (see selection_delta) must hold
             threshold = int(
                 dp.binary_search(
-                    lambda t, s=scale, d=d_in: max(
-                        _threshold(noise, s, t).map(d)[1], selection_delta(noise, s, t, p)
-                    )
-                    <= delta_sel,
+                    lambda t, s=scale, d=d_in: (
+                        max(_threshold(noise, s, t).map(d)[1], selection_delta(noise, s, t, p))
+                        <= delta_sel
+                    ),
                     bounds=(1, 10**9),
                 )
             )

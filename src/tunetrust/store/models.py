@@ -136,6 +136,9 @@ class Release(Base):
     spec: Mapped[str] = mapped_column(Text)
     manifest_sha256: Mapped[str] = mapped_column(String(64))
     members_included: Mapped[int] = mapped_column(Integer)
+    # salts the Merkle leaves of the included members (releases/manifest.py); never in
+    # the manifest. NULL for releases built before it: their leaves are unsalted
+    merkle_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class BudgetSpend(Base):
