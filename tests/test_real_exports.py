@@ -33,6 +33,19 @@ def _import(home: Home, member: str, files: dict[str, bytes], tmp: Path) -> Impo
         return rejected.summary
 
 
+def _episode(**fields: Any) -> dict[str, Any]:
+    """An extended row of generation C for an episode of the show "Show"."""
+    return extended_row(
+        "c",
+        master_metadata_track_name=None,
+        master_metadata_album_artist_name=None,
+        master_metadata_album_album_name=None,
+        spotify_track_uri=None,
+        episode_show_name="Show",
+        **fields,
+    )
+
+
 def _check(summary: ImportSummary, name: str) -> tuple[str, str]:
     found = next(c for c in summary.checks if c.name == name)
     return found.status, found.message
@@ -300,16 +313,10 @@ def test_account_data_with_video_files_does_not_disagree(
             | {"msPlayed": ms}
         )
         video.append(
-            extended_row(
-                "c",
+            _episode(
                 ts=f"2024-01-0{i + 1}T10:00:00Z",
                 ms_played=ms,
-                master_metadata_track_name=None,
-                master_metadata_album_artist_name=None,
-                master_metadata_album_album_name=None,
-                spotify_track_uri=None,
                 episode_name="Ep",
-                episode_show_name="Show",
                 spotify_episode_uri="spotify:episode:0000000000000000000007",
             )
         )
@@ -325,16 +332,10 @@ def test_mostly_skipped_video_episodes_are_not_a_skip_pattern(
     files = render(synthesize("extended-c", 1_500, 95), "extended-c")
     start = datetime(2024, 1, 1, 7, tzinfo=UTC)
     video = [
-        extended_row(
-            "c",
+        _episode(
             ts=(start + timedelta(minutes=37 * i)).strftime("%Y-%m-%dT%H:%M:%SZ"),
             ms_played=2_000 + i,
-            master_metadata_track_name=None,
-            master_metadata_album_artist_name=None,
-            master_metadata_album_album_name=None,
-            spotify_track_uri=None,
             episode_name=f"Clip {i % 50}",
-            episode_show_name="Show",
             spotify_episode_uri=f"spotify:episode:{i % 50:022d}",
             skipped=True,
             reason_end="fwdbtn",
