@@ -89,20 +89,29 @@ def test_reads_answer_while_an_import_holds_the_lock(
         )["plays"]
         > 0
     )
-    # another writer of files queues behind the held lock, then goes ahead
+    # another writer of files queues behind the held lock, then goes ahead: it pauses
+    # at the same point inside the lock, so its marker says when it got the lock
+    second_marker = tmp_path / "second-in-lock"
     log = tmp_path / "second.log"
     with log.open("wb") as err:
         second = subprocess.Popen(
             _cli(settings, "import", str(export_zip(tmp_path, "extended-c", 600, seed=3)))
             + ["--member", "cy"],
-            env=_env(),
+            env=_env(TUNETRUST_PAUSE_AT="import.locked", TUNETRUST_PAUSE_FILE=str(second_marker)),
             stdout=subprocess.DEVNULL,
             stderr=err,
         )
-    time.sleep(3)
-    assert second.poll() is None  # still waiting for the lock
+    time.sleep(5)
+    assert second.poll() is None, log.read_text()
+    assert not second_marker.exists()  # it has not got the lock while the first holds it
     marker.unlink()
     assert writer.wait(timeout=120) == 0
+    deadline = time.monotonic() + 120
+    while not second_marker.exists():  # the lock passes to the waiting writer
+        assert second.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "the second writer never got the lock"
+        time.sleep(0.05)
+    second_marker.unlink()
     assert second.wait(timeout=120) == 0, log.read_text()
     home = open_home(settings)
     try:
