@@ -36,23 +36,29 @@ def print_import(
         f"{s.listens_total:,} stored · quality +{s.quality_score:.3f}",
         highlight=False,
     )
-    skipped = [f for f in s.files if f.status == "skipped" and f.kind != "unknown"]
-    for c in s.checks:
-        if c.status != "pass" and not report:
-            console.print(f"  {_STATUS[c.status]} {c.name}: {escape(c.message)}", highlight=False)
-    if skipped and not report:
-        console.print(f"  {len(skipped)} file(s) not imported (personal data or unknown shape).")
+    if not report:  # the report's tables said these already
+        for c in s.checks:
+            if c.status != "pass":
+                console.print(
+                    f"  {_STATUS[c.status]} {c.name}: {escape(c.message)}", highlight=False
+                )
+        skipped = [f for f in s.files if f.status == "skipped" and f.kind != "unknown"]
+        if skipped:
+            console.print(
+                f"  {len(skipped)} file(s) not imported (personal data or unknown shape)."
+            )
     if s.same_export_as:
         console.print(
             f"[yellow]This export was imported before[/] (contribution {s.same_export_as})."
         )
-    if not report:
-        console.print(
-            f"Full report: {program} contribution show {s.contribution}  ·  "
-            f"your listening: {program} insights --member {escape(s.member)}",
-            highlight=False,
-            soft_wrap=True,
-        )
+    if report:
+        return
+    console.print(
+        f"Full report: {program} contribution show {s.contribution}  ·  "
+        f"your listening: {program} insights --member {escape(s.member)}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def print_import_report(console: Console, s: ImportSummary) -> None:

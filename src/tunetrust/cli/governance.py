@@ -110,12 +110,12 @@ def _show(view: RequestView, as_json: bool, headline: str, payment: Payment | No
 @request_app.command("open")
 def request_open(ctx: typer.Context, request_id: REQUEST_ARG, as_json: JSON_OPTION = False) -> None:
     """Open the vote (a steward): eligible members, budget cost and the rules are fixed now."""
-    from tunetrust.coop.governance import open_request, show_request
+    from tunetrust.coop.governance import iso_time, open_request, show_request
 
     with _open(ctx) as home:
         open_request(home, request_id)
         view = show_request(home, request_id)
-    _show(view, as_json, f"Vote open until {view.to_dict()['closes_at']}.")
+    _show(view, as_json, f"Vote open until {iso_time(view.closes_at)}.")
 
 
 @request_app.command("close")

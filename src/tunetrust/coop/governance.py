@@ -406,7 +406,7 @@ def cast_vote(home: Home, member_name: str, request_id: str, choice: str) -> Non
         )
         audit.record(
             s,
-            actor=f"member:{member.pseudonym}",
+            actor=audit.member_actor(member.pseudonym),
             action="vote.cast",
             subject=req.id,
             payload={"member": member.pseudonym, "choice": choice},

@@ -240,6 +240,7 @@ def build_release(
                 orjson.dumps(schema, option=orjson.OPT_INDENT_2)
             )
             pseudonyms = [p for _, p, _ in plan.included]
+            leaves = manifest.tree_leaves(pseudonyms, merkle_secret)
             doc = {
                 "id": release_id,
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -266,8 +267,8 @@ def build_release(
                 # exact counts would tell a buyer who joined, left or was erased
                 # between two releases: coarse here, exact in the audit entry
                 "members_included": manifest.coarse_count(len(plan.included)),
-                "merkle_root": manifest.merkle_root(pseudonyms, merkle_secret),
-                "merkle_leaves": len(manifest.tree_leaves(pseudonyms, merkle_secret)),
+                "merkle_root": manifest.root_of(leaves),
+                "merkle_leaves": len(leaves),
                 "files": {name: manifest.file_digest(tmp / name) for name in manifest.FILES},
                 "checksums": manifest.CHECKSUMS,
             }

@@ -97,9 +97,7 @@ def tree_leaves(pseudonyms: list[str], secret: bytes) -> list[bytes]:
     if secret:
         size = coarse_count(len(leaves))["below"]
         leaves += [
-            hashlib.sha256(
-                b"\x00" + hmac.new(secret, b"padding %d" % i, "sha256").digest()
-            ).digest()
+            leaf("", hmac.new(secret, b"padding %d" % i, hashlib.sha256).digest())
             for i in range(size - len(leaves))
         ]
     return sorted(leaves)
@@ -107,7 +105,11 @@ def tree_leaves(pseudonyms: list[str], secret: bytes) -> list[bytes]:
 
 def merkle_root(pseudonyms: list[str], secret: bytes = b"") -> str:
     """The root over the sorted salted leaves (SHA-256 of nothing for an empty set)."""
-    leaves = tree_leaves(pseudonyms, secret)
+    return root_of(tree_leaves(pseudonyms, secret))
+
+
+def root_of(leaves: list[bytes]) -> str:
+    """The RFC 9162 root of sorted leaves (SHA-256 of nothing for an empty set)."""
     if not leaves:
         return hashlib.sha256(b"").hexdigest()
     return _levels(leaves)[-1][0].hex()

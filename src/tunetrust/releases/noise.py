@@ -223,10 +223,10 @@ def _account(plan: NoisePlan, spec: ReleaseSpec) -> NoisePlan:
         if part.name == "selection":
             t = int(plan.threshold or 0)
             budget, d = _threshold(plan.noise, part.scale, t).map((p, p, 1))
-            exact = selection_delta(plan.noise, part.scale, t, p)
-            delta += max(d, exact)
+            charged = max(d, selection_delta(plan.noise, part.scale, t, p))
+            delta += charged
             selection = {
-                "delta_selection": max(d, exact),
+                "delta_selection": charged,
                 "delta_selection_per_key": noise_at_least(plan.noise, part.scale, t - 1),
                 "delta_selection_opendp_map": d,
             }
