@@ -22,6 +22,7 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports  # the layer contract in pyproject.toml
 
 typecheck: setup
 	$(BIN)/mypy

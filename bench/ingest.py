@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from _machine import describe
-from tunetrust.formats.synth import write_export
+from tunetrust.formats.spotify.synth import write_export
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from _machine import describe
 from tunetrust import Settings, add_member, import_export, init_home
-from tunetrust.formats.synth import render, synthesize, write_zip
+from tunetrust.formats.spotify.synth import render, synthesize, write_zip
 from tunetrust.insights.report import render_html
 from tunetrust.insights.stats import Period, member_insights
 

@@ -35,7 +35,7 @@ from rich.console import Console
 from rich.table import Table
 
 from _machine import describe
-from tunetrust.releases.engine import DuckDBEngine
+from tunetrust.releases.engines.duckdb import DuckDBEngine
 from tunetrust.releases.noise import plan_noise, release
 from tunetrust.releases.spec import parse_spec
 

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from _machine import describe
 from tunetrust import Settings, add_member, get_member, import_export, init_home
-from tunetrust.formats.synth import render, synthesize, write_zip
+from tunetrust.formats.spotify.synth import render, synthesize, write_zip
 from tunetrust.ingest.deidentify import deidentify
 from tunetrust.ingest.pipeline import _read_package
 from tunetrust.ingest.quality import quality

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from tunetrust.formats.synth import render, synthesize, write_zip
+from tunetrust.formats.spotify.synth import render, synthesize, write_zip
 
 
 def export_zip(

@@ -11,7 +11,7 @@ from tunetrust.errors import ExportError
 from tunetrust.formats import Role, classify, registry
 from tunetrust.formats.package import ExportFile
 from tunetrust.formats.spotify import SpotifyParser
-from tunetrust.formats.synth import render, synthesize
+from tunetrust.formats.spotify.synth import render, synthesize
 
 from .factories import extended_row
 

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tunetrust import Home, add_member, get_member, import_export
-from tunetrust.formats.synth import (
+from tunetrust.formats.spotify.synth import (
     PARSED_AS,
     VARIANTS,
     render,

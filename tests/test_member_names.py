@@ -19,7 +19,7 @@ from tunetrust import (
     open_home,
     show_member,
 )
-from tunetrust.coop.members import name_key
+from tunetrust.names import name_key
 from tunetrust.store import db
 
 CYRILLIC_A = "\u0430"

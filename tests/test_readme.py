@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tunetrust.formats.synth import write_export
+from tunetrust.formats.spotify.synth import write_export
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

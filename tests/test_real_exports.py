@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from tunetrust import ExportError, Home, get_member, import_export
-from tunetrust.formats.synth import downloaded_again, render, synthesize, write_zip
+from tunetrust.formats.spotify.synth import downloaded_again, render, synthesize, write_zip
 from tunetrust.ingest.pipeline import ContributionRejected, ImportSummary
 from tunetrust.ingest.validate import FAIL, PASS, WARN
 

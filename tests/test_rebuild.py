@@ -25,7 +25,7 @@ from tunetrust import (
 )
 from tunetrust.coop import audit
 from tunetrust.coop.contributions import member_weight
-from tunetrust.formats.synth import render, synthesize, write_zip
+from tunetrust.formats.spotify.synth import render, synthesize, write_zip
 from tunetrust.ingest.rebuild import rebuild_events
 from tunetrust.store.models import Contribution, Member
 

@@ -15,8 +15,8 @@ import pytest
 
 from tunetrust import Home, InputError, Settings, init_home, verify_audit
 from tunetrust.coop import governance
+from tunetrust.coop.budget import budget_report, set_member_cap
 from tunetrust.releases import noise
-from tunetrust.releases.budget import budget_report, set_member_cap
 from tunetrust.releases.build import build_release, plan_release
 from tunetrust.releases.manifest import verify_files
 from tunetrust.releases.noise import (
@@ -28,6 +28,7 @@ from tunetrust.releases.noise import (
     plan_noise,
 )
 from tunetrust.releases.spec import parse_spec
+from tunetrust.services import sale
 
 from .test_cli import run
 from .test_releases import INTERFACE_SPEC, _join
@@ -212,7 +213,7 @@ def test_a_request_cannot_be_opened_for_an_expected_empty_spec(tmp_path: Path) -
     _join(home, tmp_path, ["g0", "g1"], 300, 500, years=1)
     governance.add_buyer(home, "Acme Research", "data@acme.invalid", "SE")
     with pytest.raises(InputError, match="expected to be empty"):
-        req = governance.create_request(
+        req = sale.create_request(
             home,
             buyer="Acme Research",
             spec_text=INTERFACE_SPEC,
@@ -221,7 +222,7 @@ def test_a_request_cannot_be_opened_for_an_expected_empty_spec(tmp_path: Path) -
             licence="research-only",
             voting_days=7,
         )
-        governance.open_request(home, req.id)
+        sale.open_request(home, req.id)
     home.close()
 
 

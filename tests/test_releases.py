@@ -28,11 +28,11 @@ from tunetrust import (
     init_home,
     verify_audit,
 )
-from tunetrust.releases import budget
-from tunetrust.releases import engine as engine_module
-from tunetrust.releases.budget import Epsilon
+from tunetrust.coop import budget
+from tunetrust.coop.budget import Epsilon
 from tunetrust.releases.build import build_release, inclusion, plan_release
-from tunetrust.releases.engine import DuckDBEngine
+from tunetrust.releases.engines import duckdb as engine_module
+from tunetrust.releases.engines.duckdb import DuckDBEngine
 from tunetrust.releases.manifest import Proof, check_proof, verify_files
 from tunetrust.releases.noise import _threshold, _vector, plan_noise, pre_threshold, release
 from tunetrust.releases.spec import ReleaseSpec, parse_spec

@@ -24,7 +24,8 @@ from tunetrust import (
     import_export,
     verify_audit,
 )
-from tunetrust.formats.synth import render, synthesize, write_zip
+from tunetrust.formats.spotify.synth import render, synthesize, write_zip
+from tunetrust.services import sale
 
 from .factories import export_zip
 
@@ -208,7 +209,7 @@ def fill_cooperative(home: Home, tmp_path: Path) -> str:
     Returns the id of the delivered and paid request. Used by tests/test_backup.py too.
     """
     from tunetrust.coop import governance
-    from tunetrust.releases.budget import set_member_cap
+    from tunetrust.coop.budget import set_member_cap
 
     add_member(home, "zelda")
     add_member(home, "keeper")
@@ -220,7 +221,7 @@ def fill_cooperative(home: Home, tmp_path: Path) -> str:
     decide_consent(home, "zelda", "ai-training", granted=False)
     set_member_cap(home, "zelda", "research", 2.5)
     governance.add_buyer(home, "Acme Research", "data@acme.invalid", "SE")
-    req = governance.create_request(
+    req = sale.create_request(
         home,
         buyer="Acme Research",
         spec_text=SPEC,
@@ -229,12 +230,12 @@ def fill_cooperative(home: Home, tmp_path: Path) -> str:
         licence="research-only",
         voting_days=7,
     )
-    governance.open_request(home, req.id)
+    sale.open_request(home, req.id)
     governance.cast_vote(home, "zelda", req.id, "no")
     governance.cast_vote(home, "zelda", req.id, "yes")  # a changed vote: both are held
     governance.cast_vote(home, "keeper", req.id, "yes")
     assert governance.close_request(home, req.id).passed
-    governance.deliver(home, req.id)
+    sale.deliver(home, req.id)
     return req.id
 
 

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from tunetrust import ConflictError, Home, InputError, Settings, decide_consent, open_home
 from tunetrust.cli import app
 from tunetrust.coop import audit, governance
+from tunetrust.services import sale
 from tunetrust.settings import Rules
 from tunetrust.store import db
 from tunetrust.store.models import AuditEntry, AuditPayload
@@ -38,7 +39,7 @@ def cli(home: Home, *args: str, env: dict[str, str] | None = None) -> str:
 
 def _another_request(home: Home) -> str:
     """A second request from the buyer ``_request`` added."""
-    return governance.create_request(
+    return sale.create_request(
         home,
         buyer="Acme Research",
         spec_text=SPEC,
@@ -87,10 +88,10 @@ def test_rules_are_frozen_into_a_request_when_its_vote_opens(tmp_path: Path) -> 
     for i in range(13):
         decide_consent(home, f"v{i:03d}", "research", granted=True)
     before = _request(home)
-    governance.open_request(home, before)
+    sale.open_request(home, before)
     governance.set_rules(home, majority=0.6, quorum=1.0, reason="general meeting, 2026-05-01")
     after = _another_request(home)
-    governance.open_request(home, after)
+    sale.open_request(home, after)
     for rid in (before, after):
         for i in range(13):  # 7 yes, 6 no: above one half, below 0.6
             governance.cast_vote(home, f"v{i:03d}", rid, "yes" if i < 7 else "no")
@@ -110,14 +111,14 @@ def test_fee_and_no_voters_are_the_rules_frozen_at_open(tmp_path: Path) -> None:
     for i in range(3):
         decide_consent(home, f"v{i:03d}", "research", granted=True)
     rid = _request(home, price=100_000)
-    governance.open_request(home, rid)
+    sale.open_request(home, rid)
     governance.set_rules(
         home, fee_basis_points=5000, no_votes_opt_out=False, reason="a later decision"
     )
     for i, choice in enumerate(("yes", "yes", "no")):
         governance.cast_vote(home, f"v{i:03d}", rid, choice)
     assert governance.close_request(home, rid).passed
-    paid = governance.deliver(home, rid)
+    paid = sale.deliver(home, rid)
     assert paid.fee == 10_000  # 10 %, the fee when the vote opened, not 50 %
     assert paid.members_paid == 2  # the no-voter is left out, as the rules said at open
     home.close()
@@ -195,7 +196,7 @@ def test_upgrade_from_0006_seeds_the_rules_and_freezes_open_requests(
     home = _coop(tmp_path, 2, db_url=db_url)
     decide_consent(home, "v000", "research", granted=True)
     draft, opened = _request(home), _another_request(home)
-    governance.open_request(home, opened)
+    sale.open_request(home, opened)
     command.downgrade(db._alembic_config(home.engine), "0006")  # as the last version left it
     tables = inspect(home.engine)
     assert "coop_rules" not in tables.get_table_names()
@@ -213,8 +214,8 @@ def test_upgrade_from_0006_seeds_the_rules_and_freezes_open_requests(
 
 def test_a_request_without_frozen_rules_is_not_decided_by_anything_else(home: Home) -> None:
     rid = _request(home)
-    governance.open_request(home, rid)
+    sale.open_request(home, rid)
     with home.transaction() as s:
-        governance._request(s, rid).rules = None  # damaged: no rules to decide by
+        governance.find_request(s, rid).rules = None  # damaged: no rules to decide by
     with pytest.raises(ConflictError, match="no rules frozen"):
         governance.close_request(home, rid, early_reason="test")

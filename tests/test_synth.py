@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tunetrust.formats import Role, classify, registry
 from tunetrust.formats.package import open_package
-from tunetrust.formats.synth import VARIANTS, render, synthesize, write_zip
+from tunetrust.formats.spotify.synth import VARIANTS, render, synthesize, write_zip
 from tunetrust.ingest.validate import FAIL, FileInfo, run_checks
 from tunetrust.settings import Checks, ImportLimits
 

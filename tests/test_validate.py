@@ -13,7 +13,7 @@ import pytest
 from tunetrust import ExportError, Home, add_member, get_member, import_export, verify_audit
 from tunetrust.coop import audit
 from tunetrust.coop.contributions import get_contribution, member_weight
-from tunetrust.formats.synth import VARIANTS, render, synthesize, write_zip
+from tunetrust.formats.spotify.synth import VARIANTS, render, synthesize, write_zip
 from tunetrust.ingest.pipeline import ContributionRejected, ImportSummary
 from tunetrust.ingest.quality import quality
 from tunetrust.ingest.validate import (

@@ -50,9 +50,9 @@ def import_(
     ] = False,
 ) -> None:
     """Import a member's own export: checked, de-identified, deduplicated, stored."""
+    from tunetrust.cli.render import print_import
     from tunetrust.errors import TuneTrustError
     from tunetrust.ingest.pipeline import ContributionRejected, import_export
-    from tunetrust.render import print_import
 
     try:
         with _open(ctx) as home, _progress() as progress:
@@ -100,7 +100,7 @@ def synth(
     ] = False,
 ) -> None:
     """Write a synthetic export (no real person's data) for tests and demos."""
-    from tunetrust.formats.synth import VARIANTS, write_export
+    from tunetrust.formats.spotify.synth import VARIANTS, write_export
 
     if variant not in VARIANTS:
         raise typer.BadParameter(f"choose one of {', '.join(VARIANTS)}", param_hint="--variant")
@@ -122,7 +122,7 @@ def demo(
     listens: Annotated[int, typer.Option(help="Plays in each demo member's history.")] = 2_000,
 ) -> None:
     """The main job: a synthetic cooperative through its whole lifecycle (empty home)."""
-    from tunetrust.demo import run_demo
+    from tunetrust.cli.demo import run_demo
 
     run_demo(_settings(ctx), out, listens=listens, program=program())
 
@@ -158,7 +158,7 @@ def insights(
     if as_json:
         _print_json(result.to_dict())
         return
-    from tunetrust.render import print_insights
+    from tunetrust.cli.render import print_insights
 
     print_insights(out, result)
     if html is not None:
@@ -179,7 +179,7 @@ def contribution_show(
     if as_json:
         _print_json(row.summary)
         return
-    from tunetrust.render import print_report
+    from tunetrust.cli.render import print_report
 
     print_report(out, row.summary)
 
@@ -190,8 +190,8 @@ def contribution_list(
     member: Annotated[str | None, typer.Option("--member", help="Only this member's.")] = None,
 ) -> None:
     """List contributions: when, whose, verdict, listens added, quality score."""
+    from tunetrust.cli.render import print_contributions
     from tunetrust.coop.contributions import list_contributions
-    from tunetrust.render import print_contributions
 
     with _open(ctx) as home:
         rows = list_contributions(home, member)
@@ -217,8 +217,8 @@ def doctor(
     """Check and repair the home: settle what a killed process left; rebuild listens."""
     from dataclasses import asdict
 
+    from tunetrust.cli.render import print_rebuild
     from tunetrust.ingest.rebuild import rebuild_events as rebuild
-    from tunetrust.render import print_rebuild
 
     settings = _settings(ctx)
     with _open(ctx) as home:

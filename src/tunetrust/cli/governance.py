@@ -20,7 +20,8 @@ from tunetrust.cli._app import (
 )
 
 if TYPE_CHECKING:
-    from tunetrust.coop.governance import Payment, RequestView
+    from tunetrust.coop.governance import RequestView
+    from tunetrust.services.sale import Payment
 
 rules_app = typer.Typer(
     help="The cooperative's rules: quorum, majority, weighting, fee.", no_args_is_help=True
@@ -73,8 +74,9 @@ def request_create(
     ] = False,
 ) -> None:
     """A buyer proposes a data product: spec, price, licence, voting window (a draft)."""
-    from tunetrust.coop.governance import create_request, show_request
+    from tunetrust.coop.governance import show_request
     from tunetrust.releases.spec import read_spec_text
+    from tunetrust.services.sale import create_request
 
     text = read_spec_text(spec_path)
     with _open(ctx) as home:
@@ -96,7 +98,7 @@ def request_create(
 
 def _show(view: RequestView, as_json: bool, headline: str, payment: Payment | None = None) -> None:
     """A request after a command: as JSON, or a headline and the request's table."""
-    from tunetrust.render import print_payment, print_request
+    from tunetrust.cli.render import print_payment, print_request
 
     if as_json:
         _print_json(view.to_dict() | ({"payment": payment.to_dict()} if payment else {}))
@@ -110,7 +112,8 @@ def _show(view: RequestView, as_json: bool, headline: str, payment: Payment | No
 @request_app.command("open")
 def request_open(ctx: typer.Context, request_id: REQUEST_ARG, as_json: JSON_OPTION = False) -> None:
     """Open the vote (a steward): eligible members, budget cost and the rules are fixed now."""
-    from tunetrust.coop.governance import iso_time, open_request, show_request
+    from tunetrust.coop.governance import iso_time, show_request
+    from tunetrust.services.sale import open_request
 
     with _open(ctx) as home:
         open_request(home, request_id)
@@ -150,7 +153,8 @@ def request_deliver(
     ctx: typer.Context, request_id: REQUEST_ARG, as_json: JSON_OPTION = False
 ) -> None:
     """Build the release of a passed request, deliver it, record payment and payouts."""
-    from tunetrust.coop.governance import deliver, show_request
+    from tunetrust.coop.governance import show_request
+    from tunetrust.services.sale import deliver
 
     with _open(ctx) as home:
         payment = deliver(home, request_id)
@@ -161,8 +165,8 @@ def request_deliver(
 @request_app.command("show")
 def request_show(ctx: typer.Context, request_id: REQUEST_ARG, as_json: JSON_OPTION = False) -> None:
     """A request: state, price, licence, plan, rules, and the tally (counts and turnout)."""
+    from tunetrust.cli.render import print_request
     from tunetrust.coop.governance import show_request
-    from tunetrust.render import print_request
 
     with _open(ctx) as home:
         view = show_request(home, request_id)
@@ -175,8 +179,8 @@ def request_show(ctx: typer.Context, request_id: REQUEST_ARG, as_json: JSON_OPTI
 @request_app.command("list")
 def request_list(ctx: typer.Context, as_json: JSON_OPTION = False) -> None:
     """Every request with its state, newest first."""
+    from tunetrust.cli.render import print_requests
     from tunetrust.coop.governance import list_requests
-    from tunetrust.render import print_requests
 
     with _open(ctx) as home:
         views = list_requests(home)
@@ -204,8 +208,8 @@ def vote(
 @ledger_app.command("show")
 def ledger_show(ctx: typer.Context, as_json: JSON_OPTION = False) -> None:
     """Every account's balance."""
+    from tunetrust.cli.render import print_balances
     from tunetrust.coop.ledger import balances, format_amount
-    from tunetrust.render import print_balances
 
     with _open(ctx) as home:
         rows = balances(home)
@@ -241,8 +245,8 @@ def ledger_verify(ctx: typer.Context) -> None:
 @rules_app.command("show")
 def rules_show(ctx: typer.Context, as_json: JSON_OPTION = False) -> None:
     """The cooperative's rules in force, and every decision that set them."""
+    from tunetrust.cli.render import print_rules
     from tunetrust.coop.governance import rules_history
-    from tunetrust.render import print_rules
 
     with _open(ctx) as home:
         history = rules_history(home)
@@ -291,8 +295,8 @@ def rules_set(
     as_json: JSON_OPTION = False,
 ) -> None:
     """Change the cooperative's rules, with a reason; open requests keep theirs."""
+    from tunetrust.cli.render import rules_text
     from tunetrust.coop.governance import set_rules
-    from tunetrust.render import rules_text
 
     with _open(ctx) as home:
         change = set_rules(

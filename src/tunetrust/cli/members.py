@@ -60,14 +60,14 @@ def member_show(
     """Show a member: joined, settings, consents in force, contributions, listens."""
     from dataclasses import asdict
 
-    from tunetrust.coop.members import show_member
+    from tunetrust.coop.profile import show_member
 
     with _open(ctx) as home:
         view = show_member(home, name)
     if as_json:
         _print_json({**asdict(view), "joined": view.joined.isoformat()})
         return
-    from tunetrust.render import print_member
+    from tunetrust.cli.render import print_member
 
     print_member(out, view)
 
@@ -169,7 +169,7 @@ def consent_show(
     with _open(ctx) as home:
         rows = history(home, name)
         purposes = home.settings.purposes
-    from tunetrust.render import print_consents
+    from tunetrust.cli.render import print_consents
 
     print_consents(out, purposes, rows)
 
@@ -264,6 +264,6 @@ def audit_show(
             ]
         )
         return
-    from tunetrust.render import print_audit
+    from tunetrust.cli.render import print_audit
 
     print_audit(out, rows)

@@ -40,7 +40,7 @@ def release_plan(
     if as_json:
         _print_json(plan.to_dict())
         return
-    from tunetrust.render import print_plan
+    from tunetrust.cli.render import print_plan
 
     print_plan(out, plan.to_dict())
 
@@ -144,11 +144,11 @@ def budget_show(
     ctx: typer.Context, name: Annotated[str, typer.Argument(help="The member.")]
 ) -> None:
     """A member's privacy budget this year: cap, spent and remaining, per purpose."""
-    from tunetrust.releases.budget import budget_report
+    from tunetrust.coop.budget import budget_report
 
     with _open(ctx) as home:
         rows = budget_report(home, name)
-    from tunetrust.render import print_budget
+    from tunetrust.cli.render import print_budget
 
     print_budget(out, rows)
 
@@ -161,7 +161,7 @@ def budget_set(
     cap: Annotated[float, typer.Option("--cap", help="The member's own yearly ε cap.")],
 ) -> None:
     """Lower a member's own yearly ε cap for a purpose (never above the cooperative's)."""
-    from tunetrust.releases.budget import set_member_cap
+    from tunetrust.coop.budget import set_member_cap
 
     with _open(ctx) as home:
         value = set_member_cap(home, name, purpose, cap)

@@ -57,7 +57,7 @@ from typing import IO, Any, BinaryIO, cast
 import orjson
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
-import tunetrust
+from tunetrust._version import __version__
 from tunetrust.coop import audit
 from tunetrust.errors import ConflictError, InputError, SetupError
 from tunetrust.settings import Settings
@@ -305,7 +305,7 @@ def backup_home(
                 "format": "tunetrust-backup",
                 "version": FORMAT,
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
-                "software": tunetrust.__version__,
+                "software": __version__,
                 "database_included": database is not None,
                 "key_included": key_included,
                 "audit_head": {"seq": head[0], "hash": head[1]} if head else None,

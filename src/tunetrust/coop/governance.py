@@ -17,29 +17,24 @@ from __future__ import annotations
 import hashlib
 import secrets
 import unicodedata
-import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import iso3166
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tunetrust.coop import audit, ledger
-from tunetrust.coop.consent import consenting
 from tunetrust.coop.contributions import member_weights
 from tunetrust.coop.members import get_member
 from tunetrust.errors import ConflictError, InputError, NotFoundError
-from tunetrust.releases.build import build_release, plan_release, public_keys
-from tunetrust.releases.noise import plan_noise
-from tunetrust.releases.spec import parse_spec
 from tunetrust.settings import Rules
 from tunetrust.store.home import Home
-from tunetrust.store.models import BudgetSpend, Buyer, CoopRules, DataRequest, Member, Vote
+from tunetrust.store.models import Buyer, CoopRules, DataRequest, Vote
 
 MOVES = {
     "open": ("draft", "open"),
@@ -120,7 +115,7 @@ def add_buyer(home: Home, name: str, contact: str, country: str) -> tuple[Buyer,
     return buyer, token
 
 
-def _buyer(session: Session, name: str) -> Buyer:
+def find_buyer(session: Session, name: str) -> Buyer:
     buyer = session.scalar(select(Buyer).where(Buyer.name == name))
     if buyer is None:
         raise NotFoundError(f"no buyer named {name!r}; add one with: tunetrust buyer add")
@@ -158,7 +153,7 @@ def _changes(before: Rules | None, after: Rules) -> dict[str, dict[str, Any]]:
     return {k: {"from": old[k], "to": new[k]} for k in new if old[k] != new[k]}
 
 
-def _rules_of(row: CoopRules) -> Rules:
+def rules_of(row: CoopRules) -> Rules:
     return Rules(
         quorum=row.quorum,
         majority=row.majority,
@@ -168,7 +163,7 @@ def _rules_of(row: CoopRules) -> Rules:
     )
 
 
-def _newest_rules(session: Session, *, lock: bool = False) -> CoopRules:
+def newest_rules(session: Session, *, lock: bool = False) -> CoopRules:
     query = select(CoopRules).order_by(CoopRules.id.desc()).limit(1)
     row = session.scalar(query.with_for_update() if lock else query)
     if row is None:  # pragma: no cover - the first row is written by migration 0007
@@ -179,7 +174,7 @@ def _newest_rules(session: Session, *, lock: bool = False) -> CoopRules:
 def rules_in_force(home: Home) -> Rules:
     """The cooperative's rules now (the newest decision)."""
     with home.sessions() as s:
-        return _rules_of(_newest_rules(s))
+        return rules_of(newest_rules(s))
 
 
 def rules_history(home: Home) -> list[RulesChange]:
@@ -189,7 +184,7 @@ def rules_history(home: Home) -> list[RulesChange]:
     history: list[RulesChange] = []
     for r in rows:
         before = history[-1].rules if history else None
-        rules = _rules_of(r)
+        rules = rules_of(r)
         history.append(RulesChange(_utc(r.at), r.actor, r.reason, rules, _changes(before, rules)))
     return history
 
@@ -217,10 +212,10 @@ def set_rules(
         "no_votes_opt_out": no_votes_opt_out,
     }
     with home.transaction() as s:
-        newest = _newest_rules(s, lock=True)
-        if _newest_rules(s).id != newest.id:  # PostgreSQL: another change got in meanwhile
+        newest = newest_rules(s, lock=True)
+        if newest_rules(s).id != newest.id:  # PostgreSQL: another change got in meanwhile
             raise ConflictError("the rules were changed meanwhile; look at them and try again")
-        before = _rules_of(newest)
+        before = rules_of(newest)
         after = Rules.from_dict(
             before.to_dict() | {k: v for k, v in given.items() if v is not None}
         )
@@ -242,73 +237,7 @@ def set_rules(
 # --- data requests ---------------------------------------------------------------------
 
 
-def create_request(
-    home: Home,
-    *,
-    buyer: str,
-    spec_text: str,
-    price: int,
-    currency: str,
-    licence: str,
-    voting_days: int = 14,
-) -> DataRequest:
-    """A buyer's proposal, as a draft. The purpose comes from the spec.
-
-    ``price`` is a whole number of the currency's minor unit (ISO 4217): 250000 is
-    2,500.00 EUR or 250,000 JPY. The spec is checked as fully as it can be without the
-    members: what only the members decide (who is included, whether the release is
-    expected to be empty) is checked when the vote opens.
-    """
-    spec = parse_spec(spec_text)
-    if spec.purpose not in home.settings.purposes:  # the buyer's text is not repeated
-        allowed = ", ".join(home.settings.purposes)
-        raise InputError(f"release spec, purpose: unknown purpose; choose from {allowed}")
-    # what open's plan_release would refuse on the spec alone, by the same checks: a
-    # calendar without a period, a budget no noise can be calibrated to
-    if spec.keys == "public":
-        public_keys(spec)
-    plan_noise(spec)
-    code = ledger.currency_code(currency)
-    ledger.check_amount(price, code)
-    if not 1 <= voting_days <= 90:
-        raise InputError("the voting window is 1 to 90 days")
-    text = LICENCES.get(licence, licence).strip()
-    if not text:
-        raise InputError(f"licence: give text or one of {', '.join(LICENCES)}")
-    with home.transaction() as s:
-        req = DataRequest(
-            id=uuid.uuid4().hex,
-            buyer_id=_buyer(s, buyer).id,
-            purpose=spec.purpose,
-            spec=spec_text,
-            price_cents=price,  # the column's old name: minor units of ``currency``
-            currency=code,
-            licence=text,
-            state="draft",
-            voting_days=voting_days,
-            created_at=datetime.now(UTC),
-            eligible=[],
-            plan={},
-            tally={},
-        )
-        s.add(req)
-        audit.record(
-            s,
-            actor=home.settings.actor,
-            action="request.create",
-            subject=req.id,
-            payload={
-                "buyer": buyer,
-                "purpose": spec.purpose,
-                "spec": spec_text,
-                "price": price,
-                "currency": code,
-            },
-        )
-    return req
-
-
-def _request(
+def find_request(
     session: Session, request_id: str, *, lock: bool = False, share: bool = False
 ) -> DataRequest:
     """The request with this id or unique prefix; ``lock``/``share``: its row locked."""
@@ -331,52 +260,18 @@ def _check(req: DataRequest, move: str) -> None:
         )
 
 
-def _move(session: Session, req: DataRequest, move: str, to: str | None = None) -> str:
+def move(session: Session, req: DataRequest, move: str, to: str | None = None) -> str:
     """Check and perform a state move; an illegal one is refused."""
     _check(req, move)
     req.state = to or MOVES[move][1] or req.state
     return req.state
 
 
-def _frozen_rules(req: DataRequest) -> Rules:
+def frozen_rules(req: DataRequest) -> Rules:
     """The rules the request's vote was opened under: the only ones that decide it."""
     if req.rules is None:
         raise ConflictError(f"request {req.id[:12]} has no rules frozen at its opening")
     return Rules.from_dict(req.rules)
-
-
-def open_request(home: Home, request_id: str) -> DataRequest:
-    """Open the vote: snapshot who may vote (consent in force now), the cost, the rules."""
-    with home.transaction() as s:
-        req = _request(s, request_id, lock=True)
-        _move(s, req, "open")
-        present = set(s.scalars(select(Member.id).where(Member.erased_at.is_(None))))
-        eligible = sorted(consenting(s, req.purpose) & present)
-        # inside the transaction: a plan that fails leaves the request a draft
-        plan = plan_release(home, parse_spec(req.spec), only=set(eligible))
-        req.eligible = eligible
-        req.rules = _rules_of(_newest_rules(s)).to_dict()
-        req.opens_at = datetime.now(UTC)
-        req.closes_at = req.opens_at + timedelta(days=req.voting_days)
-        req.plan = {
-            "members_eligible": len(eligible),
-            "members_included_if_passed": len(plan.included),
-            "epsilon_per_member": str(plan.cost),
-            "left_out": plan.left_out,
-        }
-        audit.record(
-            s,
-            actor=home.settings.actor,
-            action="request.open",
-            subject=req.id,
-            payload={
-                "eligible": len(eligible),
-                "plan": req.plan,
-                "rules": req.rules,
-                "closes_at": iso_time(req.closes_at),
-            },
-        )
-    return req
 
 
 def cast_vote(home: Home, member_name: str, request_id: str, choice: str) -> None:
@@ -386,7 +281,7 @@ def cast_vote(home: Home, member_name: str, request_id: str, choice: str) -> Non
     member = get_member(home, member_name)
     with home.transaction() as s:
         # a shared lock: a close under way (which holds the row) is waited for, then seen
-        req = _request(s, request_id, share=True)
+        req = find_request(s, request_id, share=True)
         if req.state != "open":
             raise ConflictError(f"voting is closed: the request is {req.state}")
         if req.closes_at and datetime.now(UTC) > _utc(req.closes_at):
@@ -439,7 +334,7 @@ class Tally:
 
 def _count(session: Session, req: DataRequest) -> Tally:
     """Count the request's votes by its frozen rules (one member one vote, or by quality)."""
-    rules = _frozen_rules(req)
+    rules = frozen_rules(req)
     votes = list(session.scalars(select(Vote).where(Vote.request_id == req.id)))
     eligible = list(req.eligible)
     weight = (
@@ -468,7 +363,7 @@ def _count(session: Session, req: DataRequest) -> Tally:
 def tally(home: Home, request_id: str) -> Tally:
     """Count the votes as the request's frozen rules say."""
     with home.sessions() as s:
-        return _count(s, _request(s, request_id))
+        return _count(s, find_request(s, request_id))
 
 
 def close_request(home: Home, request_id: str, *, early_reason: str | None = None) -> Tally:
@@ -479,7 +374,7 @@ def close_request(home: Home, request_id: str, *, early_reason: str | None = Non
     """
     why = None if early_reason is None else _reason(early_reason, "an early close")
     with home.transaction() as s:
-        req = _request(s, request_id, lock=True)
+        req = find_request(s, request_id, lock=True)
         _check(req, "close")
         result = _count(s, req)  # in this transaction: no vote slips in after the count
         ends = _utc(req.closes_at) if req.closes_at else None
@@ -491,7 +386,7 @@ def close_request(home: Home, request_id: str, *, early_reason: str | None = Non
                 "have not voted; to close it now, record why: "
                 f"tunetrust request close {req.id[:12]} --early --reason TEXT"
             )
-        _move(s, req, "close", "passed" if result.passed else "failed")
+        move(s, req, "close", "passed" if result.passed else "failed")
         req.tally = result.to_dict() | {"early_reason": why if early else None}
         audit.record(
             s,
@@ -501,121 +396,6 @@ def close_request(home: Home, request_id: str, *, early_reason: str | None = Non
             payload=result.to_dict() | {"rules": req.rules, "early": early, "reason": why},
         )
     return result
-
-
-@dataclass(frozen=True)
-class Payment:
-    """A sale as the ledger recorded it, in minor units of ``currency``."""
-
-    release: str
-    currency: str
-    price: int
-    fee: int
-    payouts: int
-    members_paid: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return dict(self.__dict__)
-
-
-def deliver(home: Home, request_id: str) -> Payment:
-    """Build the release, deliver it, record the payment and split the proceeds."""
-    with home.transaction() as s:
-        req = _request(s, request_id, lock=True)
-        if req.state != "passed":
-            raise ConflictError(
-                f"cannot deliver a request that is {req.state} "
-                "(only a passed request can be built and delivered)"
-            )
-        ledger.minor_unit(req.currency)  # an older version took any three letters: not payable
-        _move(s, req, "claim")  # one deliverer at a time: a second one is refused here
-        audit.record(
-            s, actor=home.settings.actor, action="request.claim", subject=req.id, payload={}
-        )
-    with home.sessions() as s:
-        req = _request(s, request_id)
-        no_voters = set(
-            s.scalars(select(Vote.member_id).where(Vote.request_id == req.id, Vote.choice == "no"))
-        )
-        consenting_now = set(req.eligible) & consenting(s, req.purpose)
-    included = consenting_now - (no_voters if _frozen_rules(req).no_votes_opt_out else set())
-    try:
-        built = build_release(home, parse_spec(req.spec), only=included)
-    except BaseException as exc:
-        with home.transaction() as s:
-            _request(s, request_id, lock=True).state = "passed"  # the claim is released
-            audit.record(
-                s,
-                actor=home.settings.actor,
-                action="request.unclaim",
-                subject=req.id,
-                payload={"build_failed": type(exc).__name__},
-            )
-        raise
-    with home.transaction() as s:
-        req = _request(s, request_id, lock=True)
-        _move(s, req, "build")
-        req.release_id = built.id
-        audit.record(
-            s,
-            actor=home.settings.actor,
-            action="request.build",
-            subject=req.id,
-            payload={"release": built.id},
-        )
-        _move(s, req, "deliver")
-        audit.record(
-            s,
-            actor=home.settings.actor,
-            action="request.deliver",
-            subject=req.id,
-            payload={"release": built.id, "manifest_root": built.manifest["merkle_root"]},
-        )
-    return pay(home, request_id)
-
-
-def pay(home: Home, request_id: str) -> Payment:
-    """Record the buyer's payment: fee to the treasury, the rest split by quality score."""
-    with home.transaction() as s:
-        req = _request(s, request_id, lock=True)
-        _move(s, req, "pay")
-        paid_ids = list(
-            s.scalars(
-                select(func.distinct(BudgetSpend.member_id)).where(
-                    BudgetSpend.release_id == req.release_id
-                )
-            )
-        )
-        members = {
-            m.id: m.pseudonym for m in s.scalars(select(Member).where(Member.id.in_(paid_ids)))
-        }
-        fee = req.price_cents * _frozen_rules(req).fee_basis_points // 10_000
-        weights = {f"member:{members[m]}": w for m, w in member_weights(s, list(members)).items()}
-        shares = ledger.split_cents(req.price_cents - fee, weights)
-        ledger.post(
-            s,
-            memo=f"sale of request {req.id[:12]}",
-            currency=req.currency,
-            request_id=req.id,
-            entries={f"buyer:{req.buyer_id}": -req.price_cents, ledger.TREASURY: fee, **shares},
-        )
-        payment = Payment(
-            str(req.release_id),
-            req.currency,
-            req.price_cents,
-            fee,
-            sum(shares.values()),
-            len(shares),
-        )
-        audit.record(
-            s,
-            actor=home.settings.actor,
-            action="request.pay",
-            subject=req.id,
-            payload=payment.to_dict(),
-        )
-    return payment
 
 
 # --- what members and stewards see -----------------------------------------------------
@@ -712,6 +492,6 @@ def list_requests(home: Home) -> list[RequestView]:
 def show_request(home: Home, request_id: str) -> RequestView:
     """A request with its live tally (public to members: counts and turnout, not names)."""
     with home.sessions() as s:
-        req = _request(s, request_id)
+        req = find_request(s, request_id)
         buyer = s.get(Buyer, req.buyer_id)
         return _view(s, req, buyer.name if buyer else None)

@@ -21,10 +21,10 @@ from sqlalchemy.orm import Session
 
 from tunetrust import faults
 from tunetrust.coop import audit
+from tunetrust.coop.budget import Epsilon
 from tunetrust.coop.consent import in_force
 from tunetrust.coop.keyring import data_key
 from tunetrust.coop.members import get_member
-from tunetrust.releases.budget import Epsilon
 from tunetrust.store import db, private
 from tunetrust.store.events import EVENTS_SCHEMA
 from tunetrust.store.home import Home

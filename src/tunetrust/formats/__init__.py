@@ -2,7 +2,7 @@
 
 A parser looks at a file's name and first bytes and says what the file is
 (:class:`Classification`); for listening-history files it turns the bytes into a
-table with :data:`~tunetrust.formats.listens.PARSED_SCHEMA`. Adding a service is one
+table with :data:`~tunetrust.listens.PARSED_SCHEMA`. Adding a service is one
 new module whose parser is appended to :data:`PARSERS`.
 """
 
@@ -14,8 +14,8 @@ from typing import Protocol
 
 import pyarrow as pa
 
-from tunetrust.formats.listens import PARSED_SCHEMA
 from tunetrust.formats.package import ExportFile
+from tunetrust.listens import PARSED_SCHEMA
 
 
 class Role(StrEnum):

@@ -3,7 +3,7 @@
 Kept coarse: connection country, platform *family*. Dropped: the raw platform
 string (it can name a device model), incognito plays (unless the member opted in)
 and the incognito flag itself. Usernames, IPs, user agents, geo fields and offline
-timestamps are never parsed in the first place (see formats/listens.py).
+timestamps are never parsed in the first place (see listens.py).
 """
 
 from __future__ import annotations

@@ -21,10 +21,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tunetrust.formats.listens import SKIP_REASONS
 from tunetrust.formats.spotify import SERVICE_START
 from tunetrust.ingest.dedup import coarse_key, fine_key, first_of_each
 from tunetrust.ingest.deidentify import platform_families
+from tunetrust.listens import SKIP_REASONS
 from tunetrust.settings import Checks
 
 PASS, WARN, FAIL = "pass", "warn", "fail"

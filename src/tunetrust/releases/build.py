@@ -20,13 +20,13 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from sqlalchemy import select
 
-from tunetrust.coop import audit
+from tunetrust.coop import audit, budget
+from tunetrust.coop.budget import Epsilon
 from tunetrust.coop.consent import consenting
 from tunetrust.coop.members import get_member
 from tunetrust.errors import ConflictError, InputError, NotFoundError
-from tunetrust.releases import budget, manifest
-from tunetrust.releases.budget import Epsilon
-from tunetrust.releases.engine import AGGREGATE_COLUMNS, DuckDBEngine, Engine
+from tunetrust.releases import manifest
+from tunetrust.releases.engines import AGGREGATE_COLUMNS, DuckDBEngine, Engine
 from tunetrust.releases.noise import NoisePlan, Outcome, expected_outcome, plan_noise, release
 from tunetrust.releases.spec import ReleaseSpec, spec_dict
 from tunetrust.store import private

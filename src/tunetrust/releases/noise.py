@@ -1,6 +1,6 @@
 """Noise from OpenDP's core measurements: calibration, private key selection, accounting.
 
-User-level sensitivities follow from the bounds (engine.py): a member touches at most
+User-level sensitivities follow from the bounds (engines/duckdb.py): a member touches at most
 P partitions, changing each by at most 1 listener, C plays, floor(C·M) minutes, C skips.
 
 Gaussian (default; zero-concentrated DP):
@@ -57,7 +57,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tunetrust.errors import InputError
-from tunetrust.releases.engine import AGGREGATE_COLUMNS
+from tunetrust.releases.engines.base import AGGREGATE_COLUMNS
 from tunetrust.releases.spec import ReleaseSpec
 
 dp.enable_features("contrib")

@@ -20,7 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tunetrust.formats.listens import CONTENT_FIELDS
+from tunetrust.listens import CONTENT_FIELDS
 from tunetrust.store import durable, private
 
 EVENTS_SCHEMA = pa.schema(

@@ -34,7 +34,7 @@ class Member(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str | None] = mapped_column(String(200), unique=True)  # NULL once erased
-    # what look-alike names share (coop/members.py name_key); unique; NULL once erased
+    # what look-alike names share (tunetrust/names.py name_key); unique; NULL once erased
     name_key: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
     pseudonym: Mapped[str] = mapped_column(String(32), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

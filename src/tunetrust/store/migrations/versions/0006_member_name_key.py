@@ -17,7 +17,7 @@ depends_on = None
 
 def upgrade() -> None:
     # the very key add_member stores; imported here so the two can never differ
-    from tunetrust.coop.members import name_key
+    from tunetrust.names import name_key
 
     op.add_column("members", sa.Column("name_key", sa.String(64), nullable=True))
     members = sa.table(

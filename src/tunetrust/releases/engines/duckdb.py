@@ -26,16 +26,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import duckdb
 import pyarrow as pa
 
+from tunetrust.releases.engines.base import AGGREGATE_COLUMNS, WITNESS
 from tunetrust.releases.spec import ReleaseSpec
 
-AGGREGATE_COLUMNS = ("listeners", "plays", "minutes", "skips")
-# Columns named "_…" are the engine's own: carried through noise untouched, never released.
-WITNESS = "_witness"  # one member who contributed to the partition (their hashed id)
 # the member's pseudonym comes from the store's pseudonym=<id>/ folders, always as text
 _SCAN = "read_parquet($files, hive_partitioning = true, hive_types_autocast = false)"
 
@@ -77,19 +74,6 @@ _KEYS = {
     "album": _name("artist_name || ' — ' || album_name", "artist_name", "album_name"),
     "show": _name("show_name", "show_name"),
 }
-
-
-class Engine(Protocol):
-    """Computes bounded true aggregates for a spec over the given member files."""
-
-    name: str
-
-    def aggregate(self, spec: ReleaseSpec, files: list[Path], salt: str) -> pa.Table:
-        """Rows: the spec's group keys (engine-encoded, ``k_<key>``), then listeners, plays,
-        minutes, skips, and any engine-private ``_…`` columns."""
-
-    def label(self, spec: ReleaseSpec, files: list[Path], table: pa.Table) -> pa.Table:
-        """``table`` (rows of ``aggregate``, or fewer) with string labels for its keys."""
 
 
 def _encoded(key: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from tunetrust.formats.spotify import SERVICE_START
+from tunetrust.formats.spotify.parser import SERVICE_START
 
 VARIANTS = ("account", "account-legacy", "extended-a", "extended-b", "extended-b2", "extended-c")
 """``extended-b2`` is the 2023 to mid-2024 layout: C's file names with B's fields."""

@@ -33,8 +33,8 @@ import pyarrow.compute as pc
 
 from tunetrust.errors import ExportError, UnknownContent
 from tunetrust.formats import Classification, Parsed, Role
-from tunetrust.formats.listens import PARSED_SCHEMA
 from tunetrust.formats.package import ExportFile
+from tunetrust.listens import PARSED_SCHEMA
 
 SERVICE = "spotify"
 SERVICE_START = datetime(2008, 10, 7)

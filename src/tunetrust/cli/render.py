@@ -10,7 +10,7 @@ from rich.table import Table
 
 from tunetrust.coop.contributions import ContributionRow
 from tunetrust.coop.ledger import format_amount
-from tunetrust.coop.members import MemberView
+from tunetrust.coop.profile import MemberView
 from tunetrust.ingest.pipeline import ImportSummary
 from tunetrust.ingest.rebuild import RebuildReport
 from tunetrust.insights.charts import DAYS, hours, percent
@@ -19,7 +19,8 @@ from tunetrust.settings import Rules
 from tunetrust.store.models import AuditEntry, Consent, LedgerBalance
 
 if TYPE_CHECKING:  # governance imports the release engine: not needed to draw a table
-    from tunetrust.coop.governance import Payment, RequestView, RulesChange
+    from tunetrust.coop.governance import RequestView, RulesChange
+    from tunetrust.services.sale import Payment
 
 
 def print_import(

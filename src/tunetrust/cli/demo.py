@@ -15,16 +15,17 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from tunetrust.cli.render import print_import
 from tunetrust.coop import governance, ledger
 from tunetrust.coop.audit import verify_home
 from tunetrust.coop.consent import decide
 from tunetrust.coop.members import add_member, list_members
 from tunetrust.errors import ConflictError
-from tunetrust.formats.synth import render, synthesize, write_zip
+from tunetrust.formats.spotify.synth import render, synthesize, write_zip
 from tunetrust.ingest.pipeline import import_export
 from tunetrust.insights.report import render_html
 from tunetrust.insights.stats import Period, member_insights
-from tunetrust.render import print_import
+from tunetrust.services import sale
 from tunetrust.settings import Settings
 from tunetrust.store import private
 from tunetrust.store.home import init_home
@@ -91,7 +92,7 @@ def run_demo(
 
         console.rule("3. A buyer's request, the members' vote, the release, the payouts")
         governance.add_buyer(home, "Demo Research Lab", "lab@example.invalid", "SE")
-        req = governance.create_request(
+        req = sale.create_request(
             home,
             buyer="Demo Research Lab",
             spec_text=SPEC,
@@ -100,7 +101,7 @@ def run_demo(
             licence="research-only",
             voting_days=7,
         )
-        opened = governance.open_request(home, req.id)
+        opened = sale.open_request(home, req.id)
         names = {m.id: m.name for m in list_members(home)}
         for n, member_id in enumerate(opened.eligible):
             name = str(names[member_id])
@@ -113,7 +114,7 @@ def run_demo(
             f"{result.abstain:.0f} abstain; turnout {result.turnout:.0%} → "
             f"{'passed' if result.passed else 'failed'}"
         )
-        paid = governance.deliver(home, req.id)
+        paid = sale.deliver(home, req.id)
         console.print(
             f"release {paid.release} built from {paid.members_paid} members; "
             f"{ledger.format_amount(paid.price, paid.currency)} paid: fee "
