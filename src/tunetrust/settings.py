@@ -235,6 +235,10 @@ class Settings:
         default="steward",
         metadata={"help": "who the audit log names for actions taken (TUNETRUST_ACTOR)"},
     )
+    engine: str = field(
+        default="duckdb",
+        metadata={"help": "the release engine that bounds and aggregates (TUNETRUST_ENGINE)"},
+    )
 
     @classmethod
     def from_env(cls, home: Path | None = None, database_url: str | None = None) -> Settings:
@@ -247,6 +251,7 @@ class Settings:
             purposes=DEFAULT_PURPOSES + tuple(p for p in extra if p and p not in DEFAULT_PURPOSES),
             actor=os.environ.get("TUNETRUST_ACTOR") or "steward",
             epsilon_cap=_env_number("TUNETRUST_EPSILON_CAP", 3.0, 0.0, 100.0),
+            engine=os.environ.get("TUNETRUST_ENGINE") or "duckdb",
         )
 
     @property
