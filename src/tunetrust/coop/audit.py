@@ -13,11 +13,19 @@ in the payload; :func:`about` finds all three. Appends take the
 ``audit_head`` row lock, so concurrent writers form one chain. After each commit the
 head is copied to ``<home>/audit.head`` (a witness that catches truncation), and
 ``audit head`` prints it for anchoring anywhere else.
+
+Who acts: every entry names its actor. A service call runs ``with acting_as(actor)``
+for the person it was called for (a member, a buyer, a steward), and :func:`actor`
+gives that name to every entry written inside; outside any service call (library
+use, migrations) the settings' actor is named.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +38,23 @@ from tunetrust.store.home import Home, read_witness
 from tunetrust.store.models import AuditEntry, AuditHead, AuditPayload
 
 GENESIS = "0" * 64
+
+_acting: ContextVar[str | None] = ContextVar("tunetrust_acting", default=None)
+
+
+@contextmanager
+def acting_as(name: str) -> Iterator[None]:
+    """Entries written inside name ``name`` as their actor (per thread and per task)."""
+    token = _acting.set(name)
+    try:
+        yield
+    finally:
+        _acting.reset(token)
+
+
+def actor(home: Home) -> str:
+    """The actor for an entry written now: the service call's, else the settings'."""
+    return _acting.get() or home.settings.actor
 
 
 def digest(payload: dict[str, Any]) -> str:

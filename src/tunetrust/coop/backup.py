@@ -330,7 +330,7 @@ def backup_home(
         with home.transaction() as s:
             audit.record(
                 s,
-                actor=home.settings.actor,
+                actor=audit.actor(home),
                 action="home.backup",
                 subject="cooperative",
                 payload={

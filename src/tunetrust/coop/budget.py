@@ -201,7 +201,7 @@ def set_member_cap(home: Home, name: str, purpose: str, value: float) -> Epsilon
         set_cap(s, member.id, purpose, amount)
         audit.record(
             s,
-            actor=home.settings.actor,
+            actor=audit.actor(home),
             action="budget.cap",
             subject=member.pseudonym,
             payload={"purpose": purpose, "cap": str(amount)},

@@ -58,12 +58,12 @@ def decide(home: Home, name: str, purpose: str, *, granted: bool) -> bool:
                 purpose=purpose,
                 granted=granted,
                 at=datetime.now(UTC),
-                actor=home.settings.actor,
+                actor=audit.actor(home),
             )
         )
         audit.record(
             s,
-            actor=home.settings.actor,
+            actor=audit.actor(home),
             action="consent.grant" if granted else "consent.withdraw",
             subject=member.pseudonym,
             payload={"purpose": purpose},

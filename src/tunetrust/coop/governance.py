@@ -105,7 +105,7 @@ def add_buyer(home: Home, name: str, contact: str, country: str) -> tuple[Buyer,
             s.flush()
             audit.record(
                 s,
-                actor=home.settings.actor,
+                actor=audit.actor(home),
                 action="buyer.add",
                 subject=f"buyer:{buyer.id}",
                 payload={"name": buyer.name},
@@ -222,11 +222,11 @@ def set_rules(
         changed = _changes(before, after)
         if not changed:
             raise InputError("rules set: nothing to change (give a rule with a new value)")
-        change = RulesChange(datetime.now(UTC), home.settings.actor, why, after, changed)
+        change = RulesChange(datetime.now(UTC), audit.actor(home), why, after, changed)
         s.add(CoopRules(at=change.at, actor=change.actor, reason=why, **after.to_dict()))
         audit.record(
             s,
-            actor=home.settings.actor,
+            actor=audit.actor(home),
             action="rules.set",
             subject="rules",
             payload={"rules": after.to_dict(), "changed": changed, "reason": why},
@@ -390,7 +390,7 @@ def close_request(home: Home, request_id: str, *, early_reason: str | None = Non
         req.tally = result.to_dict() | {"early_reason": why if early else None}
         audit.record(
             s,
-            actor=home.settings.actor,
+            actor=audit.actor(home),
             action="request.close",
             subject=req.id,
             payload=result.to_dict() | {"rules": req.rules, "early": early, "reason": why},

@@ -39,7 +39,7 @@ def add_member(home: Home, name: str, *, keep_incognito: bool = False) -> Member
             s.flush()
             audit.record(
                 s,
-                actor=home.settings.actor,
+                actor=audit.actor(home),
                 action="member.add",
                 subject=member.pseudonym,
                 payload={"keep_incognito": keep_incognito},

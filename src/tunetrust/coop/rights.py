@@ -408,7 +408,7 @@ def export_member(home: Home, name: str, out: Path) -> ExportReport:
         with home.transaction() as s:
             audit.record(
                 s,
-                actor=home.settings.actor,
+                actor=audit.actor(home),
                 action="member.export",
                 subject=member.pseudonym,
                 payload={"files": written, "sha256": sha},
@@ -464,7 +464,7 @@ def erase_member(home: Home, name: str) -> ErasureReport:
             row.erased_at = datetime.now(UTC)
             audit.record(
                 s,
-                actor=home.settings.actor,
+                actor=audit.actor(home),
                 action="member.erase",
                 subject=row.pseudonym,
                 payload={"contributions": n_contrib, "listens": listens},

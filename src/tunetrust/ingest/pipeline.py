@@ -498,7 +498,7 @@ def _store(
                 row.account_hash = hashes[0]
             audit.record(
                 s,
-                actor=home.settings.actor,
+                actor=audit.actor(home),
                 action="member.import.rejected" if outcome.rejected else "member.import",
                 subject=member.pseudonym,
                 payload={

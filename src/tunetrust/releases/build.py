@@ -301,7 +301,7 @@ def build_release(
                 )
                 audit.record(
                     s,
-                    actor=home.settings.actor,
+                    actor=audit.actor(home),
                     action="release.build",
                     subject=release_id,
                     payload={

@@ -78,7 +78,7 @@ def create_request(
         s.add(req)
         audit.record(
             s,
-            actor=home.settings.actor,
+            actor=audit.actor(home),
             action="request.create",
             subject=req.id,
             payload={
@@ -113,7 +113,7 @@ def open_request(home: Home, request_id: str) -> DataRequest:
         }
         audit.record(
             s,
-            actor=home.settings.actor,
+            actor=audit.actor(home),
             action="request.open",
             subject=req.id,
             payload={
@@ -154,7 +154,7 @@ def deliver(home: Home, request_id: str) -> Payment:
         ledger.minor_unit(req.currency)  # an older version took any three letters: not payable
         governance.move(s, req, "claim")  # one deliverer at a time: a second one is refused here
         audit.record(
-            s, actor=home.settings.actor, action="request.claim", subject=req.id, payload={}
+            s, actor=audit.actor(home), action="request.claim", subject=req.id, payload={}
         )
     with home.sessions() as s:
         req = governance.find_request(s, request_id)
@@ -172,7 +172,7 @@ def deliver(home: Home, request_id: str) -> Payment:
             governance.find_request(s, request_id, lock=True).state = "passed"
             audit.record(
                 s,
-                actor=home.settings.actor,
+                actor=audit.actor(home),
                 action="request.unclaim",
                 subject=req.id,
                 payload={"build_failed": type(exc).__name__},
@@ -184,7 +184,7 @@ def deliver(home: Home, request_id: str) -> Payment:
         req.release_id = built.id
         audit.record(
             s,
-            actor=home.settings.actor,
+            actor=audit.actor(home),
             action="request.build",
             subject=req.id,
             payload={"release": built.id},
@@ -192,7 +192,7 @@ def deliver(home: Home, request_id: str) -> Payment:
         governance.move(s, req, "deliver")
         audit.record(
             s,
-            actor=home.settings.actor,
+            actor=audit.actor(home),
             action="request.deliver",
             subject=req.id,
             payload={"release": built.id, "manifest_root": built.manifest["merkle_root"]},
@@ -235,7 +235,7 @@ def pay(home: Home, request_id: str) -> Payment:
         )
         audit.record(
             s,
-            actor=home.settings.actor,
+            actor=audit.actor(home),
             action="request.pay",
             subject=req.id,
             payload=payment.to_dict(),
