@@ -476,7 +476,8 @@ def test_request_commands_print_words_and_zoned_times_or_json(tmp_path: Path) ->
     assert "failed" in closed and "1 yes, 1 no, 0 abstain" in closed
     for args in (("request", "show", rid), ("request", "list"), ("ledger", "show")):
         as_json = json.loads(_cli(home, *args, "--json").stdout)
-        first = as_json[0] if isinstance(as_json, list) and as_json else as_json
+        assert as_json["schema_version"] == 1  # lists come as {"schema_version", "items"}
+        first = as_json["items"][0] if "items" in as_json else as_json
         if args[0] == "request":
             assert ISO_WITH_ZONE.fullmatch(first["closes_at"])
             assert first["tally"]["voters"] == 2 and first["price"]["text"] == "250,000 JPY"

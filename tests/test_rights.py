@@ -352,7 +352,7 @@ def test_audit_show_member_finds_entries_that_name_them_outside_the_subject(
         args += ["--database-url", coop.settings.database_url]
     result = CliRunner().invoke(app, [*args, "audit", "show", "--member", "zelda", "--json"])
     assert result.exit_code == 0, result.output
-    actions = [e["action"] for e in orjson.loads(result.stdout)]
+    actions = [e["action"] for e in orjson.loads(result.stdout)["items"]]
     assert actions.count("vote.cast") == 2  # the member is in the payload, not the subject
     assert {"member.add", "member.import", "consent.grant", "budget.cap"} <= set(actions)
     keeper = get_member(coop, "keeper").pseudonym

@@ -4,6 +4,7 @@
     ├── InputError (400)           the caller gave something we cannot use
     │   └── ExportError (422)      an export package is unusable; names the file (and row)
     │       └── UnknownContent     one well-formed file of unknown shape: skipped, not fatal
+    ├── ForbiddenError (403)       the acting person may not do this (a member for another)
     ├── NotFoundError (404)        a member, contribution … does not exist
     ├── ConflictError (409)        the thing exists already, or the home is busy
     └── SetupError (500)           the home, key or database is missing or broken
@@ -56,6 +57,12 @@ class UnknownContent(ExportError):
     Inside a package it is reported and skipped; it refuses an import only when no
     other file holds listens.
     """
+
+
+class ForbiddenError(TuneTrustError):
+    """The acting person may not do this: a member acting for another, a buyer voting."""
+
+    status = 403
 
 
 class NotFoundError(TuneTrustError):

@@ -9,7 +9,6 @@ import typer
 
 from tunetrust.cli._app import (
     _open,
-    _print_json,
     _progress,
     _settings,
     app,
@@ -18,6 +17,9 @@ from tunetrust.cli._app import (
     out,
     program,
 )
+from tunetrust.cli._service import emit, steward
+
+JSON_OPTION = Annotated[bool, typer.Option("--json", help="Print as JSON (docs/schemas/).")]
 
 
 @app.command()
@@ -52,7 +54,8 @@ def import_(
     """Import a member's own export: checked, de-identified, deduplicated, stored."""
     from tunetrust.cli.render import print_import
     from tunetrust.errors import TuneTrustError
-    from tunetrust.ingest.pipeline import ContributionRejected, import_export
+    from tunetrust.ingest.pipeline import ContributionRejected
+    from tunetrust.services.data import import_contribution
 
     try:
         with _open(ctx) as home, _progress() as progress:
@@ -63,20 +66,22 @@ def import_(
                     task, description=name.rsplit("/", 1)[-1] or "done", completed=done, total=total
                 )
 
-            summary = import_export(home, member, paths, progress=report)
+            summary = import_contribution(home, steward(home), member, paths, progress=report)
     except ContributionRejected as rejected:
         # the report is the useful part: show it, then fail with the one-line error
         if as_json:
-            _print_json(rejected.summary.to_dict())
+            emit("import", rejected.summary)
         else:
             print_import(out, rejected.summary, report=full_report, program=program())
         raise
     except TuneTrustError as exc:
         if as_json:  # scripts read stdout: the refusal is there too, then the red line
-            _print_json({"error": error_dict(exc)})
+            from tunetrust.services.outputs import Refusal
+
+            emit("import-refused", Refusal.model_validate({"error": error_dict(exc)}))
         raise
     if as_json:
-        _print_json(summary.to_dict())
+        emit("import", summary)
         return
     print_import(out, summary, report=full_report, program=program())
 
@@ -143,11 +148,14 @@ def insights(
     ] = None,
 ) -> None:
     """A member's listening: totals, top lists, clock, habits, discovery."""
-    from tunetrust.insights.stats import Period, member_insights
+    from tunetrust.insights.stats import Period
+    from tunetrust.services.data import insights as member_insights
 
     period = Period.parse(start, end, year)
     with _open(ctx) as home:
-        result = member_insights(home, member, period, min_seconds=min_seconds, top=top, tz=tz)
+        result = member_insights(
+            home, steward(home), member, period, min_seconds=min_seconds, top=top, tz=tz
+        )
     if html is not None:
         from tunetrust.insights.report import render_html
         from tunetrust.store import private
@@ -156,7 +164,7 @@ def insights(
         # a person's listening: readable by its owner only, from the first byte
         private.create(html).write_text(render_html(result, member=member), encoding="utf-8")
     if as_json:
-        _print_json(result.to_dict())
+        emit("insights", result)
         return
     from tunetrust.cli.render import print_insights
 
@@ -169,32 +177,36 @@ def insights(
 def contribution_show(
     ctx: typer.Context,
     contribution_id: Annotated[str, typer.Argument(help="The contribution id.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    as_json: JSON_OPTION = False,
 ) -> None:
     """Show a contribution's report: checks, verdict, quality score."""
-    from tunetrust.coop.contributions import get_contribution
+    from tunetrust.services.data import contribution_report
 
     with _open(ctx) as home:
-        row = get_contribution(home, contribution_id)
+        report = contribution_report(home, steward(home), contribution_id)
     if as_json:
-        _print_json(row.summary)
+        emit("contribution-show", report)
         return
     from tunetrust.cli.render import print_report
 
-    print_report(out, row.summary)
+    print_report(out, report.to_dict())
 
 
 @contribution_app.command("list")
 def contribution_list(
     ctx: typer.Context,
     member: Annotated[str | None, typer.Option("--member", help="Only this member's.")] = None,
+    as_json: JSON_OPTION = False,
 ) -> None:
     """List contributions: when, whose, verdict, listens added, quality score."""
     from tunetrust.cli.render import print_contributions
-    from tunetrust.coop.contributions import list_contributions
+    from tunetrust.services.data import list_contributions
 
     with _open(ctx) as home:
-        rows = list_contributions(home, member)
+        rows = list_contributions(home, steward(home), member)
+    if as_json:
+        emit("contribution-list", rows)
+        return
     print_contributions(out, rows)
 
 
@@ -215,19 +227,18 @@ def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
     """Check and repair the home: settle what a killed process left; rebuild listens."""
-    from dataclasses import asdict
-
     from tunetrust.cli.render import print_rebuild
-    from tunetrust.ingest.rebuild import rebuild_events as rebuild
+    from tunetrust.services.data import rebuild_events as rebuild
+    from tunetrust.services.data import settle
 
-    settings = _settings(ctx)
     with _open(ctx) as home:
-        fixed = home.recover()  # settles what a killed writer left (reads never do)
+        fixed = settle(home, steward(home))  # what a killed writer left (reads never do)
         if not rebuild_events:
             if as_json:
-                _print_json({"files_settled": fixed})
+                emit("doctor", fixed)
             else:
-                out.print(f"[green]Home is consistent[/] ({fixed} leftover file(s) settled).")
+                n = fixed.files_settled
+                out.print(f"[green]Home is consistent[/] ({n} leftover file(s) settled).")
             return
         with _progress() as progress:
             task = progress.add_task("rebuilding members' listens", total=None)
@@ -235,11 +246,8 @@ def doctor(
             def report(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
-            result = rebuild(home, actor=settings.actor, dry_run=dry_run, progress=report)
+            result = rebuild(home, steward(home), dry_run=dry_run, progress=report)
     if as_json:
-        _print_json(
-            {"dry_run": result.dry_run, "changed": result.changed}
-            | {"members": [asdict(m) for m in result.members]}
-        )
+        emit("doctor-rebuild", result)
         return
     print_rebuild(out, result)

@@ -16,16 +16,12 @@ from rich.progress import Progress
 from rich.table import Table
 
 from tunetrust.cli.render import print_import
-from tunetrust.coop import governance, ledger
-from tunetrust.coop.audit import verify_home
-from tunetrust.coop.consent import decide
-from tunetrust.coop.members import add_member, list_members
 from tunetrust.errors import ConflictError
 from tunetrust.formats.spotify.synth import render, synthesize, write_zip
-from tunetrust.ingest.pipeline import import_export
 from tunetrust.insights.report import render_html
-from tunetrust.insights.stats import Period, member_insights
-from tunetrust.services import sale
+from tunetrust.insights.stats import Period
+from tunetrust.services import audit, data, governance, members
+from tunetrust.services.models import Actor, PaymentInfo
 from tunetrust.settings import Settings
 from tunetrust.store import private
 from tunetrust.store.home import init_home
@@ -42,13 +38,18 @@ keys: public
 """
 
 
+def _amounts(paid: PaymentInfo) -> dict[str, int]:
+    return {"price": paid.price, "fee": paid.fee, "payouts": paid.payouts}
+
+
 def run_demo(
     settings: Settings, console: Console, *, listens: int = 2_000, program: str = "tunetrust"
 ) -> None:
     """Run the lifecycle in an empty home and say where to look."""
     home = init_home(settings)
+    steward = Actor.steward(settings.actor)
     try:
-        if list_members(home):
+        if members.list_members(home, steward):
             raise ConflictError(
                 f"the demo needs an empty cooperative home; {settings.home} has members "
                 "(use --home with a new folder)"
@@ -59,15 +60,16 @@ def run_demo(
             task = bar.add_task("importing", total=MEMBERS + 1)
             for i in range(1, MEMBERS + 1):
                 name = f"member-{i:02d}"
-                add_member(home, name)
+                members.join(home, steward, name)
+                member = Actor.member(name)  # from here on, members act for themselves
                 history = synthesize("extended-c", listens, seed=2024 + i, years=3)
                 path = Path(tmp) / f"{name}.zip"
                 write_zip(render(history, "extended-c"), path)
-                summaries.append(import_export(home, name, path))
+                summaries.append(data.import_contribution(home, member, name, [path]))
                 if i == 1:  # the same person's account data: every play counted once
                     acc = Path(tmp) / "account.zip"
                     write_zip(render(history, "account"), acc)
-                    account_summary = import_export(home, name, acc)
+                    account_summary = data.import_contribution(home, member, name, [acc])
                 bar.advance(task)
         table = Table("member", "verdict", "plays added", "quality score")
         for s in summaries[:5]:
@@ -78,52 +80,56 @@ def run_demo(
         print_import(console, account_summary, program=program)
 
         console.rule("2. Consent, and a personal insights report")
-        for i in range(1, MEMBERS + 1):
-            if i % 7:  # 26 of 30 consent to research
-                decide(home, f"member-{i:02d}", "research", granted=True)
+        consenting = [f"member-{i:02d}" for i in range(1, MEMBERS + 1) if i % 7]  # 26 of 30
+        for name in consenting:
+            members.set_consent(home, Actor.member(name), name, "research", granted=True)
         report = settings.home / "reports" / "member-01.html"
         private.mkdir(report.parent)
         private.create(report)
-        insights = member_insights(home, "member-01", Period.parse(None, None, 2024))
+        insights = data.insights(
+            home, Actor.member("member-01"), "member-01", Period.parse(None, None, 2024)
+        )
         report.write_text(render_html(insights, member="member-01"), encoding="utf-8")
         console.print(
             f"member-01 listened {insights.total_ms / 3_600_000:,.0f} h in 2024; report: {report}"
         )
 
         console.rule("3. A buyer's request, the members' vote, the release, the payouts")
-        governance.add_buyer(home, "Demo Research Lab", "lab@example.invalid", "SE")
-        req = sale.create_request(
+        lab = governance.add_buyer(home, steward, "Demo Research Lab", "lab@example.invalid", "SE")
+        req = governance.create_request(
             home,
-            buyer="Demo Research Lab",
+            Actor.buyer(lab.name),
+            buyer=lab.name,
             spec_text=SPEC,
             price=250_000,  # minor units: 2,500.00 EUR
             currency="EUR",
             licence="research-only",
             voting_days=7,
         )
-        opened = sale.open_request(home, req.id)
-        names = {m.id: m.name for m in list_members(home)}
-        for n, member_id in enumerate(opened.eligible):
-            name = str(names[member_id])
-            governance.cast_vote(
-                home, name, req.id, "no" if n % 9 == 0 else "abstain" if n % 11 == 0 else "yes"
-            )
-        result = governance.close_request(home, req.id)
+        governance.open_request(home, steward, req.id)
+        for n, name in enumerate(consenting):  # the eligible: consent in force at opening
+            choice = "no" if n % 9 == 0 else "abstain" if n % 11 == 0 else "yes"
+            governance.vote(home, Actor.member(name), name, req.id, choice)
+        closed = governance.close_request(home, steward, req.id)
+        assert closed.tally is not None  # a closed request has its final tally
+        result = closed.tally
         console.print(
             f"vote: {result.yes:.0f} yes, {result.no:.0f} no, "
             f"{result.abstain:.0f} abstain; turnout {result.turnout:.0%} → "
             f"{'passed' if result.passed else 'failed'}"
         )
-        paid = sale.deliver(home, req.id)
+        delivered = governance.deliver(home, steward, req.id)
+        paid = delivered.payment
+        assert paid is not None  # a delivered request is paid in the same call
+        money = {n: members.amount(v, paid.currency).text for n, v in _amounts(paid).items()}
         console.print(
             f"release {paid.release} built from {paid.members_paid} members; "
-            f"{ledger.format_amount(paid.price, paid.currency)} paid: fee "
-            f"{ledger.format_amount(paid.fee, paid.currency)}, "
-            f"payouts {ledger.format_amount(paid.payouts, paid.currency)}"
+            f"{money['price']} paid: fee {money['fee']}, payouts {money['payouts']}"
         )
 
         console.rule("4. Everything checks")
-        audit_ok, ledger_ok = verify_home(home), ledger.verify(home)
+        audit_ok = audit.verify_chain(home, steward)
+        ledger_ok = governance.verify_ledger(home, steward)
         console.print(
             f"audit chain: {'holds' if audit_ok.ok else audit_ok.problem} "
             f"({audit_ok.entries} entries); ledger: "

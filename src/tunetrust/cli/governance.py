@@ -10,7 +10,6 @@ from rich.markup import escape
 
 from tunetrust.cli._app import (
     _open,
-    _print_json,
     app,
     buyer_app,
     err,
@@ -18,17 +17,17 @@ from tunetrust.cli._app import (
     out,
     request_app,
 )
+from tunetrust.cli._service import emit, steward
 
 if TYPE_CHECKING:
-    from tunetrust.coop.governance import RequestView
-    from tunetrust.services.sale import Payment
+    from tunetrust.services.models import RequestInfo
 
 rules_app = typer.Typer(
     help="The cooperative's rules: quorum, majority, weighting, fee.", no_args_is_help=True
 )
 app.add_typer(rules_app, name="rules")
 
-JSON_OPTION = Annotated[bool, typer.Option("--json", help="Print as JSON.")]
+JSON_OPTION = Annotated[bool, typer.Option("--json", help="Print as JSON (docs/schemas/).")]
 REQUEST_ARG = Annotated[str, typer.Argument(help="The request (id or a unique prefix).")]
 
 
@@ -38,13 +37,17 @@ def buyer_add(
     name: Annotated[str, typer.Argument(help="The organisation's name.")],
     contact: Annotated[str, typer.Option(help="Who to contact (e-mail or address).")],
     country: Annotated[str, typer.Option(help="Two-letter country code.")],
+    as_json: JSON_OPTION = False,
 ) -> None:
     """Register a buyer; prints its API token once (only a hash is kept)."""
-    from tunetrust.coop.governance import add_buyer
+    from tunetrust.services.governance import add_buyer
 
     with _open(ctx) as home:
-        buyer, token = add_buyer(home, name, contact, country)
-    out.print(f"[green]Added buyer[/] {escape(buyer.name)}; API token (shown once): {token}")
+        buyer = add_buyer(home, steward(home), name, contact, country)
+    if as_json:
+        emit("buyer-add", buyer)
+        return
+    out.print(f"[green]Added buyer[/] {escape(buyer.name)}; API token (shown once): {buyer.token}")
 
 
 @request_app.command("create")
@@ -74,14 +77,14 @@ def request_create(
     ] = False,
 ) -> None:
     """A buyer proposes a data product: spec, price, licence, voting window (a draft)."""
-    from tunetrust.coop.governance import show_request
     from tunetrust.releases.spec import read_spec_text
-    from tunetrust.services.sale import create_request
+    from tunetrust.services.governance import create_request
 
     text = read_spec_text(spec_path)
     with _open(ctx) as home:
-        req = create_request(
+        view = create_request(
             home,
+            steward(home),
             buyer=buyer,
             spec_text=text,
             price=price,
@@ -89,36 +92,33 @@ def request_create(
             licence=licence,
             voting_days=voting_days,
         )
-        view = show_request(home, req.id)
     if quiet:
         out.print(view.id, highlight=False)
         return
     _show(view, as_json, f"Request {view.id} created as a draft.")
 
 
-def _show(view: RequestView, as_json: bool, headline: str, payment: Payment | None = None) -> None:
+def _show(view: RequestInfo, as_json: bool, headline: str) -> None:
     """A request after a command: as JSON, or a headline and the request's table."""
     from tunetrust.cli.render import print_payment, print_request
 
     if as_json:
-        _print_json(view.to_dict() | ({"payment": payment.to_dict()} if payment else {}))
+        emit("request", view)
         return
     out.print(escape(headline), highlight=False)
-    if payment is not None:
-        print_payment(out, payment)
+    if view.payment is not None:
+        print_payment(out, view.payment)
     print_request(out, view)
 
 
 @request_app.command("open")
 def request_open(ctx: typer.Context, request_id: REQUEST_ARG, as_json: JSON_OPTION = False) -> None:
     """Open the vote (a steward): eligible members, budget cost and the rules are fixed now."""
-    from tunetrust.coop.governance import iso_time, show_request
-    from tunetrust.services.sale import open_request
+    from tunetrust.services.governance import open_request
 
     with _open(ctx) as home:
-        open_request(home, request_id)
-        view = show_request(home, request_id)
-    _show(view, as_json, f"Vote open until {iso_time(view.closes_at)}.")
+        view = open_request(home, steward(home), request_id)
+    _show(view, as_json, f"Vote open until {view.closes_at}.")
 
 
 @request_app.command("close")
@@ -137,14 +137,13 @@ def request_close(
     as_json: JSON_OPTION = False,
 ) -> None:
     """Close the vote: the request passes or fails by the quorum and majority frozen at open."""
-    from tunetrust.coop.governance import close_request, show_request
     from tunetrust.errors import InputError
+    from tunetrust.services.governance import close_request
 
     if early != (reason is not None):
         raise InputError("an early close needs both --early and --reason TEXT")
     with _open(ctx) as home:
-        close_request(home, request_id, early_reason=reason)
-        view = show_request(home, request_id)
+        view = close_request(home, steward(home), request_id, early_reason=reason)
     _show(view, as_json, f"Vote closed: the request {view.state}.")
 
 
@@ -153,25 +152,23 @@ def request_deliver(
     ctx: typer.Context, request_id: REQUEST_ARG, as_json: JSON_OPTION = False
 ) -> None:
     """Build the release of a passed request, deliver it, record payment and payouts."""
-    from tunetrust.coop.governance import show_request
-    from tunetrust.services.sale import deliver
+    from tunetrust.services.governance import deliver
 
     with _open(ctx) as home:
-        payment = deliver(home, request_id)
-        view = show_request(home, request_id)
-    _show(view, as_json, f"Request {view.state}: release {payment.release}.", payment)
+        view = deliver(home, steward(home), request_id)
+    _show(view, as_json, f"Request {view.state}: release {view.release}.")
 
 
 @request_app.command("show")
 def request_show(ctx: typer.Context, request_id: REQUEST_ARG, as_json: JSON_OPTION = False) -> None:
     """A request: state, price, licence, plan, rules, and the tally (counts and turnout)."""
     from tunetrust.cli.render import print_request
-    from tunetrust.coop.governance import show_request
+    from tunetrust.services.governance import show_request
 
     with _open(ctx) as home:
-        view = show_request(home, request_id)
+        view = show_request(home, steward(home), request_id)
     if as_json:
-        _print_json(view.to_dict())
+        emit("request", view)
         return
     print_request(out, view)
 
@@ -180,12 +177,12 @@ def request_show(ctx: typer.Context, request_id: REQUEST_ARG, as_json: JSON_OPTI
 def request_list(ctx: typer.Context, as_json: JSON_OPTION = False) -> None:
     """Every request with its state, newest first."""
     from tunetrust.cli.render import print_requests
-    from tunetrust.coop.governance import list_requests
+    from tunetrust.services.governance import list_requests
 
     with _open(ctx) as home:
-        views = list_requests(home)
+        views = list_requests(home, steward(home))
     if as_json:
-        _print_json([v.to_dict() for v in views])
+        emit("request-list", views)
         return
     print_requests(out, views)
 
@@ -196,46 +193,45 @@ def vote(
     name: Annotated[str, typer.Argument(help="The member voting.")],
     request_id: Annotated[str, typer.Argument(help="The request.")],
     choice: Annotated[str, typer.Argument(help="yes, no or abstain.")],
+    as_json: JSON_OPTION = False,
 ) -> None:
     """Cast or change a member's vote on an open request."""
-    from tunetrust.coop.governance import cast_vote
+    from tunetrust.services.governance import vote as cast_vote
 
     with _open(ctx) as home:
-        cast_vote(home, name, request_id, choice)
-    out.print(f"Vote recorded: {choice}")
+        cast = cast_vote(home, steward(home), name, request_id, choice)
+    if as_json:
+        emit("vote", cast)
+        return
+    out.print(f"Vote recorded: {cast.choice}")
 
 
 @ledger_app.command("show")
 def ledger_show(ctx: typer.Context, as_json: JSON_OPTION = False) -> None:
     """Every account's balance."""
     from tunetrust.cli.render import print_balances
-    from tunetrust.coop.ledger import balances, format_amount
+    from tunetrust.services.governance import balances
 
     with _open(ctx) as home:
-        rows = balances(home)
+        rows = balances(home, steward(home))
     if as_json:
-        _print_json(
-            [
-                {
-                    "account": b.account,
-                    "currency": b.currency,
-                    "amount": b.cents,
-                    "text": format_amount(b.cents, b.currency),
-                }
-                for b in rows
-            ]
-        )
+        emit("ledger-show", rows)
         return
     print_balances(out, rows)
 
 
 @ledger_app.command("verify")
-def ledger_verify(ctx: typer.Context) -> None:
+def ledger_verify(ctx: typer.Context, as_json: JSON_OPTION = False) -> None:
     """Every transaction balances and balances equal their entries; exit 1 otherwise."""
-    from tunetrust.coop.ledger import verify
+    from tunetrust.services.governance import verify_ledger
 
     with _open(ctx) as home:
-        check = verify(home)
+        check = verify_ledger(home, steward(home))
+    if as_json:
+        emit("ledger-verify", check)
+        if not check.ok:
+            raise typer.Exit(1)
+        return
     if not check.ok:
         err.print(f"[red]ledger broken[/]: {escape('; '.join(check.problems))}")
         raise typer.Exit(1)
@@ -246,16 +242,14 @@ def ledger_verify(ctx: typer.Context) -> None:
 def rules_show(ctx: typer.Context, as_json: JSON_OPTION = False) -> None:
     """The cooperative's rules in force, and every decision that set them."""
     from tunetrust.cli.render import print_rules
-    from tunetrust.coop.governance import rules_history
+    from tunetrust.services.governance import rules
 
     with _open(ctx) as home:
-        history = rules_history(home)
+        report = rules(home, steward(home))
     if as_json:
-        _print_json(
-            {"rules": history[-1].rules.to_dict(), "history": [c.to_dict() for c in history]}
-        )
+        emit("rules-show", report)
         return
-    print_rules(out, history)
+    print_rules(out, report.history)
 
 
 @rules_app.command("set")
@@ -296,11 +290,12 @@ def rules_set(
 ) -> None:
     """Change the cooperative's rules, with a reason; open requests keep theirs."""
     from tunetrust.cli.render import rules_text
-    from tunetrust.coop.governance import set_rules
+    from tunetrust.services.governance import set_rules
 
     with _open(ctx) as home:
         change = set_rules(
             home,
+            steward(home),
             reason=reason,
             quorum=quorum,
             majority=majority,
@@ -309,6 +304,6 @@ def rules_set(
             no_votes_opt_out=no_votes_opt_out,
         )
     if as_json:
-        _print_json(change.to_dict())
+        emit("rules-set", change)
         return
     out.print(f"[green]Rules changed[/]: {escape(rules_text(change.rules))}", highlight=False)

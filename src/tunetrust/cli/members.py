@@ -12,7 +12,6 @@ from rich.table import Table
 
 from tunetrust.cli._app import (
     _open,
-    _print_json,
     audit_app,
     consent_app,
     err,
@@ -20,6 +19,9 @@ from tunetrust.cli._app import (
     member_app,
     out,
 )
+from tunetrust.cli._service import emit, steward
+
+JSON_OPTION = Annotated[bool, typer.Option("--json", help="Print as JSON (docs/schemas/).")]
 
 
 @member_app.command("add")
@@ -29,25 +31,32 @@ def member_add(
     keep_incognito: Annotated[
         bool, typer.Option(help="Import this member's incognito-mode plays too.")
     ] = False,
+    as_json: JSON_OPTION = False,
 ) -> None:
     """Add a member; they get a random pseudonym for the events store."""
-    from tunetrust.coop.members import add_member
+    from tunetrust.services.members import join
 
     with _open(ctx) as home:
-        member = add_member(home, name, keep_incognito=keep_incognito)
+        member = join(home, steward(home), name, keep_incognito=keep_incognito)
+    if as_json:
+        emit("member-add", member)
+        return
     out.print(f"[green]Added member[/] {member.name}")
 
 
 @member_app.command("list")
-def member_list(ctx: typer.Context) -> None:
+def member_list(ctx: typer.Context, as_json: JSON_OPTION = False) -> None:
     """List members."""
-    from tunetrust.coop.members import list_members
+    from tunetrust.services.members import list_members
 
     with _open(ctx) as home:
-        members = list_members(home)
+        members = list_members(home, steward(home))
+    if as_json:
+        emit("member-list", members)
+        return
     table = Table("name", "joined", "keeps incognito plays")
     for m in members:
-        table.add_row(m.name, f"{m.created_at:%Y-%m-%d}", "yes" if m.keep_incognito else "no")
+        table.add_row(m.name, m.joined[:10], "yes" if m.keep_incognito else "no")
     out.print(table)
 
 
@@ -55,17 +64,15 @@ def member_list(ctx: typer.Context) -> None:
 def member_show(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The member.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    as_json: JSON_OPTION = False,
 ) -> None:
     """Show a member: joined, settings, consents in force, contributions, listens."""
-    from dataclasses import asdict
-
-    from tunetrust.coop.profile import show_member
+    from tunetrust.services.members import member_profile
 
     with _open(ctx) as home:
-        view = show_member(home, name)
+        view = member_profile(home, steward(home), name)
     if as_json:
-        _print_json({**asdict(view), "joined": view.joined.isoformat()})
+        emit("member-show", view)
         return
     from tunetrust.cli.render import print_member
 
@@ -77,12 +84,16 @@ def member_export(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The member.")],
     out_path: Annotated[Path, typer.Option("--out", help="The zip file to write.")],
+    as_json: JSON_OPTION = False,
 ) -> None:
     """Export everything held about a member (GDPR access and portability)."""
-    from tunetrust.coop.rights import export_member
+    from tunetrust.services.members import export_data
 
     with _open(ctx) as home:
-        report = export_member(home, name, out_path)
+        report = export_data(home, steward(home), name, out_path)
+    if as_json:
+        emit("member-export", report)
+        return
     out.print(f"[green]Wrote[/] {report.path} ({len(report.files)} files, sha256 {report.sha256})")
 
 
@@ -91,14 +102,18 @@ def member_erase(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The member.")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    as_json: JSON_OPTION = False,
 ) -> None:
     """Erase a member: listens, vault, data key, consents, name (GDPR erasure)."""
-    from tunetrust.coop.rights import erase_member
+    from tunetrust.services.members import erase
 
     if not yes and not typer.confirm(f"Erase {name} and all their data? This cannot be undone"):
         raise typer.Exit(1)
     with _open(ctx) as home:
-        report = erase_member(home, name)
+        report = erase(home, steward(home), name)
+    if as_json:
+        emit("member-erase", report)
+        return
     out.print(
         f"[green]Erased[/] {escape(name)}: {report.listens:,} listens, "
         f"{report.contributions} contributions, {report.consents} consent records; "
@@ -108,24 +123,24 @@ def member_erase(
 
 @member_app.command("statement")
 def member_statement(
-    ctx: typer.Context, name: Annotated[str, typer.Argument(help="The member.")]
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The member.")],
+    as_json: JSON_OPTION = False,
 ) -> None:
     """A member's payouts, line by line."""
-    from collections import Counter
-
-    from tunetrust.coop.ledger import format_amount, statement
-    from tunetrust.coop.members import get_member
+    from tunetrust.services.members import member_statement as statement
 
     with _open(ctx) as home:
-        lines = statement(home, f"member:{get_member(home, name).pseudonym}")
+        result = statement(home, steward(home), name)
+    if as_json:
+        emit("member-statement", result)
+        return
     table = Table("when", "what", "amount")
-    totals: Counter[str] = Counter()
-    for at, memo, currency, amount in lines:  # amounts in each currency's minor unit
-        table.add_row(f"{at:%Y-%m-%d}", escape(memo), format_amount(amount, currency))
-        totals[currency] += amount
+    for line in result.lines:
+        table.add_row(line.at[:10], escape(line.memo), line.amount.text)
     out.print(table)
-    for currency, amount in sorted(totals.items()):  # never added across currencies
-        out.print(f"total: {format_amount(amount, currency)}", highlight=False)
+    for total in result.totals:  # never added across currencies
+        out.print(f"total: {total.text}", highlight=False)
 
 
 @consent_app.command("grant")
@@ -133,9 +148,10 @@ def consent_grant(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The member.")],
     purpose: Annotated[str, typer.Argument(help="research, ai-training, commercial-analytics…")],
+    as_json: JSON_OPTION = False,
 ) -> None:
     """Record a member's consent to a purpose."""
-    _decide(ctx, name, purpose, granted=True)
+    _decide(ctx, name, purpose, granted=True, as_json=as_json)
 
 
 @consent_app.command("withdraw")
@@ -143,55 +159,70 @@ def consent_withdraw(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The member.")],
     purpose: Annotated[str, typer.Argument(help="The purpose.")],
+    as_json: JSON_OPTION = False,
 ) -> None:
     """Record that a member withdraws consent to a purpose."""
-    _decide(ctx, name, purpose, granted=False)
+    _decide(ctx, name, purpose, granted=False, as_json=as_json)
 
 
-def _decide(ctx: typer.Context, name: str, purpose: str, *, granted: bool) -> None:
-    from tunetrust.coop.consent import decide
+def _decide(ctx: typer.Context, name: str, purpose: str, *, granted: bool, as_json: bool) -> None:
+    from tunetrust.services.members import set_consent
 
     with _open(ctx) as home:
-        changed = decide(home, name, purpose, granted=granted)
+        change = set_consent(home, steward(home), name, purpose, granted=granted)
+    if as_json:
+        emit("consent-change", change)
+        return
     word = "granted" if granted else "withdrawn"
     out.print(
-        f"Consent to {purpose} {word}" if changed else f"Consent to {purpose} was already {word}"
+        f"Consent to {purpose} {word}"
+        if change.changed
+        else f"Consent to {purpose} was already {word}"
     )
 
 
 @consent_app.command("show")
 def consent_show(
-    ctx: typer.Context, name: Annotated[str, typer.Argument(help="The member.")]
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The member.")],
+    as_json: JSON_OPTION = False,
 ) -> None:
     """Show a member's consents in force and their full history."""
-    from tunetrust.coop.consent import history
+    from tunetrust.services.members import consent_history
 
     with _open(ctx) as home:
-        rows = history(home, name)
-        purposes = home.settings.purposes
+        history = consent_history(home, steward(home), name)
+    if as_json:
+        emit("consent-show", history)
+        return
     from tunetrust.cli.render import print_consents
 
-    print_consents(out, purposes, rows)
+    print_consents(out, history)
 
 
 @key_app.command("rotate")
-def key_rotate(ctx: typer.Context) -> None:
+def key_rotate(ctx: typer.Context, as_json: JSON_OPTION = False) -> None:
     """Rewrap every member key under a new master key (data is not re-encrypted)."""
     import os
 
-    from tunetrust.coop.keyring import rotate_master_key
+    from tunetrust.services.audit import rotate_master_key
     from tunetrust.store.keys import decode_key
 
     env_new = os.environ.get("TUNETRUST_NEW_MASTER_KEY")
     new_key = decode_key(env_new, "TUNETRUST_NEW_MASTER_KEY") if env_new else None
     with _open(ctx) as home:
-        count = rotate_master_key(home, actor=home.settings.actor, new_key=new_key)
+        done = rotate_master_key(home, steward(home), new_key=new_key)
         where = (
             "TUNETRUST_NEW_MASTER_KEY (now set TUNETRUST_MASTER_KEY to it)"
             if new_key
             else (str(home.settings.key_file))
         )
-    out.print(f"[green]Rotated[/]: {count} keys rewrapped; the new master key is in {where}")
+    if as_json:
+        emit("key-rotate", done)
+        return
+    out.print(
+        f"[green]Rotated[/]: {done.keys_rewrapped} keys rewrapped; the new master key is in {where}"
+    )
 
 
 @key_app.command("new")
@@ -208,12 +239,18 @@ def audit_verify(
     head: Annotated[
         str | None, typer.Option("--head", help="A head hash anchored elsewhere to check against.")
     ] = None,
+    as_json: JSON_OPTION = False,
 ) -> None:
     """Recompute the audit chain; exit 1 naming the first bad entry if it does not hold."""
-    from tunetrust.coop.audit import verify_home
+    from tunetrust.services.audit import verify_chain
 
     with _open(ctx) as home:
-        verdict = verify_home(home, anchor=head)
+        verdict = verify_chain(home, steward(home), anchor=head)
+    if as_json:
+        emit("audit-verify", verdict)
+        if not verdict.ok:
+            raise typer.Exit(1)
+        return
     if not verdict.ok:
         err.print(f"[red]audit chain broken[/]: {escape(verdict.problem or '')}")
         raise typer.Exit(1)
@@ -221,13 +258,16 @@ def audit_verify(
 
 
 @audit_app.command("head")
-def audit_head(ctx: typer.Context) -> None:
+def audit_head(ctx: typer.Context, as_json: JSON_OPTION = False) -> None:
     """Print the newest entry's hash, for anchoring outside the cooperative."""
-    from tunetrust.coop.audit import head
+    from tunetrust.services.audit import head
 
-    with _open(ctx) as home, home.sessions() as s:
-        _, h = head(s)
-    sys.stdout.write(h + "\n")
+    with _open(ctx) as home:
+        newest = head(home, steward(home))
+    if as_json:
+        emit("audit-head", newest)
+        return
+    sys.stdout.write(newest.entry_hash + "\n")
 
 
 @audit_app.command("show")
@@ -239,30 +279,15 @@ def audit_show(
             "--member", help="Only entries about this member (as subject, actor or in the payload)."
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    as_json: JSON_OPTION = False,
 ) -> None:
     """List audit entries (members appear by pseudonym)."""
-    from tunetrust.coop.audit import about, entries
-    from tunetrust.coop.members import get_member
+    from tunetrust.services.audit import entries
 
     with _open(ctx) as home:
-        pseudonym = get_member(home, member).pseudonym if member else None
-        with home.sessions() as s:
-            rows = about(s, pseudonym) if pseudonym else entries(s)
+        rows = entries(home, steward(home), member=member)
     if as_json:
-        _print_json(
-            [
-                {
-                    "seq": e.seq,
-                    "at": e.at,
-                    "actor": e.actor,
-                    "action": e.action,
-                    "subject": e.subject,
-                    "entry_hash": e.entry_hash,
-                }
-                for e in rows
-            ]
-        )
+        emit("audit-show", rows)
         return
     from tunetrust.cli.render import print_audit
 

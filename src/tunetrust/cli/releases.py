@@ -10,12 +10,14 @@ from rich.markup import escape
 
 from tunetrust.cli._app import (
     _open,
-    _print_json,
     budget_app,
     err,
     out,
     release_app,
 )
+from tunetrust.cli._service import emit, steward
+
+JSON_OPTION = Annotated[bool, typer.Option("--json", help="Print as JSON (docs/schemas/).")]
 
 SpecPath = Annotated[Path, typer.Argument(help="A release spec, YAML or JSON.")]
 
@@ -24,32 +26,36 @@ SpecPath = Annotated[Path, typer.Argument(help="A release spec, YAML or JSON.")]
 def release_plan(
     ctx: typer.Context,
     spec_path: SpecPath,
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    as_json: JSON_OPTION = False,
 ) -> None:
     """Check a spec: who would be included, the cost, the expected keys and accuracy.
 
     Computes nothing on the data and spends nothing; says so when the release is
     expected to be empty (which `release build` then refuses).
     """
-    from tunetrust.releases.build import plan_release
-    from tunetrust.releases.spec import load_spec
+    from tunetrust.releases.spec import read_spec_text
+    from tunetrust.services.releases import plan as plan_release
 
-    spec = load_spec(spec_path)
+    text = read_spec_text(spec_path)
     with _open(ctx) as home:
-        plan = plan_release(home, spec, allow_empty=True)  # shown, not refused, here
+        plan = plan_release(
+            home, steward(home), text, source=spec_path.name
+        )  # shown, not refused, here
     if as_json:
-        _print_json(plan.to_dict())
+        emit("release-plan", plan)
         return
     from tunetrust.cli.render import print_plan
 
-    print_plan(out, plan.to_dict())
+    print_plan(out, plan.model_dump())
 
 
 @release_app.command("build")
 def release_build(
     ctx: typer.Context,
     spec_path: SpecPath,
-    as_json: Annotated[bool, typer.Option("--json", help="Print id and path as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the release and its manifest as JSON.")
+    ] = False,
     allow_empty: Annotated[
         bool,
         typer.Option(
@@ -66,28 +72,22 @@ def release_build(
 
     Refuses a release expected to be empty unless --allow-empty.
     """
-    from tunetrust.releases.build import build_release
-    from tunetrust.releases.spec import load_spec
+    from tunetrust.releases.spec import read_spec_text
+    from tunetrust.services.releases import build_release
 
-    spec = load_spec(spec_path)
+    text = read_spec_text(spec_path)
     with _open(ctx) as home:
-        built = build_release(home, spec, allow_empty=allow_empty)
+        built = build_release(
+            home, steward(home), text, allow_empty=allow_empty, source=spec_path.name
+        )
     if quiet:
         out.print(built.id, highlight=False)
         return
     if as_json:
-        _print_json(
-            {
-                "id": built.id,
-                "path": str(built.path),
-                "rows": built.manifest["rows"],
-                "members_included": built.members_included,
-                "merkle_root": built.manifest["merkle_root"],
-            }
-        )
+        emit("release-build", built)
         return
     out.print(
-        f"[green]Release {built.id}[/]: {built.manifest['rows']:,} rows from "
+        f"[green]Release {built.id}[/]: {built.rows:,} rows from "
         f"{built.members_included} members, in {built.path}"
     )
 
@@ -96,28 +96,34 @@ def release_build(
 def release_show(
     ctx: typer.Context, release_id: Annotated[str, typer.Argument(help="The release id.")]
 ) -> None:
-    """Print a release's manifest."""
-    from tunetrust.releases.build import release_folder
-    from tunetrust.releases.manifest import read_manifest
+    """Print a release's manifest (JSON, with the output's schema_version added)."""
+    from tunetrust.services.releases import show_manifest
 
     with _open(ctx) as home:
-        folder = release_folder(home, release_id)
-    _print_json(read_manifest(folder))
+        manifest = show_manifest(home, steward(home), release_id)
+    emit("release-show", manifest)
 
 
 @release_app.command("verify")
 def release_verify(
-    ctx: typer.Context, release_id: Annotated[str, typer.Argument(help="The release id.")]
+    ctx: typer.Context,
+    release_id: Annotated[str, typer.Argument(help="The release id.")],
+    as_json: JSON_OPTION = False,
 ) -> None:
     """Check a release's files against its manifest and SHA256SUMS, and the manifest
     against the database and audit log; exit 1 naming a mismatch."""
-    from tunetrust.releases.build import verify_release
+    from tunetrust.services.releases import verify
 
     with _open(ctx) as home:
-        problems = verify_release(home, release_id)
-    if problems:
-        err.print(f"[red]release does not verify[/]: {escape('; '.join(problems))}")
+        check = verify(home, steward(home), release_id)
+    if as_json:
+        emit("release-verify", check)
+    if not check.ok:
+        if not as_json:
+            err.print(f"[red]release does not verify[/]: {escape('; '.join(check.problems))}")
         raise typer.Exit(1)
+    if as_json:
+        return
     out.print("[green]every file matches its recorded SHA-256[/]")
 
 
@@ -128,26 +134,28 @@ def release_inclusion(
     member: Annotated[str, typer.Option("--member", help="Whose inclusion to prove.")],
 ) -> None:
     """A member's proof of inclusion, checkable against the Merkle root (empty if not included)."""
-    from dataclasses import asdict
-
-    from tunetrust.releases.build import inclusion
-    from tunetrust.releases.manifest import check_proof
+    from tunetrust.services.releases import inclusion
 
     with _open(ctx) as home:
-        proof, root = inclusion(home, release_id, member)
+        proof = inclusion(home, steward(home), release_id, member)
     # "checks" is false when not included: there is no proof of non-inclusion (manifest.py)
-    _print_json({"merkle_root": root, "checks": check_proof(root, proof), **asdict(proof)})
+    emit("release-inclusion", proof)
 
 
 @budget_app.command("show")
 def budget_show(
-    ctx: typer.Context, name: Annotated[str, typer.Argument(help="The member.")]
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The member.")],
+    as_json: JSON_OPTION = False,
 ) -> None:
     """A member's privacy budget this year: cap, spent and remaining, per purpose."""
-    from tunetrust.coop.budget import budget_report
+    from tunetrust.services.members import budget_lines
 
     with _open(ctx) as home:
-        rows = budget_report(home, name)
+        rows = budget_lines(home, steward(home), name)
+    if as_json:
+        emit("budget-show", rows)
+        return
     from tunetrust.cli.render import print_budget
 
     print_budget(out, rows)
@@ -159,10 +167,14 @@ def budget_set(
     name: Annotated[str, typer.Argument(help="The member.")],
     purpose: Annotated[str, typer.Argument(help="The purpose.")],
     cap: Annotated[float, typer.Option("--cap", help="The member's own yearly ε cap.")],
+    as_json: JSON_OPTION = False,
 ) -> None:
     """Lower a member's own yearly ε cap for a purpose (never above the cooperative's)."""
-    from tunetrust.coop.budget import set_member_cap
+    from tunetrust.services.members import lower_budget_cap
 
     with _open(ctx) as home:
-        value = set_member_cap(home, name, purpose, cap)
-    out.print(f"ε cap for {purpose}: {value}")
+        line = lower_budget_cap(home, steward(home), name, purpose, cap)
+    if as_json:
+        emit("budget-set", line)
+        return
+    out.print(f"ε cap for {purpose}: {line.cap}")

@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from tunetrust.coop.contributions import ContributionRow
 from tunetrust.coop.ledger import format_amount
-from tunetrust.coop.profile import MemberView
 from tunetrust.ingest.pipeline import ImportSummary
-from tunetrust.ingest.rebuild import RebuildReport
 from tunetrust.insights.charts import DAYS, hours, percent
 from tunetrust.insights.stats import Insights, Ranked
+from tunetrust.services.models import (
+    AuditEntryInfo,
+    BudgetLine,
+    ConsentHistory,
+    ContributionInfo,
+    LedgerBalanceInfo,
+    MemberProfile,
+    PaymentInfo,
+    Rebuilt,
+    RequestInfo,
+    RulesChangeInfo,
+    RulesInForce,
+)
 from tunetrust.settings import Rules
-from tunetrust.store.models import AuditEntry, Consent, LedgerBalance
-
-if TYPE_CHECKING:  # governance imports the release engine: not needed to draw a table
-    from tunetrust.coop.governance import RequestView, RulesChange
-    from tunetrust.services.sale import Payment
 
 
 def print_import(
@@ -93,10 +98,10 @@ def print_import_report(console: Console, s: ImportSummary) -> None:
     print_report(console, s.to_dict())
 
 
-def print_member(console: Console, v: MemberView) -> None:
+def print_member(console: Console, v: MemberProfile) -> None:
     """One member's record."""
     t = Table(show_header=False, title=escape(v.name))
-    t.add_row("joined", f"{v.joined:%Y-%m-%d}")
+    t.add_row("joined", v.joined[:10])
     t.add_row("keeps incognito plays", "yes" if v.keep_incognito else "no")
     t.add_row("streaming account bound", "yes" if v.account_bound else "not yet")
     t.add_row("contributions", f"{v.contributions:,}")
@@ -106,27 +111,25 @@ def print_member(console: Console, v: MemberView) -> None:
     console.print(t)
 
 
-def print_consents(console: Console, purposes: tuple[str, ...], rows: list[Consent]) -> None:
+def print_consents(console: Console, h: ConsentHistory) -> None:
     """Consents in force per purpose, then the history."""
-    state = {p: False for p in purposes}
-    for r in rows:
-        state[r.purpose] = r.granted
+    state = {p: False for p in h.purposes} | h.in_force
     now = Table("purpose", "consent", title="In force")
     for p, ok in state.items():
         now.add_row(p, "[green]granted[/]" if ok else "[dim]not given[/]")
     console.print(now)
     hist = Table("when", "purpose", "decision", "by", title="History")
-    for r in rows:
+    for r in h.history:
         hist.add_row(
-            f"{r.at:%Y-%m-%d %H:%M:%S}",
+            r.at[:19].replace("T", " "),
             r.purpose,
             "granted" if r.granted else "withdrawn",
-            escape(r.actor),
+            escape(r.by),
         )
     console.print(hist)
 
 
-def print_audit(console: Console, rows: list[AuditEntry]) -> None:
+def print_audit(console: Console, rows: list[AuditEntryInfo]) -> None:
     """Audit entries, oldest first."""
     t = Table("seq", "at", "actor", "action", "subject", "hash")
     for e in rows:
@@ -235,14 +238,14 @@ def print_report(console: Console, summary: dict[str, Any]) -> None:
     )
 
 
-def print_contributions(console: Console, rows: list[ContributionRow]) -> None:
+def print_contributions(console: Console, rows: list[ContributionInfo]) -> None:
     """Contributions, one per line."""
     t = Table("id", "member", "when", "verdict", "listens added", "quality")
     for r in rows:
         t.add_row(
             r.id[:12],
             escape(r.member),
-            f"{r.at:%Y-%m-%d %H:%M}",
+            r.at[:16].replace("T", " "),
             _VERDICTS.get(r.verdict, r.verdict),
             f"{r.listens_added:,}",
             f"{r.quality_score:.3f}",
@@ -292,15 +295,15 @@ def print_plan(console: Console, plan: dict[str, Any]) -> None:
         )
 
 
-def print_budget(console: Console, rows: list[dict[str, str]]) -> None:
+def print_budget(console: Console, rows: list[BudgetLine]) -> None:
     """A member's budget per purpose."""
     t = Table("purpose", "year", "cap ε", "spent ε", "remaining ε")
     for r in rows:
-        t.add_row(r["purpose"], r["year"], r["cap"], r["spent"], r["remaining"])
+        t.add_row(r.purpose, str(r.year), r.cap, r.spent, r.remaining)
     console.print(t)
 
 
-def print_rebuild(console: Console, r: RebuildReport) -> None:
+def print_rebuild(console: Console, r: Rebuilt) -> None:
     """What ``doctor --rebuild-events`` found per member, and what it did."""
     t = Table(
         "member (pseudonym)",
@@ -343,7 +346,7 @@ def _weight(x: float) -> str:
     return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.3f}"
 
 
-def rules_text(r: Rules) -> str:
+def rules_text(r: Rules | RulesInForce) -> str:
     """The rules in one sentence a member can read."""
     return (
         f"quorum {_share(r.quorum)} of eligible members; passes when yes ÷ (yes + no) is "
@@ -358,20 +361,19 @@ def rules_text(r: Rules) -> str:
     )
 
 
-def print_request(console: Console, v: RequestView) -> None:
+def print_request(console: Console, v: RequestInfo) -> None:
     """A data request: the proposal, its vote (rules, cost, tally), its delivery."""
-    d = v.to_dict()
     t = Table(show_header=False, title=f"Data request {v.id}")
     t.add_row("buyer", escape(v.buyer or "—"))
     t.add_row("purpose", escape(v.purpose))
     t.add_row("state", v.state)
-    t.add_row("price", escape(d["price"]["text"]))
+    t.add_row("price", escape(v.price.text))
     t.add_row("licence", escape(v.licence))
-    t.add_row("created", d["created_at"])
+    t.add_row("created", v.created_at or "")
     if v.opens_at is None:
         t.add_row("vote", f"not open yet; {v.voting_days} days once opened")
     else:
-        t.add_row("vote", f"opened {d['opens_at']}; window ends {d['closes_at']}")
+        t.add_row("vote", f"opened {v.opens_at}; window ends {v.closes_at}")
         t.add_row("eligible voters", f"{v.eligible:,}")
     if v.plan:
         left = ", ".join(
@@ -402,25 +404,24 @@ def print_request(console: Console, v: RequestView) -> None:
     console.print(t)
 
 
-def print_requests(console: Console, views: list[RequestView]) -> None:
+def print_requests(console: Console, views: list[RequestInfo]) -> None:
     """Requests, newest first."""
     t = Table("id", "buyer", "purpose", "state")
     t.add_column("price", justify="right")
     t.add_column("created", no_wrap=True)
     for v in views:
-        d = v.to_dict()
         t.add_row(
             v.id[:12],
             escape(v.buyer or "—"),
             escape(v.purpose),
             v.state,
-            escape(d["price"]["text"]),
-            d["created_at"],
+            escape(v.price.text),
+            v.created_at or "",
         )
     console.print(t)
 
 
-def print_payment(console: Console, p: Payment) -> None:
+def print_payment(console: Console, p: PaymentInfo) -> None:
     """What a delivered request paid, and to whom."""
     console.print(
         f"{format_amount(p.price, p.currency)} paid: fee {format_amount(p.fee, p.currency)} "
@@ -430,7 +431,7 @@ def print_payment(console: Console, p: Payment) -> None:
     )
 
 
-def print_rules(console: Console, history: list[RulesChange]) -> None:
+def print_rules(console: Console, history: list[RulesChangeInfo]) -> None:
     """The rules in force, then every decision that set them."""
     now = history[-1].rules
     t = Table("rule", "in force", "meaning", title="The cooperative's rules")
@@ -458,16 +459,14 @@ def print_rules(console: Console, history: list[RulesChange]) -> None:
         h.add_column(name)
     for c in history:
         changed = ", ".join(f"{k} {v['from']} → {v['to']}" for k, v in c.changed.items())
-        h.add_row(
-            c.to_dict()["at"], escape(c.actor), escape(changed or "first rules"), escape(c.reason)
-        )
+        h.add_row(c.at or "", escape(c.actor), escape(changed or "first rules"), escape(c.reason))
     console.print(h)
 
 
-def print_balances(console: Console, rows: list[LedgerBalance]) -> None:
+def print_balances(console: Console, rows: list[LedgerBalanceInfo]) -> None:
     """Every account's balance, in its currency's own decimals."""
     t = Table("account", "currency")
     t.add_column("balance", justify="right")
     for b in rows:
-        t.add_row(b.account, b.currency, format_amount(b.cents, b.currency))
+        t.add_row(b.account, b.currency, b.text)
     console.print(t)

@@ -153,9 +153,7 @@ def deliver(home: Home, request_id: str) -> Payment:
             )
         ledger.minor_unit(req.currency)  # an older version took any three letters: not payable
         governance.move(s, req, "claim")  # one deliverer at a time: a second one is refused here
-        audit.record(
-            s, actor=audit.actor(home), action="request.claim", subject=req.id, payload={}
-        )
+        audit.record(s, actor=audit.actor(home), action="request.claim", subject=req.id, payload={})
     with home.sessions() as s:
         req = governance.find_request(s, request_id)
         no_voters = set(

@@ -1,0 +1,104 @@
+"""Data use cases: import an export, read contributions, personal insights, repair.
+
+An import's report is ingest's frozen :class:`~tunetrust.ingest.pipeline.ImportSummary`
+and insights are the frozen :class:`~tunetrust.insights.stats.Insights`: both are typed
+and JSON-ready already, so the service hands them on rather than copying them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from tunetrust.coop import audit, contributions
+from tunetrust.coop.governance import iso_time
+from tunetrust.ingest import pipeline, rebuild
+from tunetrust.ingest.pipeline import ImportSummary
+from tunetrust.insights.stats import Insights, Period, member_insights
+from tunetrust.services._access import acting, for_member, steward_only
+from tunetrust.services.models import Actor, ContributionInfo, Rebuilt, Settled
+from tunetrust.store.home import Home
+from tunetrust.store.models import Member
+
+Progress = Callable[[str, int, int], None]  # (what, done, total) while reading an export
+
+
+def import_contribution(
+    home: Home,
+    actor: Actor,
+    member: str,
+    paths: list[Path],
+    *,
+    progress: Progress | None = None,
+) -> ImportSummary:
+    """Import a member's own export: checked, de-identified, deduplicated, stored.
+
+    A rejected export raises :class:`~tunetrust.ingest.pipeline.ContributionRejected`,
+    which carries the report (the member reads why).
+    """
+    for_member(actor, member, "import a member's export")
+    with acting(home, actor):
+        return pipeline.import_export(home, member, paths, progress=progress)
+
+
+def contribution_report(home: Home, actor: Actor, contribution_id: str) -> ImportSummary:
+    """One contribution's report as it was recorded at import."""
+    row = contributions.get_contribution(home, contribution_id)
+    with home.sessions() as s:
+        owner = s.get(Member, row.member_id)
+        name = owner.name if owner is not None else None
+    if actor.kind != "steward":
+        for_member(actor, name or "", "read another member's contribution")
+    return TypeAdapter(ImportSummary).validate_python(row.summary)
+
+
+def list_contributions(
+    home: Home, actor: Actor, member: str | None = None
+) -> list[ContributionInfo]:
+    """Contributions, oldest first; a member sees their own."""
+    if member is None:
+        steward_only(actor, "list every member's contributions")
+    else:
+        for_member(actor, member, "list a member's contributions")
+    return [
+        ContributionInfo(
+            id=r.id,
+            member=r.member,
+            at=iso_time(r.at) or "",
+            verdict=r.verdict,
+            listens_added=r.listens_added,
+            quality_score=r.quality_score,
+        )
+        for r in contributions.list_contributions(home, member)
+    ]
+
+
+def insights(home: Home, actor: Actor, member: str, period: Period, **options: Any) -> Insights:
+    """A member's listening in a period: totals, top lists, clock, habits, discovery."""
+    for_member(actor, member, "see a member's insights")
+    return member_insights(home, member, period, **options)
+
+
+def settle(home: Home, actor: Actor) -> Settled:
+    """Settle what a killed writer left (files staged or not yet removed)."""
+    steward_only(actor, "repair the home")
+    return Settled(files_settled=home.recover())
+
+
+def rebuild_events(
+    home: Home,
+    actor: Actor,
+    *,
+    dry_run: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> Rebuilt:
+    """Re-derive every member's listens from their vault (``doctor --rebuild-events``)."""
+    steward_only(actor, "rebuild members' listens")
+    with acting(home, actor):
+        r = rebuild.rebuild_events(
+            home, actor=audit.actor(home), dry_run=dry_run, progress=progress
+        )
+    return Rebuilt(dry_run=r.dry_run, changed=r.changed, members=list(r.members))

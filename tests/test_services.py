@@ -1,0 +1,207 @@
+"""The service API: every use case returns frozen, typed objects, and acts as someone.
+
+The walk calls every public function of the service modules in one cooperative's
+lifecycle and fails if any returns (or holds anywhere inside) an ORM row, a dict at
+the top, a tuple, or something that is not frozen; a second test fails if a public
+function was added and not walked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from tests.factories import export_zip
+from tunetrust import Home
+from tunetrust.coop import audit as audit_log
+from tunetrust.errors import ForbiddenError
+from tunetrust.insights.stats import Period
+from tunetrust.services import audit, data, governance, members, releases
+from tunetrust.services.models import Actor
+from tunetrust.services.outputs import OUTPUTS, json_schema, to_json
+from tunetrust.store.models import Base
+
+MODULES = (members, data, governance, releases, audit)
+SPEC = """\
+purpose: research
+filters: {kind: music, min_seconds: 30}
+group_by: [weekday]
+metrics: [plays, listeners]
+bounds: {max_partitions: 7, max_plays_per_partition: 20, max_minutes_per_play: 8}
+privacy: {epsilon: 0.5, delta: 1.0e-6}
+keys: public
+"""
+STEWARD = Actor.steward()
+
+
+def _frozen_typed(value: Any, path: str = "result") -> None:
+    """Fail on ORM rows and tuples anywhere, and on anything returned that is not frozen."""
+    assert not isinstance(value, Base), f"{path} is an ORM row"
+    assert not isinstance(value, tuple), f"{path} is a tuple"
+    if isinstance(value, BaseModel):
+        assert value.model_config.get("frozen"), f"{path}: {type(value).__name__} is not frozen"
+        for name in type(value).model_fields:
+            _frozen_typed(getattr(value, name), f"{path}.{name}")
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        params = type(value).__dataclass_params__  # type: ignore[attr-defined]
+        assert params.frozen, f"{path}: {type(value).__name__} is not frozen"
+        for f in dataclasses.fields(value):
+            _frozen_typed(getattr(value, f.name), f"{path}.{f.name}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _frozen_typed(item, f"{path}[{i}]")
+    elif isinstance(value, dict):  # inside a result only: a typed mapping of values
+        for k, item in value.items():
+            _frozen_typed(item, f"{path}[{k!r}]")
+
+
+def _result(value: Any, called: set[str], name: str) -> Any:
+    called.add(name)
+    assert not isinstance(value, dict), f"{name} returned a dict"
+    assert (
+        value is None or isinstance(value, BaseModel | list) or dataclasses.is_dataclass(value)
+    ), f"{name} returned {type(value).__name__}"
+    _frozen_typed(value, name)
+    return value
+
+
+def test_every_service_call_returns_frozen_typed_objects(home: Home, tmp_path: Path) -> None:
+    called: set[str] = set()
+
+    def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return _result(fn(home, *args, **kwargs), called, f"{fn.__module__}.{fn.__name__}")
+
+    names = [f"m{i:02d}" for i in range(12)]
+    for i, name in enumerate(names):
+        call(members.join, STEWARD, name)
+        me = Actor.member(name)
+        call(data.import_contribution, me, name, [export_zip(tmp_path, "extended-c", 300, i + 1)])
+        call(members.set_consent, me, name, "research", granted=True)
+    me = Actor.member("m00")
+    call(members.list_members, STEWARD)
+    call(members.member_profile, me, "m00")
+    call(members.consent_history, me, "m00")
+    call(members.budget_lines, me, "m00")
+    call(members.lower_budget_cap, me, "m00", "ai-training", 1.0)
+    contributions = call(data.list_contributions, me, "m00")
+    call(data.contribution_report, me, contributions[0].id)
+    call(data.insights, me, "m00", Period.parse(None, None, None))
+    call(data.settle, STEWARD)
+    call(data.rebuild_events, STEWARD, dry_run=True)
+
+    plan = call(releases.plan, STEWARD, SPEC)
+    assert plan.members_included == 12
+    built = call(releases.build_release, STEWARD, SPEC)
+    call(releases.show_manifest, STEWARD, built.id)
+    assert call(releases.verify, STEWARD, built.id).ok
+    assert call(releases.inclusion, me, built.id, "m00").checks
+
+    lab = call(governance.add_buyer, STEWARD, "Lab", "lab@example.invalid", "SE")
+    req = call(
+        governance.create_request,
+        Actor.buyer("Lab"),
+        buyer=lab.name,
+        spec_text=SPEC,
+        price=120_000,
+        currency="EUR",
+        licence="research-only",
+    )
+    call(governance.open_request, STEWARD, req.id)
+    for name in names:
+        call(governance.vote, Actor.member(name), name, req.id, "yes")
+    call(governance.tally, me, req.id)
+    call(governance.close_request, STEWARD, req.id)
+    delivered = call(governance.deliver, STEWARD, req.id)
+    assert delivered.state == "paid" and delivered.payment is not None
+    call(governance.show_request, me, req.id)
+    call(governance.list_requests, me)
+    call(governance.rules, me)
+    call(governance.rules_in_force, me)
+    call(governance.set_rules, STEWARD, reason="a test of the walk", quorum=0.6)
+    call(governance.balances, STEWARD)
+    assert call(governance.verify_ledger, STEWARD).ok
+    call(members.member_statement, me, "m00")
+
+    assert call(audit.verify_chain, STEWARD).ok
+    call(audit.head, STEWARD)
+    call(audit.entries, me, member="m00")
+    call(audit.entries, STEWARD)
+    call(audit.rotate_master_key, STEWARD)
+    call(members.export_data, me, "m00", tmp_path / "m00.zip")
+    call(members.erase, me, "m00")
+
+    public = {
+        f"{m.__name__}.{n}"
+        for m in MODULES
+        for n, fn in inspect.getmembers(m, inspect.isfunction)
+        if fn.__module__ == m.__name__ and not n.startswith("_")
+    }
+    public.discard("tunetrust.services.members.amount")  # a formatter, not a use case
+    assert public - called == set(), "public service calls the walk does not cover"
+
+
+def test_members_act_for_themselves_only(home: Home, tmp_path: Path) -> None:
+    for name in ("ann", "bob"):
+        members.join(home, STEWARD, name)
+    ann = Actor.member("ann")
+    with pytest.raises(ForbiddenError):
+        members.set_consent(home, ann, "bob", "research", granted=True)
+    with pytest.raises(ForbiddenError):
+        members.erase(home, ann, "bob")
+    with pytest.raises(ForbiddenError):
+        members.join(home, ann, "carol")  # admission is the steward's
+    with pytest.raises(ForbiddenError):
+        governance.balances(home, ann)
+    with pytest.raises(ForbiddenError):
+        releases.build_release(home, Actor.buyer("Lab"), SPEC)
+    with pytest.raises(ForbiddenError):
+        governance.create_request(
+            home,
+            Actor.buyer("Lab"),
+            buyer="Other",
+            spec_text=SPEC,
+            price=1,
+            currency="EUR",
+            licence="research-only",
+        )
+    # look-alike spellings of one's own name are one's own name
+    members.set_consent(home, Actor.member("ANN"), "ann", "research", granted=True)
+    assert members.member_profile(home, ann, "ann").consents == {"research": True}
+    audit.verify_chain(home, Actor(kind="auditor", name="outside-auditor"))
+
+
+def test_the_audit_log_names_who_acted(home: Home) -> None:
+    members.join(home, Actor.steward("stella"), "ann")
+    members.set_consent(home, Actor.member("ann"), "ann", "research", granted=True)
+    members.set_consent(home, Actor.steward("stella"), "ann", "research", granted=False)
+    with home.sessions() as s:
+        entries = audit_log.entries(s)
+    by_action = [(e.action, e.actor) for e in entries if e.action != "rules.set"]
+    ann = next(e.subject for e in entries if e.action == "member.add")
+    assert by_action[-3:] == [
+        ("member.add", "stella"),
+        ("consent.grant", f"member:{ann}"),
+        ("consent.withdraw", "stella"),
+    ]
+    history = members.consent_history(home, STEWARD, "ann").history
+    assert [r.by for r in history] == [f"member:{ann}", "stella"]
+
+
+def test_json_outputs_carry_a_version_and_match_their_checked_in_schemas() -> None:
+    root = Path(__file__).resolve().parent.parent / "docs" / "schemas"
+    on_disk = {p.name.removesuffix(".schema.json") for p in root.glob("*.schema.json")}
+    assert on_disk == set(OUTPUTS), "docs/schemas/ and services/outputs.py list other outputs"
+    for kind in OUTPUTS:
+        checked_in = json.loads((root / f"{kind}.schema.json").read_text())
+        assert checked_in == json.loads(json.dumps(json_schema(kind))), (
+            f"docs/schemas/{kind}.schema.json is stale: "
+            "run python -m tunetrust.services.outputs docs/schemas"
+        )
+    listed = to_json("member-list", [])
+    assert listed == {"schema_version": 1, "items": []}
