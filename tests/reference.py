@@ -15,6 +15,8 @@ from typing import Any
 
 SEP = "\x1f"
 SHIFT_MS = 1_000  # docs/events.md, rule 2: a re-export may move a play's end by 1 s
+# docs/events.md, "Skips": Spotify's end reasons that mean a skip (our own copy, on purpose)
+SKIP_REASONS = frozenset({"fwdbtn", "backbtn"})
 
 Listen = dict[str, Any]
 
@@ -89,6 +91,15 @@ def merge(existing: Sequence[Listen], incoming: Sequence[Listen]) -> list[Listen
     return old_ext + kept_acc + fresh_ext + fresh_acc
 
 
+def skipped(flag: bool | None, reason_end: str | None) -> bool | None:
+    """The stored ``skipped``: the export's flag, else whether the reason means a skip."""
+    if flag is not None:
+        return flag
+    if reason_end is None:
+        return None
+    return reason_end in SKIP_REASONS
+
+
 def multiset(rows: Iterable[Listen], fields: Sequence[str]) -> Counter[tuple[Any, ...]]:
     """Rows as a multiset of the given fields."""
     return Counter(tuple(r.get(f) for f in fields) for r in rows)
@@ -133,6 +144,8 @@ def listens_from_source(
                         "track_uri": row.get("spotify_track_uri"),
                         "episode_uri": row.get("spotify_episode_uri"),
                         "audiobook_chapter_uri": row.get("audiobook_chapter_uri"),
+                        "reason_end": row.get("reason_end"),
+                        "skipped": skipped(row.get("skipped"), row.get("reason_end")),
                         "source": "extended",
                     }
                 )
@@ -147,6 +160,8 @@ def listens_from_source(
                         "episode_name": row.get("episodeName"),
                         "audiobook_title": row.get("audiobookName"),
                         "audiobook_chapter_title": row.get("chapterName"),
+                        "reason_end": None,
+                        "skipped": None,
                         "source": "account",
                     }
                 )

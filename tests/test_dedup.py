@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tunetrust.formats.spotify import FACTS
 from tunetrust.ingest.dedup import first_of_each, merge
 from tunetrust.store.events import EVENTS_SCHEMA
 
@@ -90,7 +91,7 @@ def test_repeats_across_files_keep_every_other_play() -> None:
     audio = [_play("a1", "a", second=0), _play("b", "b", second=300)]
     audio2 = [_play("a2", "a", second=0), _play("c", "c", second=600)]
     video = [_play("d", "d", second=900)]
-    merged = merge(_table([]), _table(audio + audio2 + video))
+    merged = merge(_table([]), _table(audio + audio2 + video), FACTS)
     assert [r["album_name"] for r in _rows(merged.table)] == ["a1", "b", "c", "d"]
     assert merged.repeated_in_export == 1
     assert merged.added == 4
@@ -99,7 +100,7 @@ def test_repeats_across_files_keep_every_other_play() -> None:
 @pytest.mark.parametrize("shift", [-1, 1])
 def test_a_play_moved_by_one_second_is_already_imported(shift: int) -> None:
     stored = _table([_play("old", "a", second=10)])
-    again = merge(stored, _table([_play("new", "a", second=10 + shift)]))
+    again = merge(stored, _table([_play("new", "a", second=10 + shift)]), FACTS)
     assert again.added == 0
     assert again.already_imported == 1
     assert [r["album_name"] for r in _rows(again.table)] == ["old"]
@@ -116,7 +117,7 @@ def test_a_play_moved_by_one_second_is_already_imported(shift: int) -> None:
 def test_only_one_second_with_the_same_item_and_length_counts_as_the_same(
     other: dict[str, Any],
 ) -> None:
-    merged = merge(_table([_play("old", "a", second=10)]), _table([other]))
+    merged = merge(_table([_play("old", "a", second=10)]), _table([other]), FACTS)
     assert merged.added == 1
     assert sorted(r["album_name"] for r in _rows(merged.table)) == ["new", "old"]
 
@@ -159,11 +160,11 @@ def test_merge_matches_the_reference(
 ) -> None:
     # the stored side must itself be a result of the rules; then two imports in a row
     stored = reference.merge([], existing)
-    got = merge(_table([]), _table(existing))
+    got = merge(_table([]), _table(existing), FACTS)
     assert reference.multiset(_rows(got.table), FIELDS) == reference.multiset(stored, FIELDS)
     for incoming in (first, second):
         expected = reference.merge(stored, incoming)
-        got = merge(got.table, _table(incoming))
+        got = merge(got.table, _table(incoming), FACTS)
         assert reference.multiset(_rows(got.table), FIELDS) == reference.multiset(expected, FIELDS)
         assert got.table.num_rows == len(expected)
         stored = expected
@@ -173,7 +174,7 @@ def test_a_shifted_play_still_covers_its_account_row_across_a_minute() -> None:
     """Stored at hh:mm:59, downloaded again as hh:mm+1:00, with account data of that minute."""
     stored = _table([_play("old", "a", second=59)])
     account = _play("acc", "a", second=60) | {"source": "account"}
-    merged = merge(stored, _table([_play("new", "a", second=60), account]))
+    merged = merge(stored, _table([_play("new", "a", second=60), account]), FACTS)
     assert merged.added == 0
     assert merged.covered_by_extended == 1
     assert [r["album_name"] for r in _rows(merged.table)] == ["old"]

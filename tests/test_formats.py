@@ -113,6 +113,27 @@ def test_kinds_of_extended_rows() -> None:
     assert video == ["music", "video", "audiobook", "video"]
 
 
+def test_skips_are_filled_from_end_reasons_at_parse() -> None:
+    """docs/events.md "Skips": the flag as exported, else the reason, else unknown."""
+    cases = [(True, "trackdone"), (None, "fwdbtn"), (None, "backbtn"), (None, "trackdone")]
+    cases += [(False, "fwdbtn"), (None, None)]
+    rows = [
+        extended_row("b", skipped=flag, reason_end=reason, ts=f"2021-03-04T05:06:{i:02d}Z")
+        for i, (flag, reason) in enumerate(cases)
+    ]
+    data = orjson.dumps(rows)
+    table = SpotifyParser().parse(_file("endsong_0.json", data), data, "extended-audio").table
+    assert table["skipped"].to_pylist() == [True, True, True, False, False, None]
+    assert table["reason_end"].to_pylist() == [r for _, r in cases]  # kept as exported
+    account = orjson.dumps(
+        [{"endTime": "2021-03-04 05:06", "artistName": "A", "trackName": "T", "msPlayed": 1}]
+    )
+    parsed = SpotifyParser().parse(
+        _file("StreamingHistory0.json", account), account, "account-legacy"
+    )
+    assert parsed.table["skipped"].to_pylist() == [None]  # account data says nothing of skips
+
+
 def test_account_rows() -> None:
     music = orjson.dumps(
         [{"endTime": "2024-01-02 03:04", "artistName": "A", "trackName": "T", "msPlayed": 5}]

@@ -36,6 +36,8 @@ FIELDS = (
     "audiobook_chapter_title",
     "track_uri",
     "episode_uri",
+    "reason_end",
+    "skipped",  # filled at import from the service's skip reasons (docs/events.md)
 )
 
 

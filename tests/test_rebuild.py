@@ -178,7 +178,7 @@ def test_doctor_cli_json(settings: Settings, tmp_path: Path) -> None:
         result: dict[str, object] = json.loads(done.stdout)
         return result
 
-    assert doctor("--json") == {"files_settled": 0}
+    assert doctor("--json") == {"schema_version": 1, "files_settled": 0, "deliveries_finished": []}
     assert doctor("--rebuild-events", "--dry-run", "--json")["changed"] == 1
     fixed = doctor("--rebuild-events", "--json")
     assert fixed["changed"] == 1 and fixed["dry_run"] is False

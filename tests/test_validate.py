@@ -13,6 +13,7 @@ import pytest
 from tunetrust import ExportError, Home, add_member, get_member, import_export, verify_audit
 from tunetrust.coop import audit
 from tunetrust.coop.contributions import get_contribution, member_weight
+from tunetrust.formats.spotify import FACTS
 from tunetrust.formats.spotify.synth import VARIANTS, render, synthesize, write_zip
 from tunetrust.ingest.pipeline import ContributionRejected, ImportSummary
 from tunetrust.ingest.quality import quality
@@ -243,7 +244,7 @@ def test_daily_listening_thresholds(hours: int, status: str) -> None:
         )
         for i in range(200)
     ]
-    plays, _ = _unique_plays(_parsed(rows).table)
+    plays, _ = _unique_plays(_parsed(rows).table, FACTS)
     assert check_daily(plays, Checks()).status == status
 
 
@@ -252,8 +253,8 @@ def test_sort_order_of_a_sorted_variant() -> None:
         extended_row("c", ts="2024-01-02T00:00:00Z"),
         extended_row("c", ts="2024-01-01T00:00:00Z"),
     ]
-    assert check_sort_order([_parsed(rows)]).status == WARN
-    assert check_sort_order([_parsed(rows[::-1])]).status == PASS
+    assert check_sort_order([_parsed(rows)], FACTS).status == WARN
+    assert check_sort_order([_parsed(rows[::-1])], FACTS).status == PASS
 
 
 def test_uri_with_two_names() -> None:

@@ -44,10 +44,7 @@ PARSED_SCHEMA = pa.schema(
         pa.field("incognito", pa.bool_()),
     ]
 )
-"""Columns of a parsed listen. ``source`` is ``extended`` (second resolution) or
-``account`` (minute resolution, no URIs)."""
-
-
-SKIP_REASONS = ("fwdbtn", "backbtn")
-"""End reasons that mean a skip where ``skipped`` itself is null (SQL engines spell the
-same rule out in their queries)."""
+"""Columns of a parsed listen. ``source`` is ``extended`` (the whole history, to the
+second for Spotify) or ``account`` (a recent summary, to the minute for Spotify, no URIs);
+each service's resolution of each is in its parser's facts. ``skipped`` is filled from
+the service's skip reasons where the export has no flag (``formats.normalise``)."""

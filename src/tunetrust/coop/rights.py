@@ -98,7 +98,8 @@ LISTEN_COLUMNS: dict[str, str] = {
     "reason_start": "why the play started, as the service recorded it (e.g. trackdone)",
     "reason_end": "why the play ended, as the service recorded it (e.g. fwdbtn: the next button)",
     "shuffle": "whether shuffle was on",
-    "skipped": "whether the service marked the play skipped (often empty)",
+    "skipped": "whether the play was skipped: as the service marked it, else from why it "
+    "ended (empty when neither is known, as for account data)",
     "offline": "whether it was played offline",
     "country": "the country you were connected from (two letters; ZZ: unknown)",
     "platform": "the kind of device: android, ios, desktop, web, speaker, tv, car or "

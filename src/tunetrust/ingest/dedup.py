@@ -4,15 +4,18 @@ A play is identified by what was played (artist+track, show+episode, book+chapte
 else the URI; case-insensitive, so account data and every extended generation
 agree) plus when it ended and how long it played:
 
-* extended history: end time to the second + ``ms_played`` + identity ("fine key");
-* account data has minute resolution and no URIs: end time truncated to the minute
-  + ``ms_played`` + identity ("coarse key").
+* extended history: end time at its resolution + ``ms_played`` + identity ("fine key");
+* account data is coarser and has no URIs: end time truncated to the account data's
+  resolution + ``ms_played`` + identity ("coarse key").
+
+The resolutions and the re-export shift are the service's facts
+(:class:`~tunetrust.formats.ServiceFacts`; for Spotify: a second, a minute, one second).
 
 Rules: an extended play already stored is a duplicate, also when its end differs by
-one second (two downloads of one account can disagree by that much); an account play whose coarse
-key matches any extended play (stored or new) is a duplicate — extended history wins;
-stored account plays that a new extended play covers are replaced by it
-("superseded"); repeated rows inside one export count once.
+the re-export shift (two downloads of one account can disagree by that much); an
+account play whose coarse key matches any extended play (stored or new) is a
+duplicate — extended history wins; stored account plays that a new extended play
+covers are replaced by it ("superseded"); repeated rows inside one export count once.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tunetrust.formats import ServiceFacts
+
 _SEP = "\x1f"
-REEXPORT_SHIFT_MS = 1_000
-"""Two downloads of one account can disagree on a play's end by this much."""
 
 
 @dataclass(frozen=True)
@@ -69,14 +72,14 @@ def _key(t: pa.Table, resolution_ms: int, shift_ms: int = 0) -> pa.Array:
     return key.combine_chunks() if isinstance(key, pa.ChunkedArray) else key
 
 
-def fine_key(t: pa.Table, shift_ms: int = 0) -> pa.Array:
-    """Second-resolution key of extended plays (optionally of their end moved by ``shift_ms``)."""
-    return _key(t, 1_000, shift_ms)
+def fine_key(t: pa.Table, facts: ServiceFacts, shift_ms: int = 0) -> pa.Array:
+    """Key of extended plays at their resolution (optionally of their end moved by ``shift_ms``)."""
+    return _key(t, facts.resolution("extended"), shift_ms)
 
 
-def coarse_key(t: pa.Table) -> pa.Array:
-    """Minute-resolution key, comparable between account data and extended history."""
-    return _key(t, 60_000)
+def coarse_key(t: pa.Table, facts: ServiceFacts) -> pa.Array:
+    """Key at the account data's resolution, comparable between account data and extended."""
+    return _key(t, facts.resolution("account"))
 
 
 def first_of_each(t: pa.Table, key: pa.Array) -> pa.Table:
@@ -94,33 +97,36 @@ def _split(t: pa.Table) -> tuple[pa.Table, pa.Table]:
     return t.filter(ext), t.filter(pc.invert(ext))
 
 
-def merge(existing: pa.Table, incoming: pa.Table) -> Merge:
-    """Combine a member's stored plays with an export's, each play once."""
+def merge(existing: pa.Table, incoming: pa.Table, facts: ServiceFacts) -> Merge:
+    """Combine a member's stored plays with an export's (of the service of ``facts``), each once."""
     old_ext, old_acc = _split(existing)
     new_ext, new_acc = _split(incoming)
 
     n_in = incoming.num_rows
-    new_ext = first_of_each(new_ext, fine_key(new_ext))
-    new_acc = first_of_each(new_acc, coarse_key(new_acc))
+    new_ext = first_of_each(new_ext, fine_key(new_ext, facts))
+    new_acc = first_of_each(new_acc, coarse_key(new_acc, facts))
     repeated = n_in - new_ext.num_rows - new_acc.num_rows
 
-    seen_fine = fine_key(old_ext)
-    stored = pc.is_in(fine_key(new_ext), value_set=seen_fine)
-    for shift in (-REEXPORT_SHIFT_MS, REEXPORT_SHIFT_MS):
-        stored = pc.or_(stored, pc.is_in(fine_key(new_ext, shift), value_set=seen_fine))
+    seen_fine = fine_key(old_ext, facts)
+    stored = pc.is_in(fine_key(new_ext, facts), value_set=seen_fine)
+    shift_ms = facts.reexport_shift_ms
+    for shift in (-shift_ms, shift_ms) if shift_ms else ():
+        stored = pc.or_(stored, pc.is_in(fine_key(new_ext, facts, shift), value_set=seen_fine))
     new_ext_fresh = new_ext.filter(pc.invert(stored))
     already = new_ext.num_rows - new_ext_fresh.num_rows
 
     # rule 3: any extended play, stored or in this import (also one that counted as
-    # already stored through the 1-second rule, whose minute may be the next one)
-    ext_coarse = pa.concat_arrays([coarse_key(old_ext), coarse_key(new_ext)])
-    acc_in_ext = pc.is_in(coarse_key(new_acc), value_set=ext_coarse)
-    acc_in_old = pc.is_in(coarse_key(new_acc), value_set=coarse_key(old_acc))
+    # already stored through the re-export rule, whose minute may be the next one)
+    ext_coarse = pa.concat_arrays([coarse_key(old_ext, facts), coarse_key(new_ext, facts)])
+    acc_in_ext = pc.is_in(coarse_key(new_acc, facts), value_set=ext_coarse)
+    acc_in_old = pc.is_in(coarse_key(new_acc, facts), value_set=coarse_key(old_acc, facts))
     covered = pc.sum(acc_in_ext).as_py() or 0
     already_acc = pc.sum(pc.and_(acc_in_old, pc.invert(acc_in_ext))).as_py() or 0
     new_acc_fresh = new_acc.filter(pc.invert(pc.or_(acc_in_ext, acc_in_old)))
 
-    superseded_mask = pc.is_in(coarse_key(old_acc), value_set=coarse_key(new_ext_fresh))
+    superseded_mask = pc.is_in(
+        coarse_key(old_acc, facts), value_set=coarse_key(new_ext_fresh, facts)
+    )
     superseded = pc.sum(superseded_mask).as_py() or 0
     old_acc_kept = old_acc.filter(pc.invert(superseded_mask))
 

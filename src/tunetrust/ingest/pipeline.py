@@ -26,7 +26,15 @@ from tunetrust.coop import audit
 from tunetrust.coop.keyring import data_key
 from tunetrust.coop.members import get_member
 from tunetrust.errors import ExportError, UnknownContent
-from tunetrust.formats import Classification, Parsed, Parser, Role, classify, registry
+from tunetrust.formats import (
+    Classification,
+    Parsed,
+    Parser,
+    Role,
+    ServiceFacts,
+    classify,
+    registry,
+)
 from tunetrust.formats.others import other_service
 from tunetrust.formats.package import ExportFile, open_package
 from tunetrust.ingest.dedup import Merge, merge
@@ -114,6 +122,7 @@ class ReadExport:
     digest: str
     service: str
     unknown: list[str]  # listening files of a shape this version does not know, skipped
+    facts: ServiceFacts  # the service's, as its parser declares them
 
 
 def read_package(home: Home, paths: list[Path], progress: Progress | None = None) -> ReadExport:
@@ -148,7 +157,7 @@ def read_package(home: Home, paths: list[Path], progress: Progress | None = None
         infos: list[FileInfo] = []
         usernames: set[str] = set()
         unknown: list[str] = []
-        service = listens_files[0][1].service
+        service, facts = listens_files[0][1].service, listens_files[0][1].facts
         for f, parser, cls in plan:
             if progress:
                 progress(f.name, done, total)
@@ -194,7 +203,9 @@ def read_package(home: Home, paths: list[Path], progress: Progress | None = None
                 hint="see the file names and reasons with --json, or report the format to "
                 "the project",
             )
-    return ReadExport(reports, parsed, infos, usernames, digest.hexdigest(), service, unknown)
+    return ReadExport(
+        reports, parsed, infos, usernames, digest.hexdigest(), service, unknown, facts
+    )
 
 
 _USERNAME_ONLY = "account username only, kept as a keyed hash"
@@ -209,11 +220,11 @@ def _no_history(label: str, names: list[str]) -> ExportError:
             f"this looks like an export from {other}, which this version cannot import yet",
             hint="only exports of the services listed in docs/formats.md can be imported",
         )
+    hints = [p.facts.export_hint for p in registry() if p.facts.export_hint]
     return ExportError(
         label,
         "no listening history found in this package",
-        hint="import the zip of 'Extended streaming history' or 'Account data' "
-        "exactly as the service sent it",
+        hint="; ".join(hints) or "import the export exactly as the service sent it",
     )
 
 
@@ -412,11 +423,12 @@ def _assess(
         now=now.replace(tzinfo=None),
         extra=[snap.account, check_copied(exact, shifted, considered, checks)],
         skipped=read.unknown,
+        facts=read.facts,
     )
     result_verdict = verdict(report_checks)
     rejected = result_verdict == REJECTED
     existing = home.events.read(member.pseudonym, snap.current)
-    merged = merge(existing, events.slice(0, 0) if rejected else events)
+    merged = merge(existing, events.slice(0, 0) if rejected else events, read.facts)
     before, after = quality(existing, now), quality(merged.table, now)
     uniqueness = 1.0 - shifted
     increment = 0.0 if rejected else uniqueness * max(0.0, after["score"] - before["score"])

@@ -7,6 +7,11 @@ imported, de-identified and merged by today's rules, and each contribution's qua
 increment is recomputed as of its own import time. Members whose listens come out
 the same are left alone.
 
+It is also the upgrade step for stores written before the parsers normalised skips
+(``skipped`` filled from the service's skip reasons, docs/events.md): the re-read rows
+carry it. A member some of whose raw exports are not kept keeps their stored rows,
+normalised in place with their service's facts.
+
 All of it is one step of the write protocol: every changed partition is staged, then
 one transaction moves every member to their new file, updates the contributions and
 appends one audit entry per member, then the files are published. A process killed
@@ -28,6 +33,7 @@ from sqlalchemy import select
 from tunetrust import faults
 from tunetrust.coop import audit
 from tunetrust.coop.keyring import data_key
+from tunetrust.formats import ServiceFacts, normalise, service_facts
 from tunetrust.ingest.dedup import merge
 from tunetrust.ingest.deidentify import deidentify
 from tunetrust.ingest.pipeline import read_package
@@ -126,8 +132,8 @@ def _replay(home: Home, member_id: int) -> _Plan:
             missing += c.listens_added > 0
             scores[c.id] = (0, 0.0)
             continue
-        events = _vault_listens(home, member, key, c)
-        merged = merge(table, events)
+        events, facts = _vault_listens(home, member, key, c)
+        merged = merge(table, events, facts)
         when = c.created_at if c.created_at.tzinfo else c.created_at.replace(tzinfo=UTC)
         before, after = quality(table, when), quality(merged.table, when)
         uniqueness = float(c.summary.get("quality", {}).get("uniqueness", 1.0))
@@ -135,11 +141,15 @@ def _replay(home: Home, member_id: int) -> _Plan:
         table = merged.table
         replayed += 1
     old_weight = sum(c.quality_score for c in contributions)
-    new_weight = sum(score for _, score in scores.values())
     recorded = {c.id: (c.listens_added, round(c.quality_score, 6)) for c in contributions}
+    if missing:
+        # without every raw export the stored listens are the only full copy: keep them
+        # and their scores, normalised by today's rules (skips filled from reasons)
+        table = _normalised(stored, {c.service for c in contributions})
+        scores = {c.id: (c.listens_added, c.quality_score) for c in contributions}
+    new_weight = sum(score for _, score in scores.values())
     rebuilt = {cid: (n, round(q, 6)) for cid, (n, q) in scores.items()}
-    # without every raw export the stored listens are the only full copy: keep them
-    changed = not missing and (not _same_rows(stored, table) or recorded != rebuilt)
+    changed = not _same_rows(stored, table) or recorded != rebuilt
     result = MemberRebuild(
         pseudonym=member.pseudonym,
         contributions=replayed,
@@ -153,7 +163,20 @@ def _replay(home: Home, member_id: int) -> _Plan:
     return _Plan(member_id, result, table, scores)
 
 
-def _vault_listens(home: Home, member: Member, key: bytes, c: Contribution) -> pa.Table:
+def _normalised(stored: pa.Table, services: set[str]) -> pa.Table:
+    """Stored rows normalised with their service's facts (as they are when one service)."""
+    if len(services) != 1 or stored.num_rows == 0:
+        return stored  # the rows do not say their service; today there is only one
+    try:
+        facts = service_facts(next(iter(services)))
+    except LookupError:
+        return stored
+    return normalise(stored, facts)
+
+
+def _vault_listens(
+    home: Home, member: Member, key: bytes, c: Contribution
+) -> tuple[pa.Table, ServiceFacts]:
     """One contribution's de-identified listens, read again from the member's vault."""
     assert c.vault_file is not None
     suffix = c.vault_file.removeprefix(c.id).removesuffix(".bin")
@@ -169,7 +192,7 @@ def _vault_listens(home: Home, member: Member, key: bytes, c: Contribution) -> p
         read = read_package(home, [path])
     parsed = pa.concat_tables([p.table for _, p in read.parsed])
     events, _ = deidentify(parsed, keep_incognito=member.keep_incognito, contribution=c.id)
-    return events
+    return events, read.facts
 
 
 def _same_rows(a: pa.Table, b: pa.Table) -> bool:

@@ -4,12 +4,13 @@ Every check measures one number and compares it with thresholds from
 :class:`~tunetrust.settings.Checks`; each says in one sentence what it found. These are
 plausibility checks, not cryptographic proof: a careful forger who copies real
 listening patterns can pass them. docs/contributions.md lists each check, its
-calibration, and the attacks tested against it.
+calibration, and the attacks tested against it. What a check needs to know about
+the service (its reason codes, file names, launch date, time resolution) it reads from
+the parser's :class:`~tunetrust.formats.ServiceFacts`.
 """
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,19 +22,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tunetrust.formats.spotify import SERVICE_START
+from tunetrust.formats import ServiceFacts, registry
 from tunetrust.ingest.dedup import coarse_key, fine_key, first_of_each
 from tunetrust.ingest.deidentify import platform_families
-from tunetrust.listens import SKIP_REASONS
 from tunetrust.settings import Checks
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 ACCEPTED, WITH_WARNINGS, REJECTED = "accepted", "accepted_with_warnings", "rejected"
-KNOWN_REASONS = frozenset(
-    "trackdone fwdbtn backbtn clickrow playbtn appload remote trackerror endplay logout "
-    "unexpected-exit unexpected-exit-while-paused popup uriopen clickside unknown "
-    "persisted switched-to-audio switched-to-video finished".split()
-)
 
 
 @dataclass(frozen=True)
@@ -80,16 +75,6 @@ def _na(name: str, why: str) -> Check:
 
 # --- checks on files --------------------------------------------------------------
 
-_NAME_SAYS = (
-    (re.compile(r"endsong_\d+\.json|endvideo", re.I), {"extended-a", "extended-b"}),
-    # 2023 to mid-2024 exports use these names with generation B's fields
-    (re.compile(r"Streaming_History_(Audio|Video)_", re.I), {"extended-b", "extended-c"}),
-    (re.compile(r"StreamingHistory_music_", re.I), {"account-music"}),
-    (re.compile(r"StreamingHistory_podcast_", re.I), {"account-podcast"}),
-    (re.compile(r"StreamingHistory_audiobook_", re.I), {"account-audiobook"}),
-    (re.compile(r"StreamingHistory\d+\.json", re.I), {"account-legacy", "account-music"}),
-)
-
 
 def check_structure(files: list[FileInfo], skipped: Sequence[str]) -> Check:
     """Every listening file parsed; a well-formed file of unknown shape is skipped, and said."""
@@ -107,12 +92,12 @@ def check_structure(files: list[FileInfo], skipped: Sequence[str]) -> Check:
     )
 
 
-def check_names(files: list[FileInfo]) -> Check:
+def check_names(files: list[FileInfo], facts: ServiceFacts) -> Check:
     """File names and contents agree (a renamed or hand-made file stands out)."""
     odd = []
     for f in files:
         base = f.name.rsplit("/", 1)[-1]
-        said = next((v for p, v in _NAME_SAYS if p.search(base)), None)
+        said = next((v for p, v in facts.name_variants if p.search(base)), None)
         variant = f.variant.removesuffix("-video")
         if f.by_content or said is None or variant not in said:
             odd.append(base)
@@ -128,20 +113,16 @@ def check_names(files: list[FileInfo]) -> Check:
     )
 
 
-# a numbered file: <prefix><N>.json, where a prefix ending in a year (range) and "_"
-# belongs to Streaming_History_Audio_<Y>[-<Y2>]_<N>; a bare year is not a number
-_NUMBERED = re.compile(r"^(?P<prefix>.*?(?:_\d{4}(?:-\d{4})?_|[^\d]))(?P<n>\d{1,3})\.json$", re.I)
-_YEARS_SUFFIX = re.compile(r"_\d{4}(-\d{4})?_$")
-
-
-def check_file_sequence(files: list[FileInfo]) -> Check:
+def check_file_sequence(files: list[FileInfo], facts: ServiceFacts) -> Check:
     """Numbered files run 0, 1, 2 … without gaps (a gap means files are missing)."""
     groups: dict[str, set[int]] = defaultdict(set)
     for f in files:
         base = f.name.rsplit("/", 1)[-1]
-        m = _NUMBERED.match(base)
-        if m and "video" not in base.lower():
-            prefix = _YEARS_SUFFIX.sub("_", m.group("prefix"))  # Audio_<years>_ varies
+        m = facts.numbered_file.match(base) if facts.numbered_file else None
+        if m:
+            prefix = m.group("prefix")
+            if facts.numbered_varies:  # the part that differs between files of one sequence
+                prefix = facts.numbered_varies.sub("_", prefix)
             groups[prefix.lower()].add(int(m.group("n")))
     missing = sum(max(ns) + 1 - len(ns) for ns in groups.values())
     if missing:
@@ -156,11 +137,12 @@ def check_file_sequence(files: list[FileInfo]) -> Check:
     return Check("file_sequence", PASS, 0, "warn on any", "No numbered file is missing.")
 
 
-def check_sort_order(files: list[FileInfo]) -> Check:
-    """Files of sorted variants (C, account data) are in time order."""
+def check_sort_order(files: list[FileInfo], facts: ServiceFacts) -> Check:
+    """Files of the variants the service writes sorted are in time order."""
     unsorted, judged = 0, 0
     for f in files:
-        if f.variant.startswith(("extended-c", "account")) and f.table.num_rows > 1:
+        sorted_variant = bool(facts.sorted_variants) and f.variant.startswith(facts.sorted_variants)
+        if sorted_variant and f.table.num_rows > 1:
             judged += 1
             ts = f.table["ts"].cast(pa.int64()).to_numpy()
             unsorted += int(np.sum(ts[1:] < ts[:-1]))
@@ -232,12 +214,15 @@ class _Plays:
     reason_end: pa.Array
     skip: pa.Array  # true / false / null (unknown)
     video: pa.Array  # episodes watched as video: skipped far more often, judged apart
+    facts: ServiceFacts
 
 
-def _unique_plays(t: pa.Table) -> tuple[_Plays, int]:
+def _unique_plays(t: pa.Table, facts: ServiceFacts) -> tuple[_Plays, int]:
     ext = pc.equal(t["source"], "extended")
     keys = pc.if_else(
-        ext, fine_key(t), pc.binary_join_element_wise(coarse_key(t), pa.scalar("account"), "|")
+        ext,
+        fine_key(t, facts),
+        pc.binary_join_element_wise(coarse_key(t, facts), pa.scalar("account"), "|"),
     )
     u = first_of_each(t, keys)
     stream = pc.if_else(
@@ -245,16 +230,14 @@ def _unique_plays(t: pa.Table) -> tuple[_Plays, int]:
         platform_families(u["platform_raw"]),
         pa.scalar("account"),
     )
-    reasons = u["reason_end"].combine_chunks()
-    by_reason = pc.is_in(reasons, value_set=pa.array(SKIP_REASONS))
-    by_reason = pc.if_else(pc.is_null(reasons), pa.scalar(None, pa.bool_()), by_reason)
     plays = _Plays(
         end_ms=u["ts"].cast(pa.int64()).to_numpy(),
         ms=u["ms_played"].to_numpy(),
         stream=pc.fill_null(stream, "other").to_numpy(zero_copy_only=False),
-        reason_end=reasons,
-        skip=pc.coalesce(u["skipped"].combine_chunks(), by_reason),
+        reason_end=u["reason_end"].combine_chunks(),
+        skip=u["skipped"].combine_chunks(),  # the parser filled it from the skip reasons
         video=pc.equal(u["kind"], "video").combine_chunks(),
+        facts=facts,
     )
     return plays, t.num_rows - u.num_rows
 
@@ -267,14 +250,15 @@ def _impossible(name: str, bad: int, total: int, message: str) -> Check:
 
 def check_time_range(p: _Plays, now: datetime) -> Check:
     """No play before the service existed or in the future."""
-    lo = SERVICE_START.timestamp() * 1000
+    started = p.facts.started
+    lo = started.timestamp() * 1000
     hi = (now.timestamp() + 86_400) * 1000
     bad = int(np.sum((p.end_ms < lo) | (p.end_ms > hi)))
     return _impossible(
         "time_range",
         bad,
         len(p.ms),
-        f"{bad} plays dated before {SERVICE_START:%Y-%m-%d} or in the future.",
+        f"{bad} plays dated before {started:%Y-%m-%d} or in the future.",
     )
 
 
@@ -316,9 +300,13 @@ def check_overlap(p: _Plays, checks: Checks) -> Check:
         end, ms = end[keep], ms[keep]
         if len(end) < 2:
             continue
-        # account data has minute resolution; elsewhere crossfade and logging latency
-        # make finished plays overlap the next by seconds
-        slack = 60_000 if stream == "account" else checks.overlap_slack_seconds * 1_000
+        # account data is coarse (a minute for Spotify); elsewhere crossfade and logging
+        # latency make finished plays overlap the next by seconds
+        slack = (
+            p.facts.resolution("account")
+            if stream == "account"
+            else checks.overlap_slack_seconds * 1_000
+        )
         overlapping += int(np.sum(end[1:] - ms[1:] < end[:-1] - slack))
         judged += len(end) - 1
     if judged < 50:
@@ -345,7 +333,7 @@ def check_patterns(p: _Plays, checks: Checks) -> list[Check]:
     parts = []
     for stream in np.unique(p.stream):
         if stream == "account":
-            continue  # minute resolution: equal gaps are an artefact, not a sign
+            continue  # coarse resolution: equal gaps are an artefact, not a sign
         ends = np.sort(p.end_ms[(p.stream == stream) & (p.ms >= 30_000)])
         d = np.diff(ends) // 1000
         parts.append(d[(d > 0) & (d < 3_600)])
@@ -407,7 +395,8 @@ def check_skips_and_reasons(p: _Plays) -> list[Check]:
             _na("reason_codes", "account data has no reason codes"),
             _na("skip_pattern", "no skip information in this export"),
         ]
-    unknown = sum(n for r, n in every.items() if r not in KNOWN_REASONS) / sum(every.values())
+    known_reasons = p.facts.reasons
+    unknown = sum(n for r, n in every.items() if r not in known_reasons) / sum(every.values())
     out = [_grade("reason_codes", unknown, 0.01, 0.1, "%", "Reason codes outside the known set")]
     audio = pc.invert(p.video)
     counts = counted(p.reason_end.filter(audio).drop_null())
@@ -548,17 +537,20 @@ def run_checks(
     now: datetime,
     extra: list[Check],
     skipped: Sequence[str] = (),
+    facts: ServiceFacts | None = None,
 ) -> list[Check]:
     """Every check of one export, in reading order, followed by ``extra`` (account, copies).
 
-    ``skipped`` names listening files of a shape this version does not know.
+    ``skipped`` names listening files of a shape this version does not know; ``facts``
+    are the facts of the export's service (by default the first parser's).
     """
-    plays, repeated = _unique_plays(table)
+    facts = facts if facts is not None else registry()[0].facts
+    plays, repeated = _unique_plays(table, facts)
     out = [
         check_structure(files, skipped),
-        check_names(files),
-        check_file_sequence(files),
-        check_sort_order(files),
+        check_names(files, facts),
+        check_file_sequence(files, facts),
+        check_sort_order(files, facts),
         check_time_range(plays, now),
         check_play_length(plays),
         check_daily(plays, checks),

@@ -6,8 +6,9 @@ Definitions (also in docs/insights.md):
 * ``total_ms`` sums every listen in the period; counts of plays use plays only;
 * periods and day / hour buckets are in the member's time zone (``tz``, default UTC);
   ``from`` and ``to`` are inclusive local dates;
-* a listen is a skip when ``skipped`` is true, or — where ``skipped`` is null — when it
-  ended by the forward or back button; with neither known it does not count either way;
+* a listen is a skip when ``skipped`` is true; the import fills it from the service's
+  skip reasons where the export has no flag (``formats.normalise``), so no reason code
+  is named here; where it is null the listen does not count either way;
 * an artist is *first heard* at their earliest play in the member's whole history;
 * *forgotten favourites* are the top artists before the period with no listen in it.
 
@@ -159,8 +160,7 @@ def compute(
             """
             CREATE TEMP TABLE h AS
             SELECT *, timezone($tz, ts) AS local, ms_played >= $min_ms AS is_play,
-                   COALESCE(skipped, CASE WHEN reason_end IN ('fwdbtn', 'backbtn') THEN TRUE
-                                          WHEN reason_end IS NULL THEN NULL ELSE FALSE END) AS skip
+                   skipped AS skip
             FROM events
             """,
             {"tz": tz, "min_ms": min_seconds * 1000},

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -32,13 +33,55 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tunetrust.errors import ExportError, UnknownContent
-from tunetrust.formats import Classification, Parsed, Role
+from tunetrust.formats import Classification, Parsed, Role, ServiceFacts, normalise
 from tunetrust.formats.package import ExportFile
 from tunetrust.listens import PARSED_SCHEMA
 
 SERVICE = "spotify"
 SERVICE_START = datetime(2008, 10, 7)
 """The service's public launch (naive UTC): no play can be older."""
+
+FACTS = ServiceFacts(
+    service=SERVICE,
+    started=SERVICE_START,
+    # extended history: ISO times to the second; account data: "YYYY-MM-DD HH:MM"
+    resolution_ms={"extended": 1_000, "account": 60_000},
+    # the next and the back button; every other reason is a play that was not skipped
+    skip_reasons=frozenset({"fwdbtn", "backbtn"}),
+    reasons=frozenset(
+        "trackdone fwdbtn backbtn clickrow playbtn appload remote trackerror endplay logout "
+        "unexpected-exit unexpected-exit-while-paused popup uriopen clickside unknown "
+        "persisted switched-to-audio switched-to-video finished".split()
+    ),
+    name_variants=(
+        (re.compile(r"endsong_\d+\.json|endvideo", re.I), frozenset({"extended-a", "extended-b"})),
+        # 2023 to mid-2024 exports use these names with generation B's fields
+        (
+            re.compile(r"Streaming_History_(Audio|Video)_", re.I),
+            frozenset({"extended-b", "extended-c"}),
+        ),
+        (re.compile(r"StreamingHistory_music_", re.I), frozenset({"account-music"})),
+        (re.compile(r"StreamingHistory_podcast_", re.I), frozenset({"account-podcast"})),
+        (re.compile(r"StreamingHistory_audiobook_", re.I), frozenset({"account-audiobook"})),
+        (
+            re.compile(r"StreamingHistory\d+\.json", re.I),
+            frozenset({"account-legacy", "account-music"}),
+        ),
+    ),
+    # a numbered file: <prefix><N>.json, where a prefix ending in a year (range) and "_"
+    # belongs to Streaming_History_Audio_<Y>[-<Y2>]_<N>; a bare year is not a number;
+    # video files are not numbered in sequence
+    numbered_file=re.compile(
+        r"^(?!.*video)(?P<prefix>.*?(?:_\d{4}(?:-\d{4})?_|[^\d]))(?P<n>\d{1,3})\.json$", re.I
+    ),
+    numbered_varies=re.compile(r"_\d{4}(-\d{4})?_$"),  # Audio_<years>_ varies
+    sorted_variants=("extended-c", "account"),
+    # two downloads of one account a year apart disagree by this much on some plays
+    reexport_shift_ms=1_000,
+    export_hint="import the zip of 'Extended streaming history' or 'Account data' "
+    "exactly as the service sent it",
+)
+"""Spotify's facts: read by the checks, the deduplication and :func:`normalise`."""
 
 _LISTEN_NAMES: Sequence[tuple[re.Pattern[str], str]] = [
     (re.compile(r"StreamingHistory_music_\d+\.json", re.I), "account-music"),
@@ -121,6 +164,7 @@ class SpotifyParser:
     """Parser for Spotify's account-data and extended-history packages."""
 
     service = SERVICE
+    facts = FACTS
 
     def classify(self, file: ExportFile) -> Classification | None:
         """Say what ``file`` is, from its name and, for unfamiliar JSON, its first bytes."""
@@ -158,22 +202,27 @@ class SpotifyParser:
         return None
 
     def parse(self, file: ExportFile, data: bytes, kind: str) -> Parsed:
-        """Parse one listening-history file; the generation is read from its fields."""
+        """Parse one listening-history file; the generation is read from its fields.
+
+        The rows come out normalised with :data:`FACTS` (skips filled from end reasons).
+        """
         rows = _load_rows(file.name, data)
         if not rows:
             return Parsed(PARSED_SCHEMA.empty_table(), variant=_empty_variant(kind))
         first = rows[0]
         if "ms_played" in first or "ts" in first:
-            return _parse_extended(file.name, rows, video=kind == "extended-video")
-        if "msPlayed" in first or "endTime" in first:
-            return _parse_account(file.name, rows, kind)
-        raise UnknownContent(
-            file.name,
-            "the rows have neither extended-history fields (ts, ms_played) "
-            "nor account-data fields (endTime, msPlayed)",
-            row=1,
-            hint="this file is not a listening history this version knows",
-        )
+            parsed = _parse_extended(file.name, rows, video=kind == "extended-video")
+        elif "msPlayed" in first or "endTime" in first:
+            parsed = _parse_account(file.name, rows, kind)
+        else:
+            raise UnknownContent(
+                file.name,
+                "the rows have neither extended-history fields (ts, ms_played) "
+                "nor account-data fields (endTime, msPlayed)",
+                row=1,
+                hint="this file is not a listening history this version knows",
+            )
+        return replace(parsed, table=normalise(parsed.table, FACTS))
 
     def username(self, file: ExportFile, data: bytes) -> str | None:
         """The ``username`` of ``Userdata.json``; every other field stays unread.
