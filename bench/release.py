@@ -12,10 +12,12 @@ Measures, on the same synthetic Parquet files:
   virtual environment (their pins conflict with ours): pass ``--opendp-python`` /
   ``--pipelinedp-python`` with the interpreter to use; see bench/_baselines.py.
 
-The data is written as 32 Parquet files with a ``pseudonym`` column (a compacted layout).
-``--layout per-member`` rewrites it the way the events store keeps it — one file per
-member under ``pseudonym=<id>/`` — and times the floor and TuneTrust on that (the
-baselines are not run there).
+The data is written as 32 Parquet files with a ``pseudonym`` column (a compacted layout),
+and again the way the events store keeps it — one file per member. TuneTrust always
+reads the latter: the engine takes (member id, URI) pairs (``engines/base.Source``), one
+member per file. ``--layout`` chooses what the floor reads (``compacted``, the default,
+or ``per-member``); the baselines read the compacted files and are not run with
+``--layout per-member``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from rich.console import Console
 from rich.table import Table
 
 from _machine import describe
+from tunetrust.releases.engines.base import Source
 from tunetrust.releases.engines.duckdb import DuckDBEngine
 from tunetrust.releases.noise import plan_noise, release
 from tunetrust.releases.spec import parse_spec
@@ -115,12 +118,14 @@ def plain_groupby(files: list[Path]) -> tuple[float, int]:
     return time.perf_counter() - start, rows
 
 
-def tunetrust(files: list[Path], spec_text: str = SPEC) -> tuple[float, dict[str, float], int, int]:
+def tunetrust(
+    sources: list[Source], spec_text: str = SPEC
+) -> tuple[float, dict[str, float], int, int]:
     spec = parse_spec(spec_text)
     engine = DuckDBEngine()
     timings = {}
     start = time.perf_counter()
-    aggregates = engine.aggregate(spec, files, "bench-salt")
+    aggregates = engine.aggregate(spec, sources, "bench-salt")
     timings["bounding + aggregation (DuckDB)"] = time.perf_counter() - start
     t = time.perf_counter()
     plan = plan_noise(spec)
@@ -129,7 +134,7 @@ def tunetrust(files: list[Path], spec_text: str = SPEC) -> tuple[float, dict[str
     released = release(plan, spec, aggregates)
     timings["selection + noise (OpenDP)"] = time.perf_counter() - t
     t = time.perf_counter()
-    labelled = engine.label(spec, files, released)
+    labelled = engine.label(spec, sources, released)
     timings["labels of released keys (DuckDB)"] = time.perf_counter() - t
     return time.perf_counter() - start, timings, aggregates.num_rows, labelled.num_rows
 
@@ -147,13 +152,16 @@ def main() -> None:
         folder = Path(tmp)
         console.print(f"writing {args.listens:,} listens of {args.members:,} members …")
         files = synthesize(folder, args.listens, args.members)
+        console.print("rewriting as one file per member, as the events store keeps them …")
+        stored = per_member(folder, files)
+        # the bench wrote these folders itself; the engine is told each file's member
+        sources = [Source(p.parent.name.removeprefix("pseudonym="), str(p)) for p in stored]
         if args.layout == "per-member":
-            console.print("rewriting as one file per member …")
-            files = per_member(folder, files)
+            files = stored
         floor, floor_rows = plain_groupby(files)
-        ours, parts, candidates, released = tunetrust(files)
+        ours, parts, candidates, released = tunetrust(sources)
         # the same release without pre-thresholding: noise drawn for every candidate key
-        unshifted, _, _, unshifted_released = tunetrust(files, SPEC + "min_listeners: 1\n")
+        unshifted, _, _, unshifted_released = tunetrust(sources, SPEC + "min_listeners: 1\n")
         others: dict[str, float | str] = {}
         for label, python, name in (
             ("OpenDP Polars front end", args.opendp_python, "opendp"),

@@ -32,6 +32,7 @@ from tunetrust.coop import budget
 from tunetrust.coop.budget import Epsilon
 from tunetrust.releases.build import build_release, inclusion, plan_release
 from tunetrust.releases.engines import duckdb as engine_module
+from tunetrust.releases.engines.base import Source
 from tunetrust.releases.engines.duckdb import DuckDBEngine
 from tunetrust.releases.manifest import Proof, check_proof, verify_files
 from tunetrust.releases.noise import _threshold, _vector, plan_noise, pre_threshold, release
@@ -141,7 +142,13 @@ def _summed(
     return dict(out)
 
 
-def _labelled(engine: DuckDBEngine, spec: ReleaseSpec, files: list[Path], salt: str) -> Any:
+def _source(home: Home, name: str) -> Source:
+    """A member's events file as an engine takes it: member id and URI."""
+    m = get_member(home, name)
+    return Source(m.pseudonym, home.events.uri(m.pseudonym, str(m.events_file)))
+
+
+def _labelled(engine: DuckDBEngine, spec: ReleaseSpec, files: list[Source], salt: str) -> Any:
     table = engine.label(spec, files, engine.aggregate(spec, files, salt))
     return {tuple(r[k] for k in spec.group_by): r for r in table.to_pylist()}
 
@@ -209,8 +216,7 @@ def test_partition_sampling_keeps_each_members_own_numbers(coop: Home) -> None:
     engine = DuckDBEngine()
     files, alone = [], {}
     for name in CONSENTING:
-        m = get_member(coop, name)
-        files.append(coop.events.partition(m.pseudonym) / str(m.events_file))
+        files.append(_source(coop, name))
         alone[name] = _rows(_labelled(engine, spec, [files[-1]], "salt-1"))
         # exactly P of the member's own partitions, each with their row-by-row numbers
         assert len(alone[name]) == p
@@ -297,15 +303,11 @@ def test_one_enormous_member_moves_each_partition_at_most_the_sensitivity(
     coop: Home, tmp_path: Path
 ) -> None:
     spec = parse_spec(SMALL)
-    files = [
-        coop.events.partition(m.pseudonym) / str(m.events_file)
-        for m in (get_member(coop, name) for name in CONSENTING)
-    ]
+    files = [_source(coop, name) for name in CONSENTING]
     whale_home = init_home(Settings(home=tmp_path / "w"))
     add_member(whale_home, "whale")
     import_export(whale_home, "whale", export_zip(tmp_path, "extended-c", 60_000, 999, 2))
-    w = get_member(whale_home, "whale")
-    whale_file = whale_home.events.partition(w.pseudonym) / str(w.events_file)
+    whale_file = _source(whale_home, "whale")
     engine = DuckDBEngine()
     before = _rows(_labelled(engine, spec, files, "salt"))
     after = _rows(_labelled(engine, spec, [*files, whale_file], "salt"))
@@ -538,7 +540,7 @@ def test_every_group_key_is_labelled_as_in_the_events(coop: Home, key: str) -> N
     files = []
     for name in CONSENTING:
         m = get_member(coop, name)
-        files.append(coop.events.partition(m.pseudonym) / str(m.events_file))
+        files.append(_source(coop, name))
         labels = {
             _LABELS[key](r)
             for r in coop.events.read(m.pseudonym, m.events_file).to_pylist()
@@ -572,9 +574,7 @@ def test_labels_that_share_a_hash_name_both(coop: Home, monkeypatch: pytest.Monk
     by_length: dict[int, set[str]] = defaultdict(set)
     for a in artists:
         by_length[len(a)].add(a)
-    got = _labelled(
-        DuckDBEngine(), spec, [coop.events.partition(m.pseudonym) / str(m.events_file)], "s"
-    )
+    got = _labelled(DuckDBEngine(), spec, [_source(coop, "m02")], "s")
     assert {k[0] for k in got} == {" / ".join(sorted(names)) for names in by_length.values()}
     assert any(len(names) > 1 for names in by_length.values())
 
@@ -582,17 +582,14 @@ def test_labels_that_share_a_hash_name_both(coop: Home, monkeypatch: pytest.Monk
 def test_names_are_looked_up_in_one_members_files_per_partition(coop: Home) -> None:
     spec = parse_spec(UNSAMPLED.replace("group_by: [country, month]", "group_by: [track]"))
     engine = DuckDBEngine()
-    files = [
-        coop.events.partition(m.pseudonym) / str(m.events_file)
-        for m in (get_member(coop, name) for name in CONSENTING)
-    ]
+    files = [_source(coop, name) for name in CONSENTING]
     aggregates = engine.aggregate(spec, files, "salt")
     one = aggregates.slice(0, 1)
-    (witness_file,) = engine._witness_files(files, one)
+    (witness_file,) = engine._witness_sources(files, one)
     (row,) = engine.label(spec, files, one).to_pylist()
     tracks = {
         f"{r['artist_name']} — {r['track_name']}"
-        for r in pq.read_table(witness_file).to_pylist()
+        for r in pq.read_table(witness_file.uri).to_pylist()
         if r["kind"] == "music" and r["ms_played"] >= 30_000
     }
     assert row["track"] in tracks and "_witness" not in row

@@ -239,6 +239,8 @@ def doctor(
             else:
                 n = fixed.files_settled
                 out.print(f"[green]Home is consistent[/] ({n} leftover file(s) settled).")
+                for rid in fixed.deliveries_finished:
+                    out.print(f"Finished the delivery of request {rid} a killed process left.")
             return
         with _progress() as progress:
             task = progress.add_task("rebuilding members' listens", total=None)

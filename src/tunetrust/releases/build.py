@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import itertools
-import os
+import re
 import secrets
-import shutil
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -20,18 +19,19 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from sqlalchemy import select
 
+from tunetrust import faults
 from tunetrust.coop import audit, budget
 from tunetrust.coop.budget import Epsilon
 from tunetrust.coop.consent import consenting
 from tunetrust.coop.members import get_member
 from tunetrust.errors import ConflictError, InputError, NotFoundError
 from tunetrust.releases import manifest
-from tunetrust.releases.engines import AGGREGATE_COLUMNS, DuckDBEngine, Engine
+from tunetrust.releases.engines import AGGREGATE_COLUMNS, Engine, Source, engine_for
 from tunetrust.releases.noise import NoisePlan, Outcome, expected_outcome, plan_noise, release
 from tunetrust.releases.spec import ReleaseSpec, spec_dict
-from tunetrust.store import private
-from tunetrust.store.home import Home
+from tunetrust.store.home import STAGED_RELEASE, Home
 from tunetrust.store.models import AuditEntry, AuditPayload, BudgetSpend, Member, Release
+from tunetrust.store.objects import ObjectStore
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,7 @@ def plan_release(
     expected to pass the threshold) is refused with an ``InputError`` unless
     ``allow_empty``: it would spend everyone's ε, and be paid for, for nothing.
     """
+    engine_for(home.settings.engine)  # an unknown engine is refused before any work
     declared = None
     if spec.keys == "public":
         # a calendar without a period is refused here, before any work
@@ -185,6 +186,9 @@ def _versions() -> dict[str, str]:
     return out
 
 
+_RELEASE_ID = re.compile(r"[0-9a-f]{32}")
+
+
 def build_release(
     home: Home,
     spec: ReleaseSpec,
@@ -192,16 +196,21 @@ def build_release(
     engine: Engine | None = None,
     only: set[int] | None = None,
     allow_empty: bool = False,
+    release_id: str | None = None,
     _noise: bool = True,
 ) -> Built:
     """Build a release: bounded aggregates, OpenDP noise, files, manifest, budget, audit.
 
     ``only`` restricts the release to these member ids (a data request's voters).
     A release expected to be empty is refused unless ``allow_empty`` (``plan_release``).
+    ``release_id`` (32 lowercase hex digits) is chosen by a caller that records it before
+    the build, such as a sale claiming a request; by default a new random one.
     ``_noise=False`` is a switch for tests only: it releases the true bounded
     aggregates so they can be compared with a reference computation.
     """
-    engine = engine or DuckDBEngine()
+    if release_id is not None and not _RELEASE_ID.fullmatch(release_id):
+        raise InputError("a release id is 32 lowercase hexadecimal digits")
+    engine = engine or engine_for(home.settings.engine)
     with home.lock():
         plan = plan_release(home, spec, only=only, allow_empty=True)
         needed = max(1, spec.min_members)
@@ -219,26 +228,24 @@ def build_release(
             raise ConflictError(message)
         if not allow_empty:  # after the member count, whose refusal says more
             plan.outcome.check()
-        release_id = uuid.uuid4().hex
+        release_id = release_id or uuid.uuid4().hex
         salt = secrets.token_hex(16)
         merkle_secret = secrets.token_bytes(32)  # the database's only (manifest.py)
-        files = [home.events.partition(p) / f for _, p, f in plan.included]
-        aggregates = engine.aggregate(spec, files, salt)
+        sources = [Source(p, home.events.uri(p, f)) for _, p, f in plan.included]
+        aggregates = engine.aggregate(spec, sources, salt)
         if spec.keys == "public":
-            aggregates = _on_public_keys(spec, engine.label(spec, files, aggregates))
+            aggregates = _on_public_keys(spec, engine.label(spec, sources, aggregates))
             table = release(plan.noise, spec, aggregates, noise=_noise)
         else:  # only the selected keys are labelled
-            table = engine.label(spec, files, release(plan.noise, spec, aggregates, noise=_noise))
-        root = home.settings.home / "releases"
-        tmp = root / f".tmp-{release_id}"
-        private.mkdir(tmp)
+            table = engine.label(spec, sources, release(plan.noise, spec, aggregates, noise=_noise))
+        # staged under releases/.tmp-<id>/, published as releases/<id>/ once committed
+        staged = f"{STAGED_RELEASE}{release_id}"
+        files = home.releases.scope(staged)
         try:
-            pq.write_table(table, private.create(tmp / "data.parquet"), compression="zstd")
-            pacsv.write_csv(table, private.create(tmp / "data.csv"))
+            files.put("data.parquet", _parquet(table))
+            files.put("data.csv", _csv(table))
             schema = manifest.column_schema(spec, table.schema, plan.outcome)
-            private.create(tmp / manifest.SCHEMA).write_bytes(
-                orjson.dumps(schema, option=orjson.OPT_INDENT_2)
-            )
+            files.put(manifest.SCHEMA, orjson.dumps(schema, option=orjson.OPT_INDENT_2))
             pseudonyms = [p for _, p, _ in plan.included]
             leaves = manifest.tree_leaves(pseudonyms, merkle_secret)
             doc = {
@@ -269,15 +276,16 @@ def build_release(
                 "members_included": manifest.coarse_count(len(plan.included)),
                 "merkle_root": manifest.root_of(leaves),
                 "merkle_leaves": len(leaves),
-                "files": {name: manifest.file_digest(tmp / name) for name in manifest.FILES},
+                "files": {name: manifest.object_digest(files, name) for name in manifest.FILES},
                 "checksums": manifest.CHECKSUMS,
             }
             body = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
-            private.create(tmp / "manifest.json").write_bytes(body)
-            private.create(tmp / manifest.CHECKSUMS).write_text(
-                manifest.sha256sums(tmp, [*manifest.FILES, "manifest.json"])
+            files.put(manifest.MANIFEST, body)
+            files.put(
+                manifest.CHECKSUMS,
+                manifest.sha256sums(files, [*manifest.FILES, manifest.MANIFEST]).encode(),
             )
-            manifest_sha256 = manifest.file_digest(tmp / "manifest.json")
+            manifest_sha256 = manifest.object_digest(files, manifest.MANIFEST)
             with home.transaction() as s:
                 budget.spend(
                     s,
@@ -315,19 +323,38 @@ def build_release(
                     },
                 )
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            home.releases.delete_tree(staged)
             raise
-        os.replace(tmp, root / release_id)
-    return Built(release_id, root / release_id, doc, len(plan.included), plan.left_out)
+        faults.reach("release.committed")  # committed, not yet published: recovery publishes
+        home.releases.publish_tree(staged, release_id)
+    folder = Path(home.releases.uri(release_id))
+    return Built(release_id, folder, doc, len(plan.included), plan.left_out)
 
 
-def release_folder(home: Home, release_id: str) -> Path:
-    """The folder of a built release."""
+def _parquet(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def _csv(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(table, sink)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def release_files(home: Home, release_id: str) -> ObjectStore:
+    """The files of a built release, as a store (keys: file names)."""
     with home.sessions() as s:
         row = s.get(Release, release_id)
     if row is None:
         raise NotFoundError(f"no release {release_id!r}")
-    return home.settings.home / "releases" / release_id
+    return home.releases.scope(release_id)
+
+
+def release_folder(home: Home, release_id: str) -> Path:
+    """The folder of a built release (a local store's; see ``release_files``)."""
+    return Path(release_files(home, release_id).uri(""))
 
 
 def verify_release(home: Home, release_id: str) -> list[str]:
@@ -338,9 +365,12 @@ def verify_release(home: Home, release_id: str) -> list[str]:
     manifest and SHA256SUMS, from the original: the manifest's SHA-256 recorded when the
     release was committed can.
     """
-    folder = release_folder(home, release_id)
-    problems = manifest.verify_files(folder)
-    digest = manifest.file_digest(folder / manifest.MANIFEST)
+    files = release_files(home, release_id)
+    problems = manifest.verify_files(files)
+    try:
+        digest: str | None = manifest.object_digest(files, manifest.MANIFEST)
+    except FileNotFoundError:  # pragma: no cover - verify_files raised NotFoundError first
+        digest = None
     with home.sessions() as s:
         row = s.get(Release, release_id)
         recorded = row.manifest_sha256 if row is not None else None
@@ -364,7 +394,7 @@ def verify_release(home: Home, release_id: str) -> list[str]:
 def inclusion(home: Home, release_id: str, member_name: str) -> tuple[manifest.Proof, str]:
     """A member's proof of inclusion in a release (empty if not included), and the root
     it checks against."""
-    folder = release_folder(home, release_id)
+    files = release_files(home, release_id)
     member = get_member(home, member_name)
     with home.sessions() as s:
         pseudonyms = list(
@@ -376,5 +406,5 @@ def inclusion(home: Home, release_id: str, member_name: str) -> tuple[manifest.P
         )
         row = s.get(Release, release_id)
         secret = bytes.fromhex(row.merkle_secret) if row and row.merkle_secret else b""
-    root = str(manifest.read_manifest(folder)["merkle_root"])
+    root = str(manifest.read_manifest(files)["merkle_root"])
     return manifest.prove(pseudonyms, member.pseudonym, secret), root

@@ -34,7 +34,7 @@ import hmac
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 import pyarrow as pa
@@ -42,6 +42,7 @@ import pyarrow as pa
 from tunetrust.errors import NotFoundError
 from tunetrust.releases.noise import Outcome
 from tunetrust.releases.spec import ReleaseSpec
+from tunetrust.store.objects import LocalObjectStore, ObjectStore
 
 SCHEMA = "schema.json"
 CHECKSUMS = "SHA256SUMS"
@@ -186,67 +187,83 @@ def check_proof(root: str, proof: Proof, pseudonym: str | None = None) -> bool:
 
 def file_digest(path: Path) -> str:
     """SHA-256 of a file, read in chunks."""
+    return _digest(path.open("rb"))
+
+
+def object_digest(files: ObjectStore, key: str) -> str:
+    """SHA-256 of a stored object, read in chunks."""
+    return _digest(files.open(key))
+
+
+def _digest(source: BinaryIO) -> str:
     h = hashlib.sha256()
-    with path.open("rb") as fh:
+    with source as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
 
 
-def read_manifest(folder: Path) -> dict[str, Any]:
-    """A release's manifest."""
+def _store(folder: Path | ObjectStore) -> ObjectStore:
+    """A release's files as a store: a local folder is read through one."""
+    return LocalObjectStore(folder) if isinstance(folder, Path) else folder
+
+
+def read_manifest(folder: Path | ObjectStore) -> dict[str, Any]:
+    """A release's manifest (``folder``: its local folder, or the store of its files)."""
+    files = _store(folder)
     try:
-        manifest: dict[str, Any] = orjson.loads((folder / "manifest.json").read_bytes())
+        manifest: dict[str, Any] = orjson.loads(files.get(MANIFEST))
     except FileNotFoundError:
-        raise NotFoundError(f"no release in {folder}") from None
+        raise NotFoundError(f"no release in {files.uri('')}") from None
     return manifest
 
 
-def verify_files(folder: Path) -> list[str]:
+def verify_files(folder: Path | ObjectStore) -> list[str]:
     """Problems found comparing the release's files with its manifest and its SHA256SUMS
     (empty: all match). Releases built before SHA256SUMS existed are checked without it."""
-    manifest = read_manifest(folder)
+    files = _store(folder)
+    manifest = read_manifest(files)
     problems = []
     listed = manifest.get("files", {})
     for name, digest in listed.items():
-        path = folder / name
-        if not path.exists():
+        if not files.exists(name):
             problems.append(f"{name} is missing")
-        elif file_digest(path) != digest:
+        elif object_digest(files, name) != digest:
             problems.append(f"{name} does not match its SHA-256 in the manifest")
     sums = manifest.get("checksums")
     if sums:
-        problems += _check_sums(folder, str(sums), [*listed, MANIFEST])
-    extra = {p.name for p in folder.iterdir()} - set(listed) - {MANIFEST, sums}
+        problems += _check_sums(files, str(sums), [*listed, MANIFEST])
+    extra = {key.split("/")[0] for key in files.list()} - set(listed) - {MANIFEST, sums}
     problems += [f"{name} is not listed in the manifest" for name in sorted(extra)]
     return list(dict.fromkeys(problems))  # a missing file is named once
 
 
-def sha256sums(folder: Path, names: list[str]) -> str:
+def sha256sums(folder: Path | ObjectStore, names: list[str]) -> str:
     """The text of a SHA256SUMS file for ``names`` in ``folder``, as ``sha256sum`` writes it."""
-    return "".join(f"{file_digest(folder / name)}  {name}\n" for name in sorted(names))
+    files = _store(folder)
+    return "".join(f"{object_digest(files, name)}  {name}\n" for name in sorted(names))
 
 
 # "<64 hex digits><space><space or * for binary mode><name>", one file a line
 _SUM_LINE = re.compile(r"([0-9a-f]{64}) [ *]([^/\\]+)")
 
 
-def _check_sums(folder: Path, sums: str, expected: list[str]) -> list[str]:
+def _check_sums(files: ObjectStore, sums: str, expected: list[str]) -> list[str]:
     """What ``sha256sum -c`` would find wrong, and any expected file it leaves out."""
-    path = folder / sums
-    if not path.is_file():
+    if not files.exists(sums):
         return [f"{sums} is missing"]
     problems, covered = [], set()
-    for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+    text = files.get(sums).decode(errors="replace")
+    for n, line in enumerate(text.splitlines(), 1):
         match = _SUM_LINE.fullmatch(line)
         if not match or match[2] in (".", ".."):
             problems.append(f"{sums}, line {n}: not a line of SHA-256 and a file in the release")
             continue
         digest, name = match[1], match[2]
         covered.add(name)
-        if not (folder / name).is_file():
+        if not files.exists(name):
             problems.append(f"{name} is missing")
-        elif file_digest(folder / name) != digest:
+        elif object_digest(files, name) != digest:
             problems.append(f"{name} does not match its SHA-256 in {sums}")
     problems += [f"{sums} does not cover {name}" for name in expected if name not in covered]
     return problems

@@ -18,6 +18,7 @@ from tunetrust.coop.governance import iso_time
 from tunetrust.ingest import pipeline, rebuild
 from tunetrust.ingest.pipeline import ImportSummary
 from tunetrust.insights.stats import Insights, Period, member_insights
+from tunetrust.services import sale
 from tunetrust.services._access import acting, for_member, steward_only
 from tunetrust.services.models import Actor, ContributionInfo, Rebuilt, Settled
 from tunetrust.store.home import Home
@@ -83,9 +84,13 @@ def insights(home: Home, actor: Actor, member: str, period: Period, **options: A
 
 
 def settle(home: Home, actor: Actor) -> Settled:
-    """Settle what a killed writer left (files staged or not yet removed)."""
+    """Settle what a killed writer left: files staged or not yet removed, and deliveries
+    stopped between their recorded steps (finished from the step recorded)."""
     steward_only(actor, "repair the home")
-    return Settled(files_settled=home.recover())
+    files = home.recover()
+    with acting(home, actor):
+        finished = sale.resume_deliveries(home)
+    return Settled(files_settled=files, deliveries_finished=finished)
 
 
 def rebuild_events(

@@ -172,9 +172,12 @@ class ContributionInfo(Model):
 
 
 class Settled(Model):
-    """What ``doctor`` settled: files a killed writer left staged or unremoved."""
+    """What ``doctor`` settled: files a killed writer left, deliveries it left mid-way."""
 
     files_settled: int
+    deliveries_finished: list[str] = Field(
+        default_factory=list, description="requests whose delivery a killed process left"
+    )
 
 
 class Rebuilt(Model):

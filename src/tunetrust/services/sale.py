@@ -15,15 +15,17 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from tunetrust import faults
 from tunetrust.coop import audit, governance, ledger
 from tunetrust.coop.consent import consenting
 from tunetrust.coop.contributions import member_weights
 from tunetrust.errors import ConflictError, InputError
-from tunetrust.releases.build import build_release, plan_release, public_keys
+from tunetrust.releases.build import build_release, plan_release, public_keys, release_folder
+from tunetrust.releases.manifest import read_manifest
 from tunetrust.releases.noise import plan_noise
 from tunetrust.releases.spec import parse_spec
 from tunetrust.store.home import Home
-from tunetrust.store.models import BudgetSpend, DataRequest, Member, Vote
+from tunetrust.store.models import BudgetSpend, DataRequest, Member, Release, Vote
 
 
 def create_request(
@@ -143,31 +145,106 @@ class Payment:
 
 
 def deliver(home: Home, request_id: str) -> Payment:
-    """Build the release, deliver it, record the payment and split the proceeds."""
-    with home.transaction() as s:
-        req = governance.find_request(s, request_id, lock=True)
-        if req.state != "passed":
-            raise ConflictError(
-                f"cannot deliver a request that is {req.state} "
-                "(only a passed request can be built and delivered)"
-            )
-        ledger.minor_unit(req.currency)  # an older version took any three letters: not payable
-        governance.move(s, req, "claim")  # one deliverer at a time: a second one is refused here
-        audit.record(s, actor=audit.actor(home), action="request.claim", subject=req.id, payload={})
+    """Build the release, deliver it, record the payment and split the proceeds.
+
+    A resumable sequence of recorded steps: *claim* (passed → building, the release's
+    id fixed), *build* (the release and every budget spend commit together, under that
+    id), *link* (building → built), *deliver* (built → delivered), *pay* (delivered →
+    paid, with the ledger transaction). Each step commits its state with its audit
+    entry, so after a crash ``deliver`` run again (or ``tunetrust doctor``) resumes at
+    the step recorded and does no step twice. Deliverers queue on the write lock, so a
+    request found mid-way under it was left by a process that died.
+    """
+    with home.lock():
+        with home.transaction() as s:
+            req = governance.find_request(s, request_id, lock=True)
+            if req.state == "passed":
+                ledger.minor_unit(req.currency)  # an older version took any three letters
+                governance.move(s, req, "claim")
+                req.release_id = uuid.uuid4().hex  # the build commits under this id
+                audit.record(
+                    s,
+                    actor=audit.actor(home),
+                    action="request.claim",
+                    subject=req.id,
+                    payload={"release": req.release_id},
+                )
+            elif req.state not in RESUMABLE:
+                raise ConflictError(
+                    f"cannot deliver a request that is {req.state} "
+                    "(only a passed request can be built and delivered)"
+                )
+            state, release_id, rid = req.state, req.release_id, req.id
+        faults.reach("deliver.claimed")
+        if state == "building":
+            release_id = _build(home, rid, release_id)
+            faults.reach("deliver.built")
+            with home.transaction() as s:
+                req = governance.find_request(s, rid, lock=True)
+                governance.move(s, req, "build")
+                req.release_id = release_id
+                audit.record(
+                    s,
+                    actor=audit.actor(home),
+                    action="request.build",
+                    subject=rid,
+                    payload={"release": release_id},
+                )
+            state = "built"
+        if state == "built":
+            root = read_manifest(release_folder(home, str(release_id)))["merkle_root"]
+            with home.transaction() as s:
+                req = governance.find_request(s, rid, lock=True)
+                governance.move(s, req, "deliver")
+                audit.record(
+                    s,
+                    actor=audit.actor(home),
+                    action="request.deliver",
+                    subject=rid,
+                    payload={"release": release_id, "manifest_root": root},
+                )
+            faults.reach("deliver.delivered")
+        return pay(home, rid)
+
+
+RESUMABLE = ("building", "built", "delivered")
+
+
+def _build(home: Home, request_id: str, release_id: str | None) -> str:
+    """The claimed request's release: found if a killed deliverer committed it, else built.
+
+    A request claimed by a version before 0.3 has no release id recorded: a release of
+    the same spec committed after its vote opened and linked to no request is its own.
+    """
     with home.sessions() as s:
         req = governance.find_request(s, request_id)
+        if release_id is not None and s.get(Release, release_id) is not None:
+            return release_id
+        if release_id is None:
+            linked = select(DataRequest.release_id).where(DataRequest.release_id.is_not(None))
+            orphan = s.scalar(
+                select(Release.id)
+                .where(Release.spec == req.spec, Release.id.not_in(linked))
+                .where(Release.created_at >= req.opens_at)
+                .order_by(Release.created_at)
+                .limit(1)
+            )
+            if orphan is not None:
+                return str(orphan)
+            release_id = uuid.uuid4().hex
         no_voters = set(
             s.scalars(select(Vote.member_id).where(Vote.request_id == req.id, Vote.choice == "no"))
         )
         consenting_now = set(req.eligible) & consenting(s, req.purpose)
-    opt_out = governance.frozen_rules(req).no_votes_opt_out
+        opt_out = governance.frozen_rules(req).no_votes_opt_out
+        spec = parse_spec(req.spec)
     included = consenting_now - (no_voters if opt_out else set())
     try:
-        built = build_release(home, parse_spec(req.spec), only=included)
-    except BaseException as exc:
+        build_release(home, spec, only=included, release_id=release_id)
+    except Exception as exc:  # refused or failed: the claim is released, nothing was spent
         with home.transaction() as s:
-            # the claim is released
-            governance.find_request(s, request_id, lock=True).state = "passed"
+            req = governance.find_request(s, request_id, lock=True)
+            req.state, req.release_id = "passed", None
             audit.record(
                 s,
                 actor=audit.actor(home),
@@ -176,26 +253,16 @@ def deliver(home: Home, request_id: str) -> Payment:
                 payload={"build_failed": type(exc).__name__},
             )
         raise
-    with home.transaction() as s:
-        req = governance.find_request(s, request_id, lock=True)
-        governance.move(s, req, "build")
-        req.release_id = built.id
-        audit.record(
-            s,
-            actor=audit.actor(home),
-            action="request.build",
-            subject=req.id,
-            payload={"release": built.id},
-        )
-        governance.move(s, req, "deliver")
-        audit.record(
-            s,
-            actor=audit.actor(home),
-            action="request.deliver",
-            subject=req.id,
-            payload={"release": built.id, "manifest_root": built.manifest["merkle_root"]},
-        )
-    return pay(home, request_id)
+    return release_id
+
+
+def resume_deliveries(home: Home) -> list[str]:
+    """Finish every delivery a killed process left mid-way (``tunetrust doctor``); their ids."""
+    with home.sessions() as s:
+        stuck = list(s.scalars(select(DataRequest.id).where(DataRequest.state.in_(RESUMABLE))))
+    for rid in stuck:
+        deliver(home, rid)
+    return stuck
 
 
 def pay(home: Home, request_id: str) -> Payment:

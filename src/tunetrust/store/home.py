@@ -10,7 +10,6 @@ store and the vault read ``<file>.tmp`` when the committed name is not there yet
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,9 +27,12 @@ from tunetrust.store import db, durable, keys, private
 from tunetrust.store.events import EventsStore
 from tunetrust.store.locks import Lock, lock_for
 from tunetrust.store.models import Contribution, Member, Release, Secret
+from tunetrust.store.objects import LocalObjectStore, ObjectStore
 from tunetrust.store.vault import Vault
 
 ACCOUNT_HASH_SECRET = "account-hash"
+EVENTS, VAULT, RELEASES = "events", "vault", "releases"  # the home's stores (keys' prefixes)
+STAGED_RELEASE = ".tmp-"  # releases/.tmp-<id>/…: a release being built (releases/build.py)
 WITNESS = "audit.head"
 LOCK = ".lock"
 NEW_KEY_SUFFIX = ".new"
@@ -43,8 +45,10 @@ class Home:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session] = field(init=False)
+    objects: ObjectStore = field(init=False)
     events: EventsStore = field(init=False)
     vault: Vault = field(init=False)
+    releases: ObjectStore = field(init=False)
     _lock: Lock = field(init=False)
     _threads: threading.RLock = field(init=False)
     _held: int = field(init=False, default=0)
@@ -52,8 +56,11 @@ class Home:
 
     def __post_init__(self) -> None:
         self.sessions = db.sessions(self.engine)
-        self.events = EventsStore(self.settings.events_dir)
-        self.vault = Vault(self.settings.home / "vault")
+        # one store for the home's files; each part sees its own prefix (store/objects.py)
+        self.objects = LocalObjectStore(self.settings.home)
+        self.events = EventsStore(self.objects.scope(EVENTS))
+        self.vault = Vault(self.objects.scope(VAULT))
+        self.releases = self.objects.scope(RELEASES)
         self._lock = lock_for(self.settings.home, self.engine)
         self._threads = threading.RLock()
 
@@ -142,19 +149,19 @@ class Home:
         return fixed
 
     def _recover_releases(self) -> int:
-        """A release folder still under its temporary name: publish it if committed."""
-        root = self.settings.home / "releases"
-        fixed = 0
-        for tmp in root.glob(".tmp-*") if root.exists() else []:
-            release_id = tmp.name.removeprefix(".tmp-")
+        """A release still under its staged prefix: publish it if committed, else drop it."""
+        staged = sorted(
+            {k.split("/")[0] for k in self.releases.list() if k.startswith(STAGED_RELEASE)}
+        )
+        for prefix in staged:
+            release_id = prefix.removeprefix(STAGED_RELEASE)
             with self.sessions() as s:
                 committed = s.get(Release, release_id) is not None
             if committed:
-                os.replace(tmp, root / release_id)
+                self.releases.publish_tree(prefix, release_id)
             else:
-                shutil.rmtree(tmp)
-            fixed += 1
-        return fixed
+                self.releases.delete_tree(prefix)
+        return len(staged)
 
     def close(self) -> None:
         """Release database connections."""
@@ -205,7 +212,7 @@ def init_home(settings: Settings) -> Home:
     home.parent.mkdir(parents=True, exist_ok=True)  # outside the home: the caller's to guard
     if settings.events_dir.is_dir():  # a home already: tighten one an older version wrote
         private.tighten(home)
-    for folder in (home, settings.events_dir, home / "vault", home / "releases"):
+    for folder in (home, settings.events_dir, home / VAULT, home / RELEASES):
         private.mkdir(folder)
     if not settings.master_key and not settings.key_file.exists():
         keys.write_key_file(settings.key_file, keys.new_key())

@@ -26,12 +26,11 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tunetrust.errors import SetupError
-from tunetrust.store import durable, private
+from tunetrust.store.objects import STAGED, ObjectStore, join
 
 MAGIC = b"TTV1"
 CHUNK = 1024 * 1024
 _TAG = 16
-_TMP = ".tmp"
 
 
 def _nonce(prefix: bytes, counter: int, last: bool) -> bytes:
@@ -92,50 +91,40 @@ def raw_package(paths: list[Path]) -> tuple[BinaryIO, str]:
 
 
 class Vault:
-    """Encrypted files under ``<home>/vault``, staged and published like events."""
+    """Encrypted files in an object store (keys ``<pseudonym>/<file>``), staged and
+    published like events."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, objects: ObjectStore) -> None:
+        self.objects = objects
 
     def folder(self, pseudonym: str) -> Path:
-        """One member's vault folder."""
-        return self.root / pseudonym
+        """One member's vault folder (a local store's)."""
+        return Path(self.objects.uri(pseudonym))
 
     def stage(self, pseudonym: str, name: str, key: bytes, source: BinaryIO) -> int:
-        """Encrypt ``source`` to ``<name>.tmp`` (synced); returns the plaintext size."""
-        folder = private.mkdir(self.folder(pseudonym))
-        with private.create(folder / (name + _TMP)).open("wb") as sink:
-            size = encrypt_stream(key, name.encode(), source, sink)
-            sink.flush()
-            os.fsync(sink.fileno())
-        durable.sync_dir(folder)  # the staged name survives a power cut after the commit
-        durable.sync_dir(self.root)
-        return size
+        """Encrypt ``source`` to ``<name>.tmp`` (durable); returns the plaintext size."""
+        with self.objects.stage(join(pseudonym, name)) as sink:
+            return encrypt_stream(key, name.encode(), source, sink)
 
     def publish(self, pseudonym: str, name: str) -> None:
         """Make a staged file permanent."""
-        folder = self.folder(pseudonym)
-        durable.replace(folder / (name + _TMP), folder / name)
+        self.objects.publish(join(pseudonym, name))
 
     def discard(self, pseudonym: str, name: str) -> None:
         """Remove a staged file that will not be committed."""
-        (self.folder(pseudonym) / (name + _TMP)).unlink(missing_ok=True)
+        self.objects.discard(join(pseudonym, name))
 
     def read(self, pseudonym: str, name: str, key: bytes) -> Iterator[bytes]:
         """Decrypted chunks of one stored export."""
-        path = self.folder(pseudonym) / name
-        if not path.exists() and path.with_name(name + _TMP).exists():
-            path = path.with_name(name + _TMP)  # committed; a killed writer did not rename it
-        with path.open("rb") as fh:
+        stored = join(pseudonym, name)
+        if not self.objects.exists(stored) and self.objects.exists(stored + STAGED):
+            stored += STAGED  # committed; a killed writer did not rename it
+        with self.objects.open(stored) as fh:
             yield from decrypt_stream(key, name.encode(), fh)
 
     def remove_member(self, pseudonym: str) -> None:
         """Delete a member's whole vault folder."""
-        folder = self.folder(pseudonym)
-        if folder.exists():
-            for f in folder.iterdir():
-                f.unlink()
-            folder.rmdir()
+        self.objects.delete_tree(pseudonym)
 
     def recover(self, committed: Mapping[str, set[str]]) -> int:
         """Finish or undo what a killed process left; ``committed``: pseudonym → files.
@@ -144,21 +133,16 @@ class Vault:
         the wrong database loses nothing); erased members are passed with no files.
         """
         fixed = 0
-        if not self.root.exists():
-            return 0
-        for folder in self.root.iterdir():
-            if not folder.is_dir() or folder.name not in committed:
+        for stored in self.objects.list():
+            pseudonym, _, file = stored.partition("/")
+            if not file or "/" in file or pseudonym not in committed:
                 continue
-            keep = committed[folder.name]
-            for path in sorted(folder.iterdir()):
-                name = path.name.removesuffix(_TMP)
-                if path.name.endswith(_TMP) and name in keep:
-                    os.replace(path, folder / name)
-                elif path.name not in keep:
-                    path.unlink()
-                else:
-                    continue
-                fixed += 1
-            if not any(folder.iterdir()):
-                folder.rmdir()
+            keep, name = committed[pseudonym], file.removesuffix(STAGED)
+            if file.endswith(STAGED) and name in keep:
+                self.objects.publish(join(pseudonym, name))
+            elif file not in keep:
+                self.objects.delete(stored)  # a folder left empty goes with it
+            else:
+                continue
+            fixed += 1
         return fixed

@@ -1,13 +1,14 @@
 """Release engines: contribution bounding and aggregation where the data is.
 
-An engine turns a spec and the included members' Parquet files into *bounded true
-aggregates*, one row per partition, before any noise. Bounding works on per-(member,
-partition) pre-aggregates, never per event:
+An engine turns a spec and the included members' Parquet files (``Source``: member id,
+URI) into *bounded true aggregates*, one row per partition, before any noise. Bounding
+works on per-(member, partition) pre-aggregates, never per event:
 
 1. filter listens (kind, period, countries, minimum play length, keys present);
 2. per member and partition: n plays, clamped minutes, skips;
-3. keep each member's ``max_partitions`` partitions of lowest hash(member, keys, salt)
-   — a sample seeded per release that depends on that member's own listens only;
+3. keep each member's ``max_partitions`` partitions of lowest portable hash of (member,
+   keys, salt) (``base.py``) — a sample seeded per release that depends on that
+   member's own listens only, and that every engine draws alike;
 4. per partition: listeners = members; plays = Σ min(n, C);
    minutes = Σ floor(min(n, C) × clamped minutes / n); skips = Σ floor(min(n, C) × skips / n).
 
@@ -15,26 +16,34 @@ So one member changes any partition by at most 1 listener, C plays, floor(C × M
 minutes and C skips, in at most P partitions — the sensitivities the noise uses.
 
 Keys travel in the engine's own compact encoding (time keys as integers, names as
-64-bit hashes of their label) because grouping on integers is several times faster
-than on strings. ``label`` turns encoded keys into the labels a release shows; it
-runs on the few partitions a release keeps, not on every candidate, and looks names
-up only in the files of one member per partition (the ``_witness`` column), not in
-every member's file.
+DuckDB's 64-bit hashes of their label) because grouping on integers is several times
+faster than on strings. That encoding stays inside one build: the sample is drawn on
+the keys' canonical values (for names the label itself, carried through the
+pre-aggregation once per member and partition), so it is the same for any engine.
+``label`` turns encoded keys into the labels a release shows; it runs on the few
+partitions a release keeps, not on every candidate, and looks names up only in the
+files of one member per partition (the ``_witness`` column), not in every member's file.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from tunetrust.releases.engines.base import AGGREGATE_COLUMNS, WITNESS
+from tunetrust.releases.engines.base import (
+    AGGREGATE_COLUMNS,
+    WITNESS,
+    Source,
+    digest_sql,
+    portable_hash,
+)
 from tunetrust.releases.spec import ReleaseSpec
 
-# the member's pseudonym comes from the store's pseudonym=<id>/ folders, always as text
-_SCAN = "read_parquet($files, hive_partitioning = true, hive_types_autocast = false)"
+# members come from the sources, never from folder names: no hive columns
+_SCAN = "read_parquet($uris, hive_partitioning = false)"
 
 
 @dataclass(frozen=True)
@@ -81,16 +90,50 @@ def _encoded(key: str) -> str:
     return k.encoded.format(value=k.value) if k.encoded else k.value
 
 
+def _canonical(key: str) -> str:
+    """The key's canonical value (base.py) from the pre-aggregates' columns, as VARCHAR."""
+    k = _KEYS[key]
+    if k.named:
+        return f"v_{key}"  # the label, carried beside its hash
+    return f"CAST(k_{key} AS VARCHAR)" if k.encoded else f"k_{key}"
+
+
+def _members(sources: Sequence[Source]) -> tuple[pa.Table, pa.Table]:
+    """The sources as two tables: file (uri → member index) and member (index → id, witness)."""
+    ids = sorted({s.member for s in sources})
+    index = {m: i for i, m in enumerate(ids)}
+    owner: dict[str, str] = {}
+    for s in sources:
+        if owner.setdefault(s.uri, s.member) != s.member:
+            raise ValueError("one file was given as two members' events")
+    files = pa.table(
+        {
+            "uri": pa.array(list(owner), pa.string()),
+            "member": pa.array([index[m] for m in owner.values()], pa.int32()),
+        }
+    )
+    members = pa.table(
+        {
+            "member": pa.array(range(len(ids)), pa.int32()),
+            "member_id": pa.array(ids, pa.string()),
+            "w": pa.array([portable_hash([m]) for m in ids], pa.uint64()),
+        }
+    )
+    return files, members
+
+
 class DuckDBEngine:
     """The embedded engine: DuckDB over the events Parquet, in process."""
 
     name = "duckdb"
 
-    def _filters(self, spec: ReleaseSpec, files: list[Path]) -> tuple[str, dict[str, object]]:
+    def _filters(
+        self, spec: ReleaseSpec, sources: Sequence[Source]
+    ) -> tuple[str, dict[str, object]]:
         filters = ["ms_played >= $min_ms", "list_contains($kinds, kind)"]
         filters += [_KEYS[k].present for k in spec.group_by]
         params: dict[str, object] = {
-            "files": [str(f) for f in files],
+            "uris": list(dict.fromkeys(s.uri for s in sources)),
             "min_ms": spec.min_seconds * 1000,
             "kinds": list(spec.kinds),
         }
@@ -115,25 +158,17 @@ class DuckDBEngine:
         finally:
             con.close()
 
-    def _witness_files(self, files: list[Path], table: pa.Table) -> list[Path]:
-        """The files of the partitions' witnesses: every name in ``table`` is in them.
-
-        Files laid out as the events store keeps them (``pseudonym=<id>/…``) are matched
-        to witnesses by the same hash the bounding used; any other layout reads them all.
-        """
-        owners = [f.parent.name.removeprefix("pseudonym=") for f in files]
-        if WITNESS not in table.column_names or any(
-            f.parent.name == o for f, o in zip(files, owners, strict=True)
-        ):
-            return files
-        hashed = self._run("SELECT hash(p) AS h FROM unnest($p) AS t(p)", {"p": owners}, {})
+    def _witness_sources(self, sources: Sequence[Source], table: pa.Table) -> list[Source]:
+        """The files of the partitions' witnesses: every name in ``table`` is in them."""
+        if WITNESS not in table.column_names:
+            return list(sources)
         wanted = set(table[WITNESS].to_pylist())
-        return [f for f, h in zip(files, hashed["h"].to_pylist(), strict=True) if h in wanted]
+        return [s for s in sources if portable_hash([s.member]) in wanted]
 
-    def aggregate(self, spec: ReleaseSpec, files: list[Path], salt: str) -> pa.Table:
+    def aggregate(self, spec: ReleaseSpec, sources: Sequence[Source], salt: str) -> pa.Table:
         """Bounded true aggregates (see the module docstring for the bounding rules)."""
         keys = list(spec.group_by)
-        if not files:
+        if not sources:
             return pa.table(
                 {
                     **{f"k_{k}": pa.array([], pa.int64()) for k in keys},
@@ -141,30 +176,41 @@ class DuckDBEngine:
                     WITNESS: pa.array([], pa.uint64()),
                 }
             )
-        where, params = self._filters(spec, files)
+        where, params = self._filters(spec, sources)
         params |= {
             "clamp": float(spec.bounds.max_minutes_per_play),
             "C": spec.bounds.max_plays_per_partition,
             "P": spec.bounds.max_partitions,
             "salt": salt,
         }
-        select_keys = ", ".join(f"{_encoded(k)} AS k_{k}" for k in keys)
+        named = [k for k in keys if _KEYS[k].named]
+        select_keys = ", ".join(
+            [
+                *(f"{_encoded(k)} AS k_{k}" for k in keys),
+                *(f"{_KEYS[k].value} AS v_{k}" for k in named),
+            ]
+        )
         key_cols = ", ".join(f"k_{k}" for k in keys)
+        # a label per (member, partition) for the sample; min() only matters should two
+        # labels share a hash, and keeps the choice deterministic
+        labels = "".join(f"min(v_{k}) AS v_{k}, " for k in named)
+        order = digest_sql(["member_id", *(_canonical(k) for k in keys), "$salt"])
         sql = f"""
             WITH e AS (
-                SELECT hash(pseudonym) AS member, {select_keys}, ms_played,
-                       COALESCE(skipped, reason_end IN ('fwdbtn', 'backbtn'), FALSE) AS skip
-                FROM {_SCAN}
+                SELECT f.member, {select_keys}, ms_played,
+                       COALESCE(skipped, FALSE) AS skip
+                FROM read_parquet($uris, hive_partitioning = false, filename = true) AS ev
+                JOIN files AS f ON ev.filename = f.uri
                 WHERE {where}
             ), pm AS (
-                SELECT member, {key_cols}, COUNT(*) AS n,
+                SELECT member, {key_cols}, {labels}COUNT(*) AS n,
                        SUM(LEAST(ms_played / 60000.0, $clamp)) AS mins,
                        SUM(CAST(skip AS INTEGER)) AS skips
-                FROM e GROUP BY ALL
+                FROM e GROUP BY member, {key_cols}
             ), kept AS (
-                SELECT *, row_number() OVER (
-                    PARTITION BY member ORDER BY hash(member, {key_cols}, $salt)) AS r
-                FROM pm QUALIFY r <= $P
+                SELECT pm.*, m.w, row_number() OVER (
+                    PARTITION BY pm.member ORDER BY {order}) AS r
+                FROM pm JOIN members AS m USING (member) QUALIFY r <= $P
             )
             -- the repeated "r <= $P" is redundant, yet DuckDB 2.0 plans it ~25 % faster
             SELECT {key_cols},
@@ -172,10 +218,11 @@ class DuckDBEngine:
                    CAST(SUM(LEAST(n, $C)) AS BIGINT) AS plays,
                    CAST(SUM(FLOOR(LEAST(n, $C) * mins / n)) AS BIGINT) AS minutes,
                    CAST(SUM(FLOOR(LEAST(n, $C) * skips / n)) AS BIGINT) AS skips,
-                   MIN(member) AS {WITNESS}
-            FROM kept WHERE r <= $P GROUP BY ALL
+                   MIN(w) AS {WITNESS}
+            FROM kept WHERE r <= $P GROUP BY {key_cols}
         """
-        table = self._run(sql, params, {})
+        files, members = _members(sources)
+        table = self._run(sql, params, {"files": files, "members": members})
         return table.cast(
             pa.schema(
                 [
@@ -186,7 +233,7 @@ class DuckDBEngine:
             )
         )
 
-    def label(self, spec: ReleaseSpec, files: list[Path], table: pa.Table) -> pa.Table:
+    def label(self, spec: ReleaseSpec, sources: Sequence[Source], table: pa.Table) -> pa.Table:
         """Labels for encoded keys, rows sorted by them: time keys by arithmetic, names
         looked up in the files.
 
@@ -206,7 +253,7 @@ class DuckDBEngine:
         labels = []
         params: dict[str, object] = {}
         if any(_KEYS[k].named for k in keys):
-            where, params = self._filters(spec, self._witness_files(files, table))
+            where, params = self._filters(spec, self._witness_sources(sources, table))
         for k in keys:
             key = _KEYS[k]
             if key.named:
