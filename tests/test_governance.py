@@ -181,8 +181,16 @@ def test_a_failed_build_releases_the_claim_and_a_second_delivery_is_refused(
     assert governance.show_request(home, rid).state == "passed"  # claim released
     assert _actions(home, "request.claim") == _actions(home, "request.unclaim") == [rid]
     with home.transaction() as s:
-        governance.find_request(s, rid).state = "building"  # as if a delivery were under way
-    with pytest.raises(ConflictError, match="cannot deliver a request that is building"):
+        # as if a deliverer died after claiming: deliverers queue on the write lock, so
+        # the next one resumes the build (refused again here) instead of being stuck
+        governance.find_request(s, rid).state = "building"
+    with pytest.raises(ConflictError, match="privacy budget"):
+        sale.deliver(home, rid)
+    assert governance.show_request(home, rid).state == "passed"
+    assert len(_actions(home, "request.unclaim")) == 2
+    with home.transaction() as s:
+        governance.find_request(s, rid).state = "paid"
+    with pytest.raises(ConflictError, match="cannot deliver a request that is paid"):
         sale.deliver(home, rid)
     home.close()
 
@@ -477,6 +485,8 @@ def test_request_commands_print_words_and_zoned_times_or_json(tmp_path: Path) ->
     for args in (("request", "show", rid), ("request", "list"), ("ledger", "show")):
         as_json = json.loads(_cli(home, *args, "--json").stdout)
         assert as_json["schema_version"] == 1  # lists come as {"schema_version", "items"}
+        if as_json.get("items") == []:
+            continue  # no ledger lines in this cooperative
         first = as_json["items"][0] if "items" in as_json else as_json
         if args[0] == "request":
             assert ISO_WITH_ZONE.fullmatch(first["closes_at"])
