@@ -36,6 +36,7 @@ bench: setup
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/insights.py
 	$(BIN)/python bench/validate.py
+	$(BIN)/python bench/memory.py
 
 clean:
 	rm -rf $(VENV) $(HOME_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -22,7 +22,7 @@ from _machine import describe
 from tunetrust import Settings, add_member, get_member, import_export, init_home
 from tunetrust.formats.spotify.synth import render, synthesize, write_zip
 from tunetrust.ingest.deidentify import deidentify
-from tunetrust.ingest.pipeline import _read_package
+from tunetrust.ingest.pipeline import read_package
 from tunetrust.ingest.quality import quality
 from tunetrust.ingest.validate import copied_share, run_checks
 
@@ -47,7 +47,7 @@ def main() -> None:
         summary = import_export(home, "bench", path)
         total = time.perf_counter() - start
 
-        read = _read_package(home, [path], None)
+        read = read_package(home, [path], None)
         import pyarrow as pa
 
         parsed = pa.concat_tables([p.table for _, p in read.parsed])

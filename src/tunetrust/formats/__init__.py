@@ -1,9 +1,9 @@
 """Export formats: a registry of parsers, one per streaming service.
 
 A parser looks at a file's name and first bytes and says what the file is
-(:class:`Classification`); for listening-history files it turns the bytes into a
-table with :data:`~tunetrust.listens.PARSED_SCHEMA`. Adding a service is one
-new module whose parser is added to :func:`registry`.
+(:class:`Classification`); for listening-history files it turns the bytes, streamed
+in bounded batches, into a table with :data:`~tunetrust.listens.PARSED_SCHEMA`.
+Adding a service is one new module whose parser is added to :func:`registry`.
 
 Each parser also declares its service's facts (:class:`ServiceFacts`): file names,
 time resolution, which end reasons mean a skip, when the service started. The parser
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Protocol
+from typing import IO, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -150,8 +150,12 @@ class Parser(Protocol):
     def classify(self, file: ExportFile) -> Classification | None:
         """Say what ``file`` is, or ``None`` when it is not this service's."""
 
-    def parse(self, file: ExportFile, data: bytes, kind: str) -> Parsed:
-        """Parse a listens file (raises ExportError naming file, row and field)."""
+    def parse(self, file: ExportFile, data: bytes | IO[bytes], kind: str) -> Parsed:
+        """Parse a listens file (raises ExportError naming file, row and field).
+
+        ``data`` is the file's bytes or a stream of them; a parser reads a stream to
+        its end in bounded batches (:func:`~tunetrust.formats.jsonlist.json_list`).
+        """
 
     def username(self, file: ExportFile, data: bytes) -> str | None:
         """The account username in an identity file, if there is one."""

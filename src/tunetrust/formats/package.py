@@ -1,23 +1,30 @@
 """Open an export package safely: a zip, a folder, or loose JSON files.
 
-Nothing here interprets content. It lists entries with their names relative to the
-package, refuses paths that escape it, and reads each entry with hard limits that
-do not trust sizes declared in zip headers (zip bombs lie about them).
+Nothing here interprets a service's content. It lists entries with their names
+relative to the package, refuses paths that escape it or files over the limits, and
+reads each entry as a stream with hard limits that do not trust sizes declared in
+zip headers (zip bombs lie about them). ``jsonlist.py`` reads a JSON list of
+objects from such a stream in bounded batches.
 """
 
 from __future__ import annotations
 
+import io
 import stat
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import IO, Any
 
 from tunetrust.errors import ExportError
 from tunetrust.settings import ImportLimits
 
 _CHUNK = 1024 * 1024
+
+Opener = Callable[[int], AbstractContextManager[IO[bytes]]]
+"""Opens a file of the package as a stream that refuses to go past the given size."""
 
 
 @dataclass(frozen=True)
@@ -26,17 +33,28 @@ class ExportFile:
 
     name: str
     size: int
-    _read: Callable[[int], bytes]
+    _read: Callable[[int], bytes] | None = None
     _head: Callable[[int], bytes] | None = None
+    _open: Opener | None = None
 
     @property
     def basename(self) -> str:
         """The file name without folders."""
         return PurePosixPath(self.name).name
 
+    def open(self, limit: int) -> AbstractContextManager[IO[bytes]]:
+        """The file as a stream, refusing more than ``limit`` bytes while it is read."""
+        if self._open is not None:
+            return self._open(limit)
+        assert self._read is not None, "an ExportFile needs a reader or an opener"
+        return _opened(io.BytesIO(self._read(limit)))
+
     def read(self, limit: int) -> bytes:
-        """All bytes of the file, refusing more than ``limit``."""
-        return self._read(limit)
+        """All bytes of the file, refusing more than ``limit`` (for small files only)."""
+        if self._open is None and self._read is not None:
+            return self._read(limit)
+        with self.open(limit) as stream:
+            return stream.read()
 
     def head(self, n: int = 4096) -> bytes:
         """The first ``n`` bytes (fewer for a shorter file), for sniffing content.
@@ -46,9 +64,16 @@ class ExportFile:
         if self._head is not None:
             return self._head(n)
         try:
-            return self._read(n)
+            with self.open(max(self.size, n)) as stream:
+                return stream.read(n)
         except ExportError:  # a reader without a head of its own refuses long files
             return b""
+
+
+@contextmanager
+def _opened(stream: IO[bytes]) -> Iterator[IO[bytes]]:
+    with stream:
+        yield stream
 
 
 @dataclass(frozen=True)
@@ -72,22 +97,57 @@ def _safe_name(raw: str, source: str) -> str:
     return "/".join(p for p in parts if p not in ("", "."))
 
 
-def _read_limited(open_stream: Callable[[], object], name: str, limit: int) -> bytes:
-    """Read a stream to its end, stopping with an error once ``limit`` bytes pass."""
-    out = bytearray()
-    with open_stream() as stream:  # type: ignore[attr-defined]
-        while True:
-            chunk = stream.read(min(_CHUNK, limit + 1 - len(out)))
-            if not chunk:
-                break
-            out += chunk
-            if len(out) > limit:
-                raise ExportError(
-                    name,
-                    f"the file is larger than the limit of {limit:,} bytes",
-                    hint="split the export or raise the limit in the settings",
-                )
-    return bytes(out)
+def _too_large(name: str, limit: int) -> ExportError:
+    return ExportError(
+        name,
+        f"the file is larger than the limit of {limit:,} bytes",
+        hint="split the export or raise the limit in the settings",
+    )
+
+
+class _Limited(io.RawIOBase):
+    """A stream cut off with an error once more than ``limit`` bytes come out of it.
+
+    ``over`` says why (the size limit, or a zip entry's expansion ratio); ``damaged``
+    translates a failing zip stream into an :class:`ExportError`.
+    """
+
+    def __init__(
+        self,
+        stream: IO[bytes],
+        limit: int,
+        over: Callable[[], ExportError],
+        damaged: Callable[[Exception], ExportError] | None = None,
+    ) -> None:
+        super().__init__()
+        self._stream, self._limit, self._over, self._damaged = stream, limit, over, damaged
+        self._done = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        want = min(len(view), self._limit + 1 - self._done)
+        try:
+            chunk = self._stream.read(want) if want > 0 else b""
+        except (zipfile.BadZipFile, EOFError, OSError) as exc:
+            if self._damaged is None:
+                raise
+            raise self._damaged(exc) from None
+        self._done += len(chunk)
+        if self._done > self._limit:
+            raise self._over()
+        view[: len(chunk)] = chunk
+        return len(chunk)
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+    def buffered(self) -> IO[bytes]:
+        """This stream behind a buffer: ``read(n)`` returns ``n`` bytes unless at the end."""
+        return io.BufferedReader(self, _CHUNK)
 
 
 @contextmanager
@@ -157,20 +217,32 @@ def _check_total(total: int, source: str, limits: ImportLimits) -> None:
         )
 
 
+def _check_size(name: str, size: int, limits: ImportLimits) -> None:
+    """A file over the per-file limit is refused when the package is opened, read or not."""
+    if size > limits.max_file_bytes:
+        raise _too_large(name, limits.max_file_bytes)
+
+
 def _disk_file(p: Path, name: str, limits: ImportLimits) -> ExportFile:
-    def read(limit: int) -> bytes:
-        return _read_limited(lambda: p.open("rb"), name, min(limit, limits.max_file_bytes))
+    size = p.stat().st_size
+    _check_size(name, size, limits)
+
+    def open_(limit: int) -> AbstractContextManager[IO[bytes]]:
+        cap = min(limit, limits.max_file_bytes)  # the file may have grown since
+        return _opened(_Limited(p.open("rb"), cap, lambda: _too_large(name, cap)).buffered())
 
     def head(n: int) -> bytes:
         with p.open("rb") as fh:
             return fh.read(n)
 
-    return ExportFile(name=name, size=p.stat().st_size, _read=read, _head=head)
+    return ExportFile(name=name, size=size, _head=head, _open=open_)
 
 
 def _open_folder(root: Path, limits: ImportLimits) -> Package:
-    files = []
-    for p in sorted(root.rglob("*")):
+    """A folder, under the limits a zip has: file count, per-file size, total size."""
+    files: list[ExportFile] = []
+    total = 0
+    for p in root.rglob("*"):
         mode = p.lstat().st_mode
         if stat.S_ISLNK(mode):
             raise ExportError(
@@ -186,11 +258,12 @@ def _open_folder(root: Path, limits: ImportLimits) -> Package:
                 "is not a regular file (a device, a pipe or a socket)",
                 hint="copy the real files into the folder",
             )
-        files.append(_disk_file(p, p.relative_to(root).as_posix(), limits))
-        if len(files) > limits.max_entries:
+        if len(files) == limits.max_entries:  # counted before the whole tree is listed
             raise ExportError(root.name, f"more than {limits.max_entries:,} files in the folder")
-    _check_total(sum(f.size for f in files), root.name, limits)
-    return Package(source=root.name, files=tuple(files))
+        files.append(_disk_file(p, p.relative_to(root).as_posix(), limits))
+        total += files[-1].size
+        _check_total(total, root.name, limits)
+    return Package(source=root.name, files=tuple(sorted(files, key=lambda f: f.name)))
 
 
 def _open_zip(zf: zipfile.ZipFile, source: str, limits: ImportLimits) -> Package:
@@ -209,6 +282,7 @@ def _open_zip(zf: zipfile.ZipFile, source: str, limits: ImportLimits) -> Package
         name = _safe_name(info.filename, source)
         if info.flag_bits & 0x1:
             raise ExportError(name, "the entry is encrypted", hint="unpack it yourself first")
+        _check_size(name, info.file_size, limits)  # declared; reading checks the real size
         files.append(_zip_file(zf, info, name, limits))
     return Package(source=source, files=tuple(files))
 
@@ -220,23 +294,28 @@ def _zip_file(
     # trust info.file_size: the stream is cut off at whichever bound comes first.
     ratio_cap = int(max(info.compress_size, 1) * limits.max_ratio) + _CHUNK
 
-    def read(limit: int) -> bytes:
+    def over(cap: int) -> ExportError:
+        if cap > ratio_cap:
+            return ExportError(
+                name,
+                f"the entry expands more than {limits.max_ratio:g} times",
+                hint="this looks like a zip bomb, not an export",
+            )
+        return _too_large(name, cap)
+
+    def damaged(exc: Exception) -> ExportError:
+        return ExportError(
+            name, f"the zip entry is damaged ({type(exc).__name__})", hint="download again"
+        )
+
+    def open_(limit: int) -> AbstractContextManager[IO[bytes]]:
         cap = min(limit, limits.max_file_bytes)
         try:
-            data = _read_limited(lambda: zf.open(info), name, min(cap, ratio_cap))
-        except ExportError:
-            if cap > ratio_cap:
-                raise ExportError(
-                    name,
-                    f"the entry expands more than {limits.max_ratio:g} times",
-                    hint="this looks like a zip bomb, not an export",
-                ) from None
-            raise
+            stream = zf.open(info)
         except (zipfile.BadZipFile, EOFError, OSError) as exc:
-            raise ExportError(
-                name, f"the zip entry is damaged ({type(exc).__name__})", hint="download again"
-            ) from None
-        return data
+            raise damaged(exc) from None
+        limited = _Limited(stream, min(cap, ratio_cap), lambda: over(cap), damaged)
+        return _opened(limited.buffered())
 
     def head(n: int) -> bytes:
         try:
@@ -245,4 +324,7 @@ def _zip_file(
         except (zipfile.BadZipFile, EOFError, OSError):
             return b""  # a damaged entry has nothing to recognise; reading it says why
 
-    return ExportFile(name=name, size=info.file_size, _read=read, _head=head)
+    return ExportFile(name=name, size=info.file_size, _head=head, _open=open_)
+
+
+# --- a JSON list of objects, read in bounded batches ----------------------------------

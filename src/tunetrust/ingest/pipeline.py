@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pyarrow as pa
 from sqlalchemy import select
@@ -161,16 +162,20 @@ def read_package(home: Home, paths: list[Path], progress: Progress | None = None
         for f, parser, cls in plan:
             if progress:
                 progress(f.name, done, total)
-            data = f.read(limits.max_file_bytes)
             done += f.size
             try:
                 if cls.role is Role.IDENTITY:
-                    name = parser.username(f, data)
+                    name = _username(f, parser, limits.max_file_bytes)
                     if name:
                         usernames.add(name)
                     reports.append(FileReport(f.name, cls.kind, "read", reason=_USERNAME_ONLY))
                     continue
-                result = parser.parse(f, data, cls.kind)
+                # one file at a time, streamed: memory holds its parsed table and one
+                # batch of its rows, never its text (docs/formats.md, "Memory")
+                with f.open(limits.max_file_bytes) as raw:
+                    stream = _Hashed(raw)
+                    result = parser.parse(f, io.BufferedReader(stream, _CHUNK), cls.kind)
+                    file_digest = stream.digest()
             except UnknownContent as exc:
                 # one file this version cannot read never costs the member the others
                 reason = f"{exc.problem} — {exc.hint}" if exc.hint else exc.problem
@@ -178,7 +183,7 @@ def read_package(home: Home, paths: list[Path], progress: Progress | None = None
                 if cls.role is Role.LISTENS:
                     unknown.append(f.name)
                 continue
-            digest.update(f.name.encode() + b"\0" + hashlib.sha256(data).digest())
+            digest.update(f.name.encode() + b"\0" + file_digest)
             usernames |= result.usernames
             parsed.append((f, result))
             infos.append(
@@ -209,6 +214,45 @@ def read_package(home: Home, paths: list[Path], progress: Progress | None = None
 
 
 _USERNAME_ONLY = "account username only, kept as a keyed hash"
+_IDENTITY_MAX = 1024 * 1024  # an account's details are a few hundred bytes
+_CHUNK = 1024 * 1024
+
+
+def _username(f: ExportFile, parser: Parser, max_file_bytes: int) -> str | None:
+    """The username in an identity file, which is read whole: only a small one is read."""
+    if f.size > _IDENTITY_MAX:
+        raise UnknownContent(
+            f.name,
+            f"is larger than {_IDENTITY_MAX:,} bytes, too large to be the account's details",
+            hint="the plays are imported without the username and matched by their content",
+        )
+    return parser.username(f, f.read(min(max_file_bytes, _IDENTITY_MAX)))
+
+
+class _Hashed(io.RawIOBase):
+    """A file's stream, hashed as the parser reads it (to its end: the digest is the
+    file's, as when it was read whole)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        super().__init__()
+        self._stream = stream
+        self._hash = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        chunk = self._stream.read(len(view))
+        self._hash.update(chunk)
+        view[: len(chunk)] = chunk
+        return len(chunk)
+
+    def digest(self) -> bytes:
+        """SHA-256 of the whole file (what the parser left unread is read here)."""
+        while chunk := self._stream.read(_CHUNK):
+            self._hash.update(chunk)
+        return self._hash.digest()
 
 
 def _no_history(label: str, names: list[str]) -> ExportError:

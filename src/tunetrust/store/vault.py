@@ -15,8 +15,8 @@ decryption failing.
 
 from __future__ import annotations
 
-import io
 import os
+import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -80,14 +80,15 @@ def raw_package(paths: list[Path]) -> tuple[BinaryIO, str]:
     if len(paths) == 1 and paths[0].is_file():
         suffix = ".zip" if zipfile.is_zipfile(paths[0]) else paths[0].suffix or ".bin"
         return paths[0].open("rb"), suffix
-    buf = io.BytesIO()
+    # a folder is zipped on disk past 8 MiB: never the whole export in memory
+    buf = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 (returned)
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for p in paths:
             files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
             for f in files:
                 zf.write(f, f.relative_to(p).as_posix() if p.is_dir() else f.name)
     buf.seek(0)
-    return buf, ".zip"
+    return buf, ".zip"  # type: ignore[return-value]  # a binary file object
 
 
 class Vault:

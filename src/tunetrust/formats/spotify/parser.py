@@ -22,11 +22,11 @@ recognised by name and never opened; ``Userdata.json`` is read only for the user
 
 from __future__ import annotations
 
+import io
 import re
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import IO, Any, Protocol
 
 import orjson
 import pyarrow as pa
@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 
 from tunetrust.errors import ExportError, UnknownContent
 from tunetrust.formats import Classification, Parsed, Role, ServiceFacts, normalise
+from tunetrust.formats.jsonlist import json_list
 from tunetrust.formats.package import ExportFile
 from tunetrust.listens import PARSED_SCHEMA
 
@@ -201,28 +202,45 @@ class SpotifyParser:
                 )
         return None
 
-    def parse(self, file: ExportFile, data: bytes, kind: str) -> Parsed:
+    def parse(self, file: ExportFile, data: bytes | IO[bytes], kind: str) -> Parsed:
         """Parse one listening-history file; the generation is read from its fields.
 
-        The rows come out normalised with :data:`FACTS` (skips filled from end reasons).
+        ``data`` is the file's bytes or a stream of them, read in bounded batches of
+        rows (each turned into Arrow columns before the next is read), so memory holds
+        the parsed table and one batch, never the file's rows as Python objects. The
+        rows come out normalised with :data:`FACTS` (skips filled from end reasons).
         """
-        rows = _load_rows(file.name, data)
-        if not rows:
+        stream = io.BytesIO(data) if isinstance(data, bytes) else data
+        batches = json_list(file.name, stream)
+        rows = next(batches, None)
+        if rows is None:
             return Parsed(PARSED_SCHEMA.empty_table(), variant=_empty_variant(kind))
         first = rows[0]
-        if "ms_played" in first or "ts" in first:
-            parsed = _parse_extended(file.name, rows, video=kind == "extended-video")
-        elif "msPlayed" in first or "endTime" in first:
-            parsed = _parse_account(file.name, rows, kind)
-        else:
-            raise UnknownContent(
-                file.name,
-                "the rows have neither extended-history fields (ts, ms_played) "
-                "nor account-data fields (endTime, msPlayed)",
-                row=1,
-                hint="this file is not a listening history this version knows",
-            )
-        return replace(parsed, table=normalise(parsed.table, FACTS))
+        try:
+            if "ms_played" in first or "ts" in first:
+                reader: _Reader = _Extended(file.name, first, video=kind == "extended-video")
+            elif "msPlayed" in first or "endTime" in first:
+                reader = _Account(file.name, first, kind)
+            else:
+                raise UnknownContent(
+                    file.name,
+                    "the rows have neither extended-history fields (ts, ms_played) "
+                    "nor account-data fields (endTime, msPlayed)",
+                    row=1,
+                    hint="this file is not a listening history this version knows",
+                )
+        except UnknownContent:
+            _drain(batches)  # a damaged file is refused, not skipped as unknown
+            raise
+        tables, usernames, offset = [], set(), 0
+        for batch in _chain(rows, batches):
+            table, names = reader.batch(batch, offset)
+            tables.append(normalise(table, FACTS))
+            usernames |= names
+            offset += len(batch)
+        return Parsed(
+            pa.concat_tables(tables), variant=reader.variant, usernames=frozenset(usernames)
+        )
 
     def username(self, file: ExportFile, data: bytes) -> str | None:
         """The ``username`` of ``Userdata.json``; every other field stays unread.
@@ -250,43 +268,21 @@ def _strip_bom(data: bytes) -> bytes:
     return data[3:] if data.startswith(b"\xef\xbb\xbf") else data
 
 
-def _load_rows(name: str, data: bytes) -> list[dict[str, Any]]:
-    data = _strip_bom(data)
-    if not data.strip():
-        raise ExportError(name, "the file is empty", hint="download the export again")
-    try:
-        doc = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        if _not_utf8(data):
-            raise ExportError(
-                name, "is not UTF-8 text", hint="it was changed after download; download again"
-            ) from None
-        raise ExportError(
-            name,
-            f"is not valid JSON (stops making sense at line {exc.lineno}, "
-            f"column {exc.colno}; truncated?)",
-            hint="download the export again",
-        ) from None
-    if not isinstance(doc, list):
-        raise ExportError(name, "expected a JSON list of plays", hint="is this the right file?")
-    for i, row in enumerate(doc):
-        if not isinstance(row, dict):
-            raise ExportError(name, "expected an object for each play", row=i + 1)
-    return doc
+def _drain(batches: Iterator[list[dict[str, Any]]]) -> None:
+    for _ in batches:
+        pass
 
 
-def _not_utf8(data: bytes) -> bool:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return True
-    return False
+def _chain(
+    first: list[dict[str, Any]], rest: Iterator[list[dict[str, Any]]]
+) -> Iterator[list[dict[str, Any]]]:
+    yield first
+    yield from rest
 
 
-def _require(name: str, rows: list[dict[str, Any]], fields: Sequence[str]) -> None:
-    """Every row has ``fields``. A first row without them is a shape this version does not
-    know (skipped); a later row without them is a damaged file (refused)."""
-    absent = [key for key in fields if key not in rows[0]]
+def _require_first(name: str, first: dict[str, Any], fields: Sequence[str]) -> None:
+    """A first row without ``fields`` is a shape this version does not know (skipped)."""
+    absent = [key for key in fields if key not in first]
     if absent:
         raise UnknownContent(
             name,
@@ -295,16 +291,25 @@ def _require(name: str, rows: list[dict[str, Any]], fields: Sequence[str]) -> No
             row=1,
             hint="this file is not a listening history this version knows",
         )
+
+
+def _require(name: str, rows: list[dict[str, Any]], fields: Sequence[str], offset: int) -> None:
+    """Every row has ``fields``: a later row without them is a damaged file (refused)."""
     for key in fields:
         for i, row in enumerate(rows):
             if key not in row:
                 raise ExportError(
-                    name, f"the field '{key}' is missing", row=i + 1, hint="download again"
+                    name, f"the field '{key}' is missing", row=offset + i + 1, hint="download again"
                 )
 
 
-def _column(name: str, rows: list[dict[str, Any]], key: str, typ: pa.DataType) -> pa.Array:
-    """One export field as an Arrow array, with a row-numbered error on a wrong type."""
+def _column(
+    name: str, rows: list[dict[str, Any]], key: str, typ: pa.DataType, offset: int
+) -> pa.Array:
+    """One export field as an Arrow array, with a row-numbered error on a wrong type.
+
+    ``offset`` is the number of rows of the file before ``rows`` (batches are numbered
+    as one file)."""
     values = [r.get(key) for r in rows]
     words, pytypes = _TYPE_WORDS[typ]
     try:
@@ -317,7 +322,7 @@ def _column(name: str, rows: list[dict[str, Any]], key: str, typ: pa.DataType) -
         raise ExportError(
             name,
             f"the field '{key}' should be {words}, found {found}",
-            row=i + 1,
+            row=offset + i + 1,
             hint="the file was changed after download; download again",
         )
     return arr
@@ -340,27 +345,29 @@ def _first_bad(values: list[Any], pytypes: tuple[type, ...]) -> tuple[int, str] 
 _INT64_MAX = 2**63 - 1
 
 
-def _timestamps(name: str, rows: list[dict[str, Any]], key: str, fmt: str) -> pa.Array:
+def _timestamps(name: str, rows: list[dict[str, Any]], key: str, fmt: str, offset: int) -> pa.Array:
     values = [r.get(key) for r in rows]
     for i, v in enumerate(values):
         if not isinstance(v, str):
-            raise ExportError(name, f"the field '{key}' should be a date and time text", row=i + 1)
+            raise ExportError(
+                name, f"the field '{key}' should be a date and time text", row=offset + i + 1
+            )
     parsed = pc.strptime(pa.array(values, pa.string()), format=fmt, unit="ms", error_is_null=True)
     if parsed.null_count:
         i = parsed.is_null().to_pylist().index(True)
         raise ExportError(
             name,
             f"the field '{key}' is not a date and time in the form {fmt}",
-            row=i + 1,
+            row=offset + i + 1,
             hint="the file was changed after download; download again",
         )
     return parsed.cast(pa.timestamp("ms", tz="UTC"))
 
 
-def _not_null(name: str, arr: pa.Array, key: str) -> None:
+def _not_null(name: str, arr: pa.Array, key: str, offset: int) -> None:
     if arr.null_count:
         i = arr.is_null().to_pylist().index(True)
-        raise ExportError(name, f"the field '{key}' is empty", row=i + 1)
+        raise ExportError(name, f"the field '{key}' is empty", row=offset + i + 1)
 
 
 def _extended_variant(first: dict[str, Any]) -> str:
@@ -371,24 +378,45 @@ def _extended_variant(first: dict[str, Any]) -> str:
     return "extended-a"
 
 
-def _parse_extended(name: str, rows: list[dict[str, Any]], *, video: bool) -> Parsed:
-    variant = _extended_variant(rows[0])
-    _require(name, rows, _EXTENDED_REQUIRED)
-    n = len(rows)
-    columns: dict[str, pa.Array] = {
-        "ts": _timestamps(name, rows, "ts", "%Y-%m-%dT%H:%M:%SZ"),
-        "ms_played": _column(name, rows, "ms_played", pa.int64()),
-    }
-    _not_null(name, columns["ms_played"], "ms_played")
-    for col, key in _EXTENDED_COLUMNS.items():
-        typ = PARSED_SCHEMA.field(col).type
+class _Reader(Protocol):
+    """Turns batches of one file's rows into parsed tables; the first row decided how."""
+
+    variant: str
+
+    def batch(self, rows: list[dict[str, Any]], offset: int) -> tuple[pa.Table, set[str]]:
+        """The rows as a parsed table, and the usernames they name."""
+        ...
+
+
+class _Extended:
+    """Extended streaming history: the generation and optional fields from the first row."""
+
+    def __init__(self, name: str, first: dict[str, Any], *, video: bool) -> None:
+        _require_first(name, first, _EXTENDED_REQUIRED)
+        self.name, self.video = name, video
+        self.variant = _extended_variant(first) + ("-video" if video else "")
         # optional fields (URIs, audiobook_*) are absent in older generations
-        columns[col] = _column(name, rows, key, typ) if key in rows[0] else pa.nulls(n, typ)
-    columns["kind"] = _extended_kind(columns, video=video)
-    columns["source"] = pa.array(["extended"] * n, pa.string())
-    usernames = frozenset(u for u in {r.get("username") for r in rows} if isinstance(u, str) and u)
-    suffix = "-video" if video else ""
-    return Parsed(_table(columns), variant=variant + suffix, usernames=usernames)
+        self.present = frozenset(k for k in _EXTENDED_COLUMNS.values() if k in first)
+
+    def batch(self, rows: list[dict[str, Any]], offset: int) -> tuple[pa.Table, set[str]]:
+        """The rows as a parsed table, and the usernames they name."""
+        name = self.name
+        _require(name, rows, _EXTENDED_REQUIRED, offset)
+        n = len(rows)
+        columns: dict[str, pa.Array] = {
+            "ts": _timestamps(name, rows, "ts", "%Y-%m-%dT%H:%M:%SZ", offset),
+            "ms_played": _column(name, rows, "ms_played", pa.int64(), offset),
+        }
+        _not_null(name, columns["ms_played"], "ms_played", offset)
+        for col, key in _EXTENDED_COLUMNS.items():
+            typ = PARSED_SCHEMA.field(col).type
+            columns[col] = (
+                _column(name, rows, key, typ, offset) if key in self.present else pa.nulls(n, typ)
+            )
+        columns["kind"] = _extended_kind(columns, video=self.video)
+        columns["source"] = pa.array(["extended"] * n, pa.string())
+        usernames = {u for u in {r.get("username") for r in rows} if isinstance(u, str) and u}
+        return _table(columns), usernames
 
 
 def _extended_kind(columns: dict[str, pa.Array], *, video: bool) -> pa.Array:
@@ -423,45 +451,51 @@ _ACCOUNT_SHAPES = (
 )
 
 
-def _parse_account(name: str, rows: list[dict[str, Any]], kind: str) -> Parsed:
-    first = rows[0]
-    shape = next((s for s, fields in _ACCOUNT_SHAPES if any(f in first for f in fields)), None)
-    if shape is None:
-        raise UnknownContent(
-            name,
-            "the rows have account-data times but no fields saying what was played "
-            "(artistName/trackName, podcastName/episodeName or audiobookName/chapterName)",
-            row=1,
-            hint="this file is not a listening history this version knows",
-        )
-    podcast = shape == "podcast"
-    legacy = kind == "account-legacy"
-    needed = ("endTime", "msPlayed") + dict(_ACCOUNT_SHAPES)[shape]
-    _require(name, rows, needed)
-    n = len(rows)
-    columns: dict[str, pa.Array] = {
-        "ts": _timestamps(name, rows, "endTime", "%Y-%m-%d %H:%M"),
-        "ms_played": _column(name, rows, "msPlayed", pa.int64()),
-    }
-    _not_null(name, columns["ms_played"], "msPlayed")
-    if podcast:
-        columns["show_name"] = _column(name, rows, "podcastName", pa.string())
-        columns["episode_name"] = _column(name, rows, "episodeName", pa.string())
-        columns["kind"] = pa.array(["podcast"] * n, pa.string())
-    elif shape == "audiobook":
-        # authorName is not kept: book and chapter say what was played
-        columns["audiobook_title"] = _column(name, rows, "audiobookName", pa.string())
-        columns["audiobook_chapter_title"] = _column(name, rows, "chapterName", pa.string())
-        columns["kind"] = pa.array(["audiobook"] * n, pa.string())
-    else:
-        columns["artist_name"] = _column(name, rows, "artistName", pa.string())
-        columns["track_name"] = _column(name, rows, "trackName", pa.string())
+class _Account:
+    """Account data: what was played (music, podcast, audiobook) from the first row."""
+
+    def __init__(self, name: str, first: dict[str, Any], kind: str) -> None:
+        shape = next((s for s, fields in _ACCOUNT_SHAPES if any(f in first for f in fields)), None)
+        if shape is None:
+            raise UnknownContent(
+                name,
+                "the rows have account-data times but no fields saying what was played "
+                "(artistName/trackName, podcastName/episodeName or audiobookName/chapterName)",
+                row=1,
+                hint="this file is not a listening history this version knows",
+            )
+        self.needed = ("endTime", "msPlayed") + dict(_ACCOUNT_SHAPES)[shape]
+        _require_first(name, first, self.needed)
+        self.name, self.shape = name, shape
+        self.variant = "account-legacy" if kind == "account-legacy" else f"account-{shape}"
+
+    def batch(self, rows: list[dict[str, Any]], offset: int) -> tuple[pa.Table, set[str]]:
+        """The rows as a parsed table (account data names no username)."""
+        name = self.name
+        _require(name, rows, self.needed, offset)
+        n = len(rows)
+        columns: dict[str, pa.Array] = {
+            "ts": _timestamps(name, rows, "endTime", "%Y-%m-%d %H:%M", offset),
+            "ms_played": _column(name, rows, "msPlayed", pa.int64(), offset),
+        }
+        _not_null(name, columns["ms_played"], "msPlayed", offset)
+        if self.shape == "podcast":
+            columns["show_name"] = _column(name, rows, "podcastName", pa.string(), offset)
+            columns["episode_name"] = _column(name, rows, "episodeName", pa.string(), offset)
+        elif self.shape == "audiobook":
+            # authorName is not kept: book and chapter say what was played
+            columns["audiobook_title"] = _column(name, rows, "audiobookName", pa.string(), offset)
+            columns["audiobook_chapter_title"] = _column(
+                name, rows, "chapterName", pa.string(), offset
+            )
+        else:
+            columns["artist_name"] = _column(name, rows, "artistName", pa.string(), offset)
+            columns["track_name"] = _column(name, rows, "trackName", pa.string(), offset)
         # older account data mixes podcasts into the same files under artist/track
         # names; they cannot be told apart, so they count as music (documented)
-        columns["kind"] = pa.array(["music"] * n, pa.string())
-    columns["source"] = pa.array(["account"] * n, pa.string())
-    variant = "account-legacy" if legacy else f"account-{shape}"
-    return Parsed(_table(columns), variant=variant)
+        columns["kind"] = pa.array([self.shape] * n, pa.string())
+        columns["source"] = pa.array(["account"] * n, pa.string())
+        return _table(columns), set()
 
 
 def _table(columns: dict[str, pa.Array]) -> pa.Table:
