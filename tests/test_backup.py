@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import stat
 import zipfile
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -193,7 +192,7 @@ def test_postgresql_database_is_left_to_pg_dump(coop: Home, tmp_path: Path) -> N
             backup_home(coop, tmp_path / "b.ttbackup", PASSPHRASE, kdf=CHEAP)
     report = backup_home(coop, tmp_path / "b.ttbackup", PASSPHRASE, files_only=True, kdf=CHEAP)
     assert not report.database_included and report.key_included and report.audit_head is None
-    target = replace(coop.settings, home=tmp_path / "r")
+    target = coop.settings.replace(home=tmp_path / "r")
     restored = restore_home(target, report.path, PASSPHRASE)
     assert not restored.database_included and restored.audit_head is None
     assert (tmp_path / "r" / "master.key").read_bytes() == coop.settings.key_file.read_bytes()

@@ -21,24 +21,74 @@ Map of the package (layers, lowest first; docs/architecture.md has the contract)
     cli/              the command line (thin), render.py, demo.py
 """
 
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from tunetrust._version import __version__ as __version__
-from tunetrust.coop.audit import verify_home as verify_audit
-from tunetrust.coop.consent import decide as decide_consent
-from tunetrust.coop.keyring import rotate_master_key
-from tunetrust.coop.members import add_member, get_member, list_members
-from tunetrust.coop.profile import show_member
-from tunetrust.coop.rights import erase_member, export_member
-from tunetrust.errors import (
-    ConflictError,
-    ExportError,
-    InputError,
-    NotFoundError,
-    SetupError,
-    TuneTrustError,
-)
-from tunetrust.ingest.pipeline import ImportSummary, import_export
-from tunetrust.settings import Settings
-from tunetrust.store.home import Home, init_home, open_home
+
+if TYPE_CHECKING:
+    from tunetrust.coop.audit import verify_home as verify_audit
+    from tunetrust.coop.consent import decide as decide_consent
+    from tunetrust.coop.keyring import rotate_master_key
+    from tunetrust.coop.members import add_member, get_member, list_members
+    from tunetrust.coop.profile import show_member
+    from tunetrust.coop.rights import erase_member, export_member
+    from tunetrust.errors import (
+        ConflictError,
+        ExportError,
+        InputError,
+        NotFoundError,
+        SetupError,
+        TuneTrustError,
+    )
+    from tunetrust.ingest.pipeline import ImportSummary, import_export
+    from tunetrust.settings import Settings
+    from tunetrust.store.home import Home, init_home, open_home
+
+# Where each public name lives, as (module, name there). Imported on first use, so
+# `import tunetrust` (and the CLI, which imports the package first) stays light:
+# SQLAlchemy, pyarrow, DuckDB and OpenDP load only when a caller needs them.
+_EXPORTS: dict[str, tuple[str, str]] = {
+    "ConflictError": ("tunetrust.errors", "ConflictError"),
+    "ExportError": ("tunetrust.errors", "ExportError"),
+    "Home": ("tunetrust.store.home", "Home"),
+    "ImportSummary": ("tunetrust.ingest.pipeline", "ImportSummary"),
+    "InputError": ("tunetrust.errors", "InputError"),
+    "NotFoundError": ("tunetrust.errors", "NotFoundError"),
+    "SetupError": ("tunetrust.errors", "SetupError"),
+    "Settings": ("tunetrust.settings", "Settings"),
+    "TuneTrustError": ("tunetrust.errors", "TuneTrustError"),
+    "add_member": ("tunetrust.coop.members", "add_member"),
+    "decide_consent": ("tunetrust.coop.consent", "decide"),
+    "erase_member": ("tunetrust.coop.rights", "erase_member"),
+    "export_member": ("tunetrust.coop.rights", "export_member"),
+    "get_member": ("tunetrust.coop.members", "get_member"),
+    "import_export": ("tunetrust.ingest.pipeline", "import_export"),
+    "init_home": ("tunetrust.store.home", "init_home"),
+    "list_members": ("tunetrust.coop.members", "list_members"),
+    "open_home": ("tunetrust.store.home", "open_home"),
+    "rotate_master_key": ("tunetrust.coop.keyring", "rotate_master_key"),
+    "show_member": ("tunetrust.coop.profile", "show_member"),
+    "verify_audit": ("tunetrust.coop.audit", "verify_home"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use and keep it (PEP 562)."""
+    try:
+        module, attr = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(import_module(module), attr)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "ConflictError",

@@ -1,123 +1,139 @@
-"""Typed settings: built once by an interface, passed down explicitly."""
+"""Typed settings: built once by an interface, passed down explicitly.
+
+Every field is written once, here, with its default, its bounds and its help text
+(``Field(description=...)``); pydantic validates the values whenever an object is built.
+``Settings(...)`` takes exactly the values it is given, so tests can build many homes
+side by side whatever the shell exports; ``Settings.from_env()`` (what the command line
+calls) also reads ``TUNETRUST_<FIELD>`` variables, and a bad one is an ``InputError``
+that names the variable. ``Rules`` are not settings (see its docstring).
+"""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, Self
 
 import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from tunetrust.errors import InputError
 
 MiB = 1024 * 1024
 DEFAULT_PURPOSES = ("research", "ai-training", "commercial-analytics")
+ENV_PREFIX = "TUNETRUST_"
 
 
 def default_home() -> Path:
-    """The cooperative home: ``TUNETRUST_HOME``, else a per-user data folder."""
-    env = os.environ.get("TUNETRUST_HOME")
-    if env:
-        return Path(env)
+    """The per-user data folder used when neither ``--home`` nor ``TUNETRUST_HOME`` is given."""
     return Path(platformdirs.user_data_dir("tunetrust", appauthor=False))
 
 
-@dataclass(frozen=True)
-class ImportLimits:
+_NESTED = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+Share = Annotated[float, Field(ge=0, le=1)]
+
+
+class ImportLimits(BaseModel):
     """Limits that keep a hostile or broken export from exhausting the machine."""
 
-    max_file_bytes: int = field(
-        default=1024 * MiB,
-        metadata={"help": "largest single JSON file accepted (uncompressed)"},
+    model_config = _NESTED
+
+    max_file_bytes: int = Field(
+        default=1024 * MiB, gt=0, description="largest single JSON file accepted (uncompressed)"
     )
-    max_total_bytes: int = field(
-        default=4096 * MiB,
-        metadata={"help": "largest export accepted (sum of uncompressed files)"},
+    max_total_bytes: int = Field(
+        default=4096 * MiB, gt=0, description="largest export accepted (sum of uncompressed files)"
     )
-    max_ratio: float = field(
+    max_ratio: float = Field(
         default=200.0,
-        metadata={"help": "largest compression ratio of one zip entry (zip-bomb guard)"},
+        gt=1,
+        description="largest compression ratio of one zip entry (zip-bomb guard)",
     )
-    max_entries: int = field(
-        default=10_000,
-        metadata={"help": "most entries a zip or folder may hold"},
+    max_entries: int = Field(
+        default=10_000, gt=0, description="most entries a zip or folder may hold"
     )
 
 
-@dataclass(frozen=True)
-class Checks:
+class Checks(BaseModel):
     """Thresholds of the contribution checks (docs/contributions.md explains each)."""
 
-    daily_allowance: float = field(
+    model_config = _NESTED
+
+    daily_allowance: float = Field(
         default=0.5,
-        metadata={
-            "help": "listening allowed per day beyond 24 h for parallel devices "
-            "(0.5 = up to 36 h before a day is impossible)"
-        },
+        ge=0,
+        description="listening allowed per day beyond 24 h for parallel devices "
+        "(0.5 = up to 36 h before a day is impossible)",
     )
-    overlap_warn: float = field(
+    overlap_warn: Share = Field(
         default=0.08,
-        metadata={
-            "help": "share of plays overlapping the previous one on the "
-            "same platform family that warns"
-        },
+        description="share of plays overlapping the previous one on the "
+        "same platform family that warns",
     )
-    overlap_fail: float = field(
-        default=0.25, metadata={"help": "… that rejects (an impossible density of plays)"}
+    overlap_fail: Share = Field(
+        default=0.25, description="… that rejects (an impossible density of plays)"
     )
-    overlap_slack_seconds: int = field(
+    overlap_slack_seconds: int = Field(
         default=12,
-        metadata={
-            "help": "how far a play may overlap the previous one before it counts as "
-            "overlapping (crossfade, automix and logging latency; 12 s is the longest "
-            "crossfade the service offers)"
-        },
+        ge=0,
+        description="how far a play may overlap the previous one before it counts as "
+        "overlapping (crossfade, automix and logging latency; 12 s is the longest "
+        "crossfade the service offers)",
     )
-    rounded_warn: float = field(
+    rounded_warn: Share = Field(
         default=0.15,
-        metadata={
-            "help": "share of play lengths in whole seconds that warns (real account "
-            "data reaches 9 %)"
-        },
+        description="share of play lengths in whole seconds that warns (real account "
+        "data reaches 9 %)",
     )
-    rounded_fail: float = field(default=0.5, metadata={"help": "… that rejects"})
-    same_length_warn: float = field(
-        default=0.15,
-        metadata={"help": "share of plays with the single most common length that warns"},
+    rounded_fail: Share = Field(default=0.5, description="… that rejects")
+    same_length_warn: Share = Field(
+        default=0.15, description="share of plays with the single most common length that warns"
     )
-    same_length_fail: float = field(default=0.4, metadata={"help": "… that rejects"})
-    same_gap_warn: float = field(
+    same_length_fail: Share = Field(default=0.4, description="… that rejects")
+    same_gap_warn: Share = Field(
         default=0.1,
-        metadata={
-            "help": "share of gaps between plays equal to the most common "
-            "gap that warns (perfectly regular gaps)"
-        },
+        description="share of gaps between plays equal to the most common "
+        "gap that warns (perfectly regular gaps)",
     )
-    same_gap_fail: float = field(default=0.3, metadata={"help": "… that rejects"})
-    flat_day_warn: float = field(
+    same_gap_fail: Share = Field(default=0.3, description="… that rejects")
+    flat_day_warn: Share = Field(
         default=0.35,
-        metadata={
-            "help": "quietest hour ÷ busiest hour of the day above which "
-            "listening looks uniform over the day (warns)"
-        },
+        description="quietest hour ÷ busiest hour of the day above which "
+        "listening looks uniform over the day (warns)",
     )
-    flat_day_fail: float = field(default=0.6, metadata={"help": "… that rejects"})
-    copied_warn: float = field(
-        default=0.02,
-        metadata={"help": "share of plays already contributed by other members that warns"},
+    flat_day_fail: Share = Field(default=0.6, description="… that rejects")
+    copied_warn: Share = Field(
+        default=0.02, description="share of plays already contributed by other members that warns"
     )
-    copied_fail: float = field(default=0.1, metadata={"help": "… that rejects"})
-    copy_window_minutes: int = field(
-        default=10, metadata={"help": "time shift within which a play counts as copied"}
+    copied_fail: Share = Field(default=0.1, description="… that rejects")
+    copy_window_minutes: int = Field(
+        default=10, ge=0, description="time shift within which a play counts as copied"
     )
-    repeated_warn: float = field(
-        default=0.01, metadata={"help": "share of rows repeated inside the export that warns"}
+    repeated_warn: Share = Field(
+        default=0.01, description="share of rows repeated inside the export that warns"
     )
-    repeated_fail: float = field(default=0.1, metadata={"help": "… that rejects"})
-    min_plays_for_patterns: int = field(
-        default=300, metadata={"help": "fewest plays for the pattern checks to judge at all"}
+    repeated_fail: Share = Field(default=0.1, description="… that rejects")
+    min_plays_for_patterns: int = Field(
+        default=300, ge=0, description="fewest plays for the pattern checks to judge at all"
     )
+
+    @model_validator(mode="after")
+    def _warn_before_fail(self) -> Self:
+        for name in type(self).model_fields:
+            if name.endswith("_warn"):
+                fail = name.removesuffix("_warn") + "_fail"
+                if getattr(self, name) > getattr(self, fail):
+                    raise ValueError(f"{name} must not be above {fail}")
+        return self
 
 
 @dataclass(frozen=True)
@@ -189,70 +205,101 @@ class Rules:
             raise InputError("the stored rules are incomplete") from None
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(BaseSettings):
     """Everything configurable about one cooperative; every field has a default and help."""
 
-    home: Path = field(
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        hide_input_in_errors=True,  # a master key must not reach a log
+        env_prefix=ENV_PREFIX,
+        env_ignore_empty=True,
+    )
+
+    home: Path = Field(
         default_factory=default_home,
-        metadata={"help": "cooperative home folder (TUNETRUST_HOME)"},
+        description="cooperative home folder (--home); default: a per-user data folder",
     )
-    database_url: str | None = field(
+    database_url: str | None = Field(
         default=None,
-        metadata={
-            "help": "metadata database URL (TUNETRUST_DATABASE_URL); "
-            "default: SQLite file in the home"
-        },
+        min_length=1,
+        description="metadata database URL (--database-url); default: SQLite file in the home",
     )
-    master_key: str | None = field(
+    master_key: str | None = Field(
         default=None,
-        metadata={
-            "help": "cooperative master key, urlsafe base64 of 32 bytes "
-            "(TUNETRUST_MASTER_KEY); default: <home>/master.key"
-        },
+        min_length=1,
+        description="cooperative master key, urlsafe base64 of 32 bytes; "
+        "default: <home>/master.key",
     )
-    limits: ImportLimits = field(
-        default_factory=ImportLimits, metadata={"help": "import safety limits"}
+    limits: ImportLimits = Field(
+        default=ImportLimits(), description="import safety limits (set in code)"
     )
-    purposes: tuple[str, ...] = field(
+    # NoDecode: the variable is a comma-separated list, not JSON (see from_env)
+    purposes: Annotated[tuple[Annotated[str, Field(pattern=r"^\S+$")], ...], NoDecode] = Field(
         default=DEFAULT_PURPOSES,
-        metadata={
-            "help": "purposes members can consent to (TUNETRUST_PURPOSES adds more, "
-            "comma-separated)"
-        },
+        min_length=1,
+        description="purposes members can consent to; the variable adds more, comma-separated",
     )
-    epsilon_cap: float = field(
+    epsilon_cap: float = Field(
         default=3.0,
-        metadata={
-            "help": "each member's ε budget per purpose and calendar year; a member may "
-            "lower their own (TUNETRUST_EPSILON_CAP)"
-        },
+        ge=0,
+        le=100,
+        description="each member's ε budget per purpose and calendar year; "
+        "a member may lower their own",
     )
-    checks: Checks = field(
-        default_factory=Checks, metadata={"help": "contribution check thresholds"}
+    checks: Checks = Field(
+        default=Checks(), description="contribution check thresholds (set in code)"
     )
-    actor: str = field(
-        default="steward",
-        metadata={"help": "who the audit log names for actions taken (TUNETRUST_ACTOR)"},
+    actor: str = Field(
+        default="steward", min_length=1, description="who the audit log names for actions taken"
     )
-    engine: str = field(
+    engine: str = Field(
         default="duckdb",
-        metadata={"help": "the release engine that bounds and aggregates (TUNETRUST_ENGINE)"},
+        pattern=r"^[a-z][a-z0-9_-]*$",
+        description="the release engine that bounds and aggregates",
     )
+
+    # set in code, not from the environment: each is a whole model of its own
+    IN_CODE: ClassVar[frozenset[str]] = frozenset({"limits", "checks"})
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """``Settings(...)`` takes only what it is given; ``from_env()`` reads the rest."""
+        return (init_settings,)
+
+    @classmethod
+    def env_var(cls, name: str) -> str | None:
+        """The environment variable that sets a field, or None for one set in code."""
+        return None if name in cls.IN_CODE else ENV_PREFIX + name.upper()
 
     @classmethod
     def from_env(cls, home: Path | None = None, database_url: str | None = None) -> Settings:
         """Settings from explicit values, falling back to the environment, then defaults."""
-        extra = [p.strip() for p in os.environ.get("TUNETRUST_PURPOSES", "").split(",")]
-        return cls(
-            home=home if home is not None else default_home(),
-            database_url=database_url or os.environ.get("TUNETRUST_DATABASE_URL") or None,
-            master_key=os.environ.get("TUNETRUST_MASTER_KEY") or None,
-            purposes=DEFAULT_PURPOSES + tuple(p for p in extra if p and p not in DEFAULT_PURPOSES),
-            actor=os.environ.get("TUNETRUST_ACTOR") or "steward",
-            epsilon_cap=_env_number("TUNETRUST_EPSILON_CAP", 3.0, 0.0, 100.0),
-            engine=os.environ.get("TUNETRUST_ENGINE") or "duckdb",
-        )
+        try:
+            found = _Environment(cls)()
+        except SettingsError as exc:  # not reached for plain fields; kept for a clear message
+            raise InputError(f"a {ENV_PREFIX}* variable could not be read: {exc}") from None
+        if "purposes" in found:
+            extra = (p.strip() for p in str(found["purposes"]).split(","))
+            found["purposes"] = DEFAULT_PURPOSES + tuple(
+                dict.fromkeys(p for p in extra if p and p not in DEFAULT_PURPOSES)
+            )
+        given = {k: v for k, v in (("home", home), ("database_url", database_url)) if v}
+        try:
+            return cls(**(found | given))
+        except ValidationError as exc:
+            raise InputError(_explain(exc, set(found) - set(given))) from None
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed, validated like a new object."""
+        return type(self)(**(dict(self) | changes))
 
     @property
     def db_url(self) -> str:
@@ -270,17 +317,24 @@ class Settings:
         return self.home / "master.key"
 
 
-def _env_number(name: str, default: float, low: float, high: float) -> float:
-    raw = os.environ.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InputError(f"{name} must be a number from {low:g} to {high:g}") from None
-    if not low <= value <= high:
-        raise InputError(f"{name} must be a number from {low:g} to {high:g}")
-    return value
+class _Environment(EnvSettingsSource):
+    """``TUNETRUST_<FIELD>`` for each plain field; the nested models are set in code."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field_name in Settings.IN_CODE:
+            return None, field_name, False
+        return super().get_field_value(field, field_name)
+
+
+def _explain(exc: ValidationError, from_env: set[str]) -> str:
+    """One line per problem, naming the variable or field; never the value (a key may be)."""
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        path = ".".join(str(part) for part in error["loc"])
+        top = str(error["loc"][0]) if error["loc"] else ""
+        where = Settings.env_var(top) if top in from_env else f"setting {path}"
+        problems.append(f"{where}: {error['msg']}")
+    return "; ".join(problems)
 
 
 def _is_number(value: object) -> bool:

@@ -1,20 +1,29 @@
-"""Shared pieces of the command line: the Typer apps, options, and output helpers."""
+"""Shared pieces of the command line: the Typer apps, options, and output helpers.
+
+Importing the command line stays light (Typer, Rich, orjson; bench/startup.py times
+it): each command imports the library it calls inside its body, so ``--help`` loads
+none of pydantic, SQLAlchemy, pyarrow, DuckDB or OpenDP, and a command loads only
+what its library call needs.
+"""
 
 from __future__ import annotations
 
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from tunetrust.errors import ExportError, TuneTrustError
-from tunetrust.settings import Settings
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from tunetrust.settings import Settings
 
 app = typer.Typer(
     help="TuneTrust: a privacy-first data cooperative for listening histories.",
@@ -75,6 +84,8 @@ def _root(
     ] = None,
 ) -> None:
     """TuneTrust: a privacy-first data cooperative for listening histories."""
+    from tunetrust.settings import Settings  # pydantic: only once a command runs
+
     ctx.obj = Settings.from_env(home=home, database_url=database_url)
 
 
@@ -87,6 +98,8 @@ def _open(ctx: typer.Context) -> Any:
 
 
 def _progress() -> Progress:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
     return Progress(
         TextColumn("[bold]{task.description:<40}"),
         BarColumn(),

@@ -49,7 +49,7 @@ import tempfile
 import threading
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, BinaryIO, cast
@@ -481,7 +481,7 @@ def _verify(
     """Open the staged home: its audit chain must verify and its master key open it."""
     if not about["database_included"]:
         return None, False
-    staged = replace(settings, home=staging, database_url=None)
+    staged = settings.replace(home=staging, database_url=None)
     home = open_home(staged)
     try:
         verdict = audit.verify_home(home)
