@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import OperationalError
@@ -24,11 +25,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from tunetrust.errors import ConflictError, SetupError
 from tunetrust.settings import Settings
 from tunetrust.store import db, durable, keys, private
-from tunetrust.store.events import EventsStore
 from tunetrust.store.locks import Lock, lock_for
 from tunetrust.store.models import Contribution, Member, Release, Secret
 from tunetrust.store.objects import LocalObjectStore, ObjectStore
-from tunetrust.store.vault import Vault
+
+if TYPE_CHECKING:
+    from tunetrust.store.events import EventsStore
+    from tunetrust.store.vault import Vault
 
 ACCOUNT_HASH_SECRET = "account-hash"
 EVENTS, VAULT, RELEASES = "events", "vault", "releases"  # the home's stores (keys' prefixes)
@@ -46,8 +49,6 @@ class Home:
     engine: Engine
     sessions: sessionmaker[Session] = field(init=False)
     objects: ObjectStore = field(init=False)
-    events: EventsStore = field(init=False)
-    vault: Vault = field(init=False)
     releases: ObjectStore = field(init=False)
     _lock: Lock = field(init=False)
     _threads: threading.RLock = field(init=False)
@@ -58,11 +59,24 @@ class Home:
         self.sessions = db.sessions(self.engine)
         # one store for the home's files; each part sees its own prefix (store/objects.py)
         self.objects = LocalObjectStore(self.settings.home)
-        self.events = EventsStore(self.objects.scope(EVENTS))
-        self.vault = Vault(self.objects.scope(VAULT))
         self.releases = self.objects.scope(RELEASES)
         self._lock = lock_for(self.settings.home, self.engine)
         self._threads = threading.RLock()
+
+    @cached_property
+    def events(self) -> EventsStore:
+        """The de-identified events store (Parquet), built on first use: a command that
+        reads only the database never imports pyarrow (``bench/startup.py``)."""
+        from tunetrust.store.events import EventsStore
+
+        return EventsStore(self.objects.scope(EVENTS))
+
+    @cached_property
+    def vault(self) -> Vault:
+        """The members' encrypted raw exports, built on first use."""
+        from tunetrust.store.vault import Vault
+
+        return Vault(self.objects.scope(VAULT))
 
     @cached_property
     def master_key(self) -> bytes:
