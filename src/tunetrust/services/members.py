@@ -6,7 +6,7 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
-from tunetrust.coop import budget, consent, ledger, members, profile, rights
+from tunetrust.coop import budget, consent, ledger, members, profile
 from tunetrust.coop.governance import iso_time
 from tunetrust.errors import InputError
 from tunetrust.services._access import acting, for_member, steward_only
@@ -148,6 +148,8 @@ def member_statement(home: Home, actor: Actor, name: str) -> Statement:
 def export_data(home: Home, actor: Actor, name: str, out: Path) -> ExportReceipt:
     """Everything held about a member, as one zip (GDPR access and portability)."""
     for_member(actor, name, "export a member's data")
+    from tunetrust.coop import rights  # the export reads Parquet: pyarrow only when needed
+
     with acting(home, actor):
         report = rights.export_member(home, name, out)
     return ExportReceipt(path=str(report.path), files=list(report.files), sha256=report.sha256)
@@ -156,6 +158,8 @@ def export_data(home: Home, actor: Actor, name: str, out: Path) -> ExportReceipt
 def erase(home: Home, actor: Actor, name: str) -> ErasureReceipt:
     """Erase a member: listens, vault, data key, consents, name (GDPR erasure)."""
     for_member(actor, name, "erase a member")
+    from tunetrust.coop import rights
+
     with acting(home, actor):
         r = rights.erase_member(home, name)
     return ErasureReceipt(
