@@ -12,6 +12,7 @@ from rich.table import Table
 
 from tunetrust.cli._app import (
     _open,
+    app,
     audit_app,
     consent_app,
     err,
@@ -292,3 +293,37 @@ def audit_show(
     from tunetrust.cli.render import print_audit
 
     print_audit(out, rows)
+
+
+@app.command("verify")
+def verify(
+    ctx: typer.Context,
+    head: Annotated[
+        str | None, typer.Option("--head", help="A head hash anchored elsewhere to check against.")
+    ] = None,
+    as_json: JSON_OPTION = False,
+) -> None:
+    """Check everything: the audit chain, the ledger, and every table against the chain."""
+    from tunetrust.services.audit import verify_everything
+
+    with _open(ctx) as home:
+        result = verify_everything(home, steward(home), anchor=head)
+    if as_json:
+        emit("verify", result)
+    elif result.ok:
+        rows = ", ".join(f"{n:,} {what}" for what, n in result.state.checked.items())
+        out.print(
+            f"[green]everything holds[/]: audit chain ({result.audit.entries} entries), "
+            f"ledger ({result.ledger.transactions} transactions), and {rows} match the chain",
+            highlight=False,
+        )
+    else:
+        problems = (
+            ([result.audit.problem or "audit chain broken"] if not result.audit.ok else [])
+            + result.ledger.problems
+            + result.state.problems
+        )
+        for problem in problems:
+            err.print(f"[red]does not hold[/]: {escape(problem)}", highlight=False)
+    if not result.ok:
+        raise typer.Exit(1)

@@ -11,11 +11,13 @@ zero per currency; balances are kept beside the entries and ``verify`` recompute
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import iso4217
+import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -95,6 +97,13 @@ def split_cents(total: int, weights: dict[str, float]) -> dict[str, int]:
     for k in sorted(keys, key=lambda k: (-(exact[k] - shares[k]), keys.index(k)))[:left]:
         shares[k] += 1
     return shares
+
+
+def entries_digest(entries: list[tuple[str, str, int]]) -> str:
+    """SHA-256 of a transaction's (account, currency, minor units) entries, sorted: the
+    audit log records it with each sale, so an entry moved or relabelled later shows."""
+    rows = sorted([account, currency, int(v)] for account, currency, v in entries if v)
+    return hashlib.sha256(orjson.dumps(rows)).hexdigest()
 
 
 def post(

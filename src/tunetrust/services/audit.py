@@ -5,7 +5,15 @@ from __future__ import annotations
 from tunetrust.coop import audit, keyring
 from tunetrust.coop.members import get_member
 from tunetrust.services._access import acting, for_member, reader, steward_only
-from tunetrust.services.models import Actor, AuditEntryInfo, AuditHead, AuditVerdict, KeyRotation
+from tunetrust.services.models import (
+    Actor,
+    AuditEntryInfo,
+    AuditHead,
+    AuditVerdict,
+    KeyRotation,
+    StateInfo,
+    Verification,
+)
 from tunetrust.store.home import Home
 
 
@@ -54,3 +62,19 @@ def rotate_master_key(home: Home, actor: Actor, *, new_key: bytes | None = None)
     with acting(home, actor):
         count = keyring.rotate_master_key(home, actor=audit.actor(home), new_key=new_key)
     return KeyRotation(keys_rewrapped=count)
+
+
+def verify_everything(home: Home, actor: Actor, *, anchor: str | None = None) -> Verification:
+    """The audit chain, the ledger, and every state-bearing table against the chain."""
+    from tunetrust.services.governance import verify_ledger
+    from tunetrust.services.verify import verify_state
+
+    chain = verify_chain(home, actor, anchor=anchor)
+    money = verify_ledger(home, actor)
+    state = verify_state(home)
+    return Verification(
+        ok=chain.ok and money.ok and state.ok,
+        audit=chain,
+        ledger=money,
+        state=StateInfo(ok=state.ok, checked=state.checked, problems=state.problems),
+    )

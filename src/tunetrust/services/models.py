@@ -387,6 +387,23 @@ class AuditHead(Model):
     entry_hash: str
 
 
+class StateInfo(Model):
+    """State-bearing tables compared with the audit chain (services/verify.py)."""
+
+    ok: bool
+    checked: dict[str, int] = Field(description="table → rows compared")
+    problems: list[str]
+
+
+class Verification(Model):
+    """``tunetrust verify``: the chain, the ledger, and every table against the chain."""
+
+    ok: bool
+    audit: AuditVerdict
+    ledger: LedgerCheckInfo
+    state: StateInfo
+
+
 class KeyRotation(Model):
     """A master-key rotation: how many keys were rewrapped."""
 
@@ -427,7 +444,9 @@ __all__ = [
     "RulesReport",
     "Settled",
     "Statement",
+    "StateInfo",
     "StatementLine",
     "TallyInfo",
+    "Verification",
     "VoteCast",
 ]

@@ -48,6 +48,7 @@ from tunetrust.services.models import (
     RulesReport,
     Settled,
     Statement,
+    Verification,
     VoteCast,
 )
 
@@ -106,6 +107,7 @@ OUTPUTS: dict[str, Any] = {
     "audit-head": AuditHead,
     "audit-show": list[AuditEntryInfo],
     "key-rotate": KeyRotation,
+    "verify": Verification,
 }
 
 

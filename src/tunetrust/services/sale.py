@@ -283,12 +283,13 @@ def pay(home: Home, request_id: str) -> Payment:
         fee = req.price_cents * governance.frozen_rules(req).fee_basis_points // 10_000
         weights = {f"member:{members[m]}": w for m, w in member_weights(s, list(members)).items()}
         shares = ledger.split_cents(req.price_cents - fee, weights)
+        entries = {f"buyer:{req.buyer_id}": -req.price_cents, ledger.TREASURY: fee, **shares}
         ledger.post(
             s,
             memo=f"sale of request {req.id[:12]}",
             currency=req.currency,
             request_id=req.id,
-            entries={f"buyer:{req.buyer_id}": -req.price_cents, ledger.TREASURY: fee, **shares},
+            entries=entries,
         )
         payment = Payment(
             str(req.release_id),
@@ -303,6 +304,12 @@ def pay(home: Home, request_id: str) -> Payment:
             actor=audit.actor(home),
             action="request.pay",
             subject=req.id,
-            payload=payment.to_dict(),
+            # what `tunetrust verify` holds the ledger's entries to (services/verify.py)
+            payload=payment.to_dict()
+            | {
+                "entries_sha256": ledger.entries_digest(
+                    [(account, req.currency, v) for account, v in entries.items()]
+                )
+            },
         )
     return payment
