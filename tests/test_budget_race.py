@@ -75,17 +75,8 @@ def _member_id(home: Home) -> int:
 
 @pytest.mark.parametrize("with_lock", [True, False], ids=["as_built", "spend_alone"])
 def test_two_processes_spend_the_last_of_a_budget_one_wins(
-    tmp_path: Path, db_url: str | None, with_lock: bool, request: pytest.FixtureRequest
+    tmp_path: Path, db_url: str | None, with_lock: bool
 ) -> None:
-    if db_url is not None and not with_lock:
-        # Found by this test: under READ COMMITTED both transactions read 1 ε left and
-        # both insert. spend() must lock the members' rows first (SELECT … FOR UPDATE,
-        # ordered by id) so the second re-reads after the first commits. Strict: once
-        # coop/budget.py does, this passes and the marker must go.
-        request.applymarker(
-            pytest.mark.xfail(strict=True, reason="spend() alone overdraws on PostgreSQL")
-        )
-
     settings = Settings(home=tmp_path / "home", database_url=db_url, epsilon_cap=float(CAP))
     home = init_home(settings)
     try:

@@ -146,3 +146,44 @@ def test_a_committed_file_is_read_before_anyone_settles_it(tmp_path: Path) -> No
         assert home.events.count(m.pseudonym, m.events_file) > 400
     finally:
         home.close()
+
+
+@pytest.mark.slow
+def test_reads_answer_during_a_real_500000_listen_import(tmp_path: Path) -> None:
+    """No pause marker here: a real import of 500,000 listens, and reads meanwhile."""
+    settings = Settings(home=tmp_path / "home")
+    home = init_home(settings)
+    add_member(home, "ann")
+    add_member(home, "ben")
+    import_export(home, "ann", export_zip(tmp_path, "extended-c", 600, seed=1))
+    home.close()
+    big = export_zip(tmp_path, "extended-c", 500_000, seed=3, years=12)
+    writer = subprocess.Popen(
+        _cli(settings, "import", str(big), "--member", "ben", "--json"),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        time.sleep(1.0)  # the import has opened the export and is reading it
+        answered = []
+        for args in (
+            ("member", "list", "--json"),
+            ("insights", "--member", "ann", "--json"),
+            ("audit", "head"),
+        ):
+            done = subprocess.run(
+                _cli(settings, *args), env=_env(), capture_output=True, text=True, timeout=60
+            )
+            assert done.returncode == 0, (args, done.stderr)
+            answered.append(writer.poll() is None)
+        assert all(answered), "the import ended before the reads: the test proved nothing"
+    finally:
+        _, err = writer.communicate(timeout=600)
+    assert writer.returncode == 0, err.decode()
+    home = open_home(settings)
+    try:
+        ben = get_member(home, "ben")
+        assert home.events.count(ben.pseudonym, ben.events_file) > 400_000
+    finally:
+        home.close()

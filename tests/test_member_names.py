@@ -19,8 +19,11 @@ from tunetrust import (
     open_home,
     show_member,
 )
-from tunetrust.names import name_key
-from tunetrust.store import db
+from tunetrust.coop.budget import set_member_cap
+from tunetrust.coop.keyring import account_marker, derived_key
+from tunetrust.errors import SetupError
+from tunetrust.names import lookup_key, name_key
+from tunetrust.store import db, keys
 
 CYRILLIC_A = "\u0430"
 LOOK_ALIKES = ["ａｌｉｃｅ", "ALICE", f"{CYRILLIC_A}lice"]  # full width, case, Cyrillic а
@@ -96,15 +99,25 @@ def test_erasure_frees_the_name_and_its_look_alikes(coop: Home) -> None:
     first = add_member(coop, "alice")
     erase_member(coop, "alice")
     with coop.sessions() as s:
-        assert s.scalar(sa.text(f"select name_key from members where id = {first.id}")) is None
+        row = s.execute(
+            sa.text(f"select name_key, name_sealed from members where id = {first.id}")
+        ).one()
+        assert row == (None, None)
     again = add_member(coop, "ALICE")
     assert get_member(coop, "alice").id == again.id != first.id
     with pytest.raises(ConflictError):
         add_member(coop, "alice")
 
 
+def _upgrade(home: Home) -> None:
+    """Migrate to the newest revision as opening a home does, the master key at hand."""
+    cfg = db._alembic_config(home.engine)
+    cfg.attributes["master_key"] = lambda: home.master_key
+    command.upgrade(cfg, "head")
+
+
 def test_the_migration_keys_existing_members_and_keeps_older_look_alikes(coop: Home) -> None:
-    """A database of the previous revision, with look-alike names an older version let in."""
+    """A database of an older revision, with look-alike names an older version let in."""
     cfg = db._alembic_config(coop.engine)
     command.downgrade(cfg, "0005")
     members = sa.table(
@@ -113,29 +126,65 @@ def test_the_migration_keys_existing_members_and_keeps_older_look_alikes(coop: H
         sa.column("pseudonym", sa.String()),
         sa.column("created_at", sa.DateTime(timezone=True)),
         sa.column("keep_incognito", sa.Boolean()),
+        sa.column("account_hash", sa.String()),
     )
     now = datetime.now(UTC)
     with coop.engine.begin() as conn:
         conn.execute(
             sa.insert(members),
             [
-                {"name": n, "pseudonym": f"{i:032x}", "created_at": now, "keep_incognito": False}
+                {
+                    "name": n,
+                    "pseudonym": f"{i:032x}",
+                    "created_at": now,
+                    "keep_incognito": False,
+                    "account_hash": "ab" * 32 if n == "carol" else None,
+                }
                 for i, n in enumerate(["alice", "Alice", "ＢＯＢ", "carol"], start=1)
             ],
         )
+    _upgrade(coop)  # 0006 keys the names, 0009 seals them and keys the keys
     coop.close()
 
-    home = open_home(coop.settings)  # migrates to the newest revision
+    home = open_home(coop.settings)
     try:
+        secret = derived_key(home, keys.NAME_KEY)
         with home.sessions() as s:
-            keys = dict(s.execute(sa.text("select name, name_key from members")).all())
-        assert keys["alice"] == name_key("alice") and keys["Alice"] is None
-        assert keys["ＢＯＢ"] == name_key("bob") and keys["carol"] == name_key("carol")
+            rows = s.execute(
+                sa.text(
+                    "select pseudonym, name, name_key, name_sealed, account_marker from members"
+                )
+            ).all()
+        by = {p: (name, key, sealed, marker) for p, name, key, sealed, marker in rows}
+        assert all(name is None and sealed for name, _, sealed, _ in by.values())  # no plain name
+        assert by[f"{1:032x}"][1] == lookup_key(secret, "alice") != name_key("alice")
+        assert by[f"{2:032x}"][1] is None  # "Alice": the older "alice" holds the key
+        assert by[f"{3:032x}"][1] == lookup_key(secret, "bob")
+        assert by[f"{4:032x}"][3] == account_marker(home, "ab" * 32)
         assert get_member(home, "Alice").name == "Alice"  # found by its exact name
         assert get_member(home, "ALICE").name == "alice"  # the older member holds the key
         assert get_member(home, "bob").name == "ＢＯＢ"
+        assert [m.name for m in list_members(home)] == ["alice", "Alice", "ＢＯＢ", "carol"]
         for typed in ("aLiCe", "B0B", "Carol"):
             with pytest.raises(ConflictError):
                 add_member(home, typed)
     finally:
         home.close()
+
+
+def test_the_migration_needs_the_master_key_and_goes_back(coop: Home) -> None:
+    """0009 seals with the master key; without it, it refuses; down again unseals."""
+    add_member(coop, "dora")
+    set_member_cap(coop, "dora", "research", 1)  # a row that points at the member
+    cfg = db._alembic_config(coop.engine)
+    with pytest.raises(SetupError, match="master key"):
+        command.downgrade(cfg, "0008")
+    cfg.attributes["master_key"] = lambda: coop.master_key
+    command.downgrade(cfg, "0008")
+    with coop.sessions() as s:
+        assert s.execute(sa.text("select name, name_key from members")).one() == (
+            "dora",
+            name_key("dora"),
+        )
+    _upgrade(coop)
+    assert get_member(coop, "DORA").name == "dora"

@@ -4,11 +4,16 @@ Names are shown as typed (after NFKC), but compared by a key that look-alikes sh
 the Unicode TR39 skeleton (disarm's ``skeleton_key``) of the case-folded name, so
 "ALICE", full-width "ａｌｉｃｅ" and "аlice" with a Cyrillic "а" cannot join beside
 "alice". Here at the bottom of the layers because a migration computes it too.
+
+What the database stores is :func:`lookup_key`: the key under a cooperative secret
+(HMAC), so a copy of the database cannot be searched with a dictionary of names; the
+names themselves are sealed with each member's data key (``coop/members.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import unicodedata
 
 import disarm
@@ -45,3 +50,13 @@ def name_key(name: str) -> str:
     # a name made only of characters the skeleton drops (private use) is compared as typed
     basis = skeleton or "\x00" + plain
     return hashlib.sha256(basis.encode()).hexdigest()
+
+
+def rekey(secret: bytes, key: str) -> str:
+    """A :func:`name_key` digest as stored: HMAC-SHA256 under the cooperative's secret."""
+    return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()
+
+
+def lookup_key(secret: bytes, name: str) -> str:
+    """What ``members.name_key`` holds for ``name``: its look-alike key, keyed."""
+    return rekey(secret, name_key(name))

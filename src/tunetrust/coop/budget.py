@@ -2,6 +2,12 @@
 
 Amounts are exact: :class:`Epsilon` holds whole micro-units (ε × 10⁶), so sums and
 differences never drift and a balance can never go below zero unnoticed.
+
+A budget belongs to a person, not to a member row: erasing and joining again must not
+reset it. So erasure keeps, per streaming account, purpose and year, the ε spent
+(``budget_carryover``, under the account's keyed marker and no member id), and what a
+member has spent includes what was carried over for the account bound to them. Rows
+are kept while their year's budget can still matter, until the end of the next year.
 """
 
 from __future__ import annotations
@@ -10,14 +16,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from tunetrust.coop import audit
 from tunetrust.coop.members import get_member
 from tunetrust.errors import ConflictError, InputError
 from tunetrust.store.home import Home
-from tunetrust.store.models import BudgetCap, BudgetSpend
+from tunetrust.store.models import BudgetCap, BudgetCarryover, BudgetSpend, Member
 
 MICRO = 1_000_000
 
@@ -69,21 +75,85 @@ def cap(session: Session, member_id: int, purpose: str, default: Epsilon) -> Eps
 
 
 def spent(session: Session, member_id: int, purpose: str, year: int) -> Epsilon:
-    """What releases have spent from the member's budget for a purpose in a year."""
-    total = session.scalar(
-        select(func.coalesce(func.sum(BudgetSpend.micro_epsilon), 0)).where(
-            BudgetSpend.member_id == member_id,
-            BudgetSpend.purpose == purpose,
-            BudgetSpend.year == year,
+    """What releases have spent from the member's budget for a purpose in a year.
+
+    Includes what erased members of the same streaming account had spent (carried over).
+    """
+    return Epsilon(_used(session, [member_id], purpose, year).get(member_id, 0))
+
+
+def _used(session: Session, member_ids: list[int], purpose: str, year: int) -> dict[int, int]:
+    """Micro-ε spent per member: their own spends plus their account's carried-over ε."""
+    used = {
+        m: int(total or 0)
+        for m, total in session.execute(
+            select(BudgetSpend.member_id, func.sum(BudgetSpend.micro_epsilon))
+            .where(
+                BudgetSpend.purpose == purpose,
+                BudgetSpend.year == year,
+                BudgetSpend.member_id.in_(member_ids),
+            )
+            .group_by(BudgetSpend.member_id)
         )
-    )
-    return Epsilon(int(total or 0))
+    }
+    for m, carried in session.execute(
+        select(Member.id, BudgetCarryover.micro_epsilon)
+        .join(BudgetCarryover, BudgetCarryover.account_marker == Member.account_marker)
+        .where(
+            Member.id.in_(member_ids),
+            BudgetCarryover.purpose == purpose,
+            BudgetCarryover.year == year,
+        )
+    ):
+        used[m] = used.get(m, 0) + int(carried)
+    return used
+
+
+def carry_over(session: Session, member: Member, now: datetime) -> int:
+    """At erasure: add the member's spent ε to their account's carry-over; returns rows.
+
+    Nothing is carried for a member with no account bound (nothing could find it again)
+    or for years whose budget no longer matters; expired rows are deleted on the way.
+    """
+    expire(session, now)
+    if member.account_marker is None:
+        return 0
+    totals = session.execute(
+        select(BudgetSpend.purpose, BudgetSpend.year, func.sum(BudgetSpend.micro_epsilon))
+        .where(BudgetSpend.member_id == member.id, BudgetSpend.year >= now.year - 1)
+        .group_by(BudgetSpend.purpose, BudgetSpend.year)
+    ).all()
+    for purpose, year, total in totals:
+        row = session.scalar(
+            select(BudgetCarryover).where(
+                BudgetCarryover.account_marker == member.account_marker,
+                BudgetCarryover.purpose == purpose,
+                BudgetCarryover.year == year,
+            )
+        )
+        if row is None:
+            session.add(
+                BudgetCarryover(
+                    account_marker=member.account_marker,
+                    purpose=purpose,
+                    year=year,
+                    micro_epsilon=int(total),
+                )
+            )
+        else:  # erased before: the spends of this membership are added
+            row.micro_epsilon += int(total)
+    return len(totals)
+
+
+def expire(session: Session, now: datetime) -> None:
+    """Delete carried-over ε of years before last: no budget that counts reads them."""
+    session.execute(delete(BudgetCarryover).where(BudgetCarryover.year < now.year - 1))
 
 
 def remaining_for(
     session: Session, member_ids: list[int], purpose: str, year: int, default: Epsilon
 ) -> dict[int, Epsilon]:
-    """Cap minus spent for many members at once: two grouped queries, not two per member.
+    """Cap minus spent for many members at once: three queries, not three per member.
 
     A member's cap is the cooperative default, or their own lower one; a lowered cap
     already exceeded leaves zero.
@@ -98,18 +168,7 @@ def remaining_for(
             )
         )
     }
-    used = {
-        m: int(total or 0)
-        for m, total in session.execute(
-            select(BudgetSpend.member_id, func.sum(BudgetSpend.micro_epsilon))
-            .where(
-                BudgetSpend.purpose == purpose,
-                BudgetSpend.year == year,
-                BudgetSpend.member_id.in_(member_ids),
-            )
-            .group_by(BudgetSpend.member_id)
-        )
-    }
+    used = _used(session, member_ids, purpose, year)
     return {
         m: Epsilon(max(0, min(caps.get(m, default.micro), default.micro) - used.get(m, 0)))
         for m in member_ids
@@ -134,6 +193,12 @@ def spend(
     default: Epsilon,
 ) -> None:
     """Charge ``amount`` to every member, refusing (nothing charged) if any would overdraw."""
+    # the members' rows are locked (in id order: no deadlock between two releases) before
+    # what is left is read, so a concurrent spend on PostgreSQL re-reads after this one
+    # commits; SQLite's BEGIN IMMEDIATE serialises writers already (test_budget_race.py)
+    session.execute(
+        select(Member.id).where(Member.id.in_(member_ids)).order_by(Member.id).with_for_update()
+    )
     for left in remaining_for(session, member_ids, purpose, year, default).values():
         if amount > left:
             raise ConflictError(
@@ -141,6 +206,7 @@ def spend(
                 f"difference ε {Epsilon(amount.micro - left.micro)}"
             )
     now = datetime.now(UTC)
+    expire(session, now)  # the carry-over's retention is kept by every spend and erasure
     session.add_all(
         BudgetSpend(
             member_id=m,

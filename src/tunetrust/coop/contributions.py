@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tunetrust.coop.keyring import reveal
 from tunetrust.coop.members import get_member
 from tunetrust.errors import NotFoundError
 from tunetrust.store.home import Home
@@ -49,16 +50,34 @@ class ContributionRow:
 
 def list_contributions(home: Home, member: str | None = None) -> list[ContributionRow]:
     """Contributions, oldest first, optionally of one member."""
-    query = select(Contribution, Member.name).join(Member).order_by(Contribution.created_at)
+    query = select(Contribution, Member).join(Member).order_by(Contribution.created_at)
     if member is not None:
         query = query.where(Contribution.member_id == get_member(home, member).id)
     with home.sessions() as s:
-        return [
-            ContributionRow(
-                c.id, name or "(erased)", c.created_at, c.verdict, c.listens_added, c.quality_score
-            )
-            for c, name in s.execute(query)
-        ]
+        rows = [(c, m) for c, m in s.execute(query)]
+    names: dict[int, str | None] = {}  # each member's name unsealed once
+    for _, m in rows:
+        if m.id not in names:
+            names[m.id] = reveal(home, m).name
+    return [
+        ContributionRow(
+            c.id,
+            names[m.id] or "(erased)",
+            c.created_at,
+            c.verdict,
+            c.listens_added,
+            c.quality_score,
+        )
+        for c, m in rows
+    ]
+
+
+def owner_name(home: Home, contribution_id: str) -> str | None:
+    """The name of the member a contribution belongs to (None once erased)."""
+    row = get_contribution(home, contribution_id)
+    with home.sessions() as s:
+        owner = s.get(Member, row.member_id)
+    return reveal(home, owner).name if owner is not None else None
 
 
 def member_weights(session: Session, member_ids: list[int]) -> dict[int, float]:

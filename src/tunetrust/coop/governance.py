@@ -308,6 +308,41 @@ def cast_vote(home: Home, member_name: str, request_id: str, choice: str) -> Non
         )
 
 
+def drop_ballots(session: Session, member_id: int, *, actor: str) -> list[str]:
+    """At erasure: delete the member's votes on open requests and drop them from their voters.
+
+    An erased member is no longer a member, so their ballot must not decide a vote still
+    under way, nor count them as a voter who stayed away. Closed requests keep theirs:
+    the tally was frozen into the request when it closed, and the vote row names only
+    the pseudonymous member row. Each request changed gets an audit entry; returns them.
+    """
+    changed: list[str] = []
+    requests = session.scalars(
+        select(DataRequest)
+        .where(DataRequest.state == "open")
+        .order_by(DataRequest.id)
+        .with_for_update()  # a close under way counts before or after this, not during
+    )
+    for req in requests:
+        ballots = session.scalars(
+            select(Vote).where(Vote.request_id == req.id, Vote.member_id == member_id)
+        ).all()
+        if not ballots and member_id not in (req.eligible or []):
+            continue
+        for vote in ballots:
+            session.delete(vote)
+        req.eligible = [m for m in req.eligible or [] if m != member_id]
+        audit.record(
+            session,
+            actor=actor,
+            action="vote.erased",
+            subject=req.id,
+            payload={"reason": "a member was erased", "ballots_deleted": len(ballots)},
+        )
+        changed.append(req.id)
+    return changed
+
+
 @dataclass(frozen=True)
 class Tally:
     """The result of a vote: counts, weights, turnout, quorum, outcome."""

@@ -1,4 +1,11 @@
-"""The cooperative's keys: members' data keys and master key rotation."""
+"""The cooperative's keys: members' data keys, sealed names, secrets, master key rotation.
+
+A member's name is sealed with their data key, so erasing the key (crypto-shredding)
+leaves nothing readable of the name whatever the database keeps on disk (PostgreSQL
+keeps dead rows and WAL until ``VACUUM FULL``). Cooperative secrets are random and
+sealed by the master key; rotating the master key rewraps them, never changes them,
+nor the keys derived from them (for names' keys and accounts' markers).
+"""
 
 from __future__ import annotations
 
@@ -9,17 +16,61 @@ from tunetrust import faults
 from tunetrust.coop import audit
 from tunetrust.errors import ConflictError, SetupError
 from tunetrust.store import durable, keys
-from tunetrust.store.home import NEW_KEY_SUFFIX, Home
+from tunetrust.store.home import ACCOUNT_HASH_SECRET, NEW_KEY_SUFFIX, Home
 from tunetrust.store.models import Member, Secret
 
 
 def _context(member: Member) -> bytes:
-    return b"member-key:" + member.pseudonym.encode()
+    return keys.member_key_context(member.pseudonym)
 
 
-def seal_new_data_key(home: Home, member: Member) -> None:
-    """Give ``member`` a fresh data key, sealed by the master key."""
-    member.data_key_wrapped = keys.seal(home.master_key, keys.new_key(), _context(member))
+def seal_new_data_key(home: Home, member: Member) -> bytes:
+    """Give ``member`` a fresh data key, sealed by the master key; returns the key."""
+    key = keys.new_key()
+    member.data_key_wrapped = keys.seal(home.master_key, key, _context(member))
+    return key
+
+
+def derived_key(home: Home, use: bytes) -> bytes:
+    """A key for one use (``keys.NAME_KEY``, ``keys.ACCOUNT_MARKER``), from the coop secret."""
+    return keys.derive(home.secret(ACCOUNT_HASH_SECRET), use)
+
+
+def seal_name(key: bytes, member: Member, name: str) -> None:
+    """Store ``name`` sealed with the member's data key ``key``."""
+    member.name_sealed = keys.seal(key, name.encode(), keys.member_name_context(member.pseudonym))
+
+
+def reveal(home: Home, member: Member) -> Member:
+    """Attach the member's unsealed name to the row (none once erased); returns the row."""
+    name = None
+    if member.name_sealed is not None and member.data_key_wrapped is not None:
+        key = keys.unseal(
+            home.master_key, member.data_key_wrapped, _context(member), "a member's data key"
+        )
+        name = keys.unseal(
+            key, member.name_sealed, keys.member_name_context(member.pseudonym), "a member's name"
+        ).decode()
+    member.show_name(name)
+    return member
+
+
+def account_marker(home: Home, account_hash: str) -> str:
+    """The marker of a streaming account under which erased members' spent ε is kept.
+
+    An HMAC of the account's keyed hash under a key of its own: a copy of the database
+    without the master key cannot compute it from an old ``account_hash``.
+    """
+    return keys.keyed_digest(derived_key(home, keys.ACCOUNT_MARKER), account_hash)
+
+
+def bind_account(home: Home, member: Member, account_hash: str) -> None:
+    """Bind a streaming account to ``member``: its keyed hash and its marker.
+
+    The marker lets the budget find the ε an erased member of the same account spent.
+    """
+    member.account_hash = account_hash
+    member.account_marker = account_marker(home, account_hash)
 
 
 def data_key(home: Home, session: Session, member: Member) -> bytes:

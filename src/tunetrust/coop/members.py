@@ -1,8 +1,10 @@
 """Members: add, find, list. A member's pseudonym is the only name the events store knows.
 
 Names are checked and compared by ``tunetrust.names`` (look-alikes share one key,
-stored unique in ``members.name_key``); ``coop/profile.py`` gathers what
-``member show`` tells.
+stored keyed and unique in ``members.name_key``). The name itself is stored sealed
+with the member's data key (``coop/keyring.py``), so it is found through the keyed
+key and unsealed here: every row these functions return carries its name
+(``Member.name``). ``coop/profile.py`` gathers what ``member show`` tells.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from tunetrust.coop import audit
-from tunetrust.coop.keyring import seal_new_data_key
+from tunetrust.coop.keyring import derived_key, reveal, seal_name, seal_new_data_key
 from tunetrust.errors import ConflictError, NotFoundError
-from tunetrust.names import check_name, folded, name_key
+from tunetrust.names import check_name, folded, lookup_key
+from tunetrust.store import keys
 from tunetrust.store.home import Home
 from tunetrust.store.models import Member
 
@@ -24,15 +27,16 @@ from tunetrust.store.models import Member
 def add_member(home: Home, name: str, *, keep_incognito: bool = False) -> Member:
     """Add a member with a fresh random pseudonym and data key; look-alike names are refused."""
     typed, name = name, check_name(name)
+    key = lookup_key(derived_key(home, keys.NAME_KEY), name)
     member = Member(
-        name=name,
-        name_key=name_key(name),
+        name_key=key,
         pseudonym=secrets.token_hex(16),
         created_at=datetime.now(UTC),
         keep_incognito=keep_incognito,
         events_file=None,
     )
-    seal_new_data_key(home, member)
+    seal_name(seal_new_data_key(home, member), member, name)
+    member.show_name(name)
     try:
         with home.transaction() as s:
             s.add(member)
@@ -45,32 +49,56 @@ def add_member(home: Home, name: str, *, keep_incognito: bool = False) -> Member
                 payload={"keep_incognito": keep_incognito},
             )
     except IntegrityError:
-        raise _name_taken(home, typed, name) from None
+        raise _name_taken(home, typed, name, key) from None
     return member
 
 
-def _name_taken(home: Home, typed: str, name: str) -> ConflictError:
+def _name_taken(home: Home, typed: str, name: str, key: str) -> ConflictError:
     """Why ``name`` was refused, quoting only what the caller typed, never the other name."""
     if typed.strip() == name:
-        with home.sessions() as s:
-            if s.scalar(select(Member.id).where(Member.name == name)) is not None:
-                return ConflictError(f"a member named {name!r} exists already")
+        holder = _holder(home, key)
+        if holder is not None and holder.name == name:
+            return ConflictError(f"a member named {name!r} exists already")
     return ConflictError(
         f"the name {typed.strip()!r} looks like an existing member's name (the same letters "
         "in another case or width, or look-alike letters of another alphabet); choose another"
     )
 
 
+def _holder(home: Home, key: str) -> Member | None:
+    """The member whose name has the keyed look-alike key ``key`` (one at most: unique)."""
+    with home.sessions() as s:
+        member = s.scalar(select(Member).where(Member.name_key == key))
+    return reveal(home, member) if member is not None else None
+
+
+def _keyless(home: Home, typed: str) -> Member | None:
+    """A member called exactly ``typed`` among look-alikes an older version let in.
+
+    They have no key (the oldest of them holds it, migration 0006), so they are found
+    by unsealing their names: a handful of rows at most, and none in a new cooperative.
+    """
+    with home.sessions() as s:
+        rows = list(
+            s.scalars(
+                select(Member).where(
+                    Member.name_key.is_(None),
+                    Member.erased_at.is_(None),
+                    Member.name_sealed.is_not(None),
+                )
+            )
+        )
+    return next((m for m in rows if reveal(home, m).name == typed), None)
+
+
 def get_member(home: Home, name: str) -> Member:
     """The member called ``name``, compared after NFKC and case folding (erased: no name)."""
     typed = check_name(name)
-    with home.sessions() as s:
-        member = s.scalar(select(Member).where(Member.name == typed))
-        if member is None:
-            # "ALICE" finds alice, through the indexed key; a mere look-alike does not
-            member = s.scalar(select(Member).where(Member.name_key == name_key(typed)))
-            if member is not None and folded(member.name or "") != folded(typed):
-                member = None
+    holder = _holder(home, lookup_key(derived_key(home, keys.NAME_KEY), typed))
+    member = holder if holder is not None and holder.name == typed else _keyless(home, typed)
+    # "ALICE" finds alice, through the keyed key; a mere look-alike does not
+    if member is None and holder is not None and folded(holder.name or "") == folded(typed):
+        member = holder
     if member is None:
         raise NotFoundError(
             f"no member named {name!r}; add one with: tunetrust member add {name!r}"
@@ -81,4 +109,5 @@ def get_member(home: Home, name: str) -> Member:
 def list_members(home: Home) -> list[Member]:
     """Every member not erased, oldest first."""
     with home.sessions() as s:
-        return list(s.scalars(select(Member).where(Member.erased_at.is_(None)).order_by(Member.id)))
+        rows = list(s.scalars(select(Member).where(Member.erased_at.is_(None)).order_by(Member.id)))
+    return [reveal(home, m) for m in rows]

@@ -20,7 +20,7 @@ from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.orm import Session
 
 from tunetrust import faults
-from tunetrust.coop import audit
+from tunetrust.coop import audit, budget, governance
 from tunetrust.coop.budget import Epsilon
 from tunetrust.coop.consent import in_force
 from tunetrust.coop.keyring import data_key
@@ -32,6 +32,7 @@ from tunetrust.store.models import (
     AuditEntry,
     AuditPayload,
     BudgetCap,
+    BudgetCarryover,
     BudgetSpend,
     Consent,
     Contribution,
@@ -61,7 +62,9 @@ payouts.json           money paid to you: your account's lines and balance, from
                        cooperative's ledger (amounts in the currency's smallest unit,
                        cents for EUR)
 budget.json            your privacy budget: the epsilon each release spent from it,
-                       per purpose and year, and the caps you set yourself
+                       per purpose and year, the caps you set yourself, and the
+                       epsilon carried over from an earlier membership of your
+                       streaming account (it counts against this year's budget)
 audit.json             every audit-log entry about you, with its payload
 raw/                   your original exports, decrypted from the vault
 
@@ -330,15 +333,30 @@ def _payouts(session: Session, account: str) -> dict[str, Any]:
     }
 
 
-def _budget(session: Session, member_id: int) -> dict[str, Any]:
-    """The ε each release spent from the member's budget, and the caps they set."""
+def _budget(session: Session, member: Member) -> dict[str, Any]:
+    """The ε each release spent from the member's budget, the ε carried over, their caps."""
+    member_id = member.id
     spends = session.scalars(
         select(BudgetSpend).where(BudgetSpend.member_id == member_id).order_by(BudgetSpend.id)
     )
     caps = session.scalars(
         select(BudgetCap).where(BudgetCap.member_id == member_id).order_by(BudgetCap.purpose)
     )
+    carried = session.scalars(
+        select(BudgetCarryover)
+        .where(BudgetCarryover.account_marker == member.account_marker)
+        .order_by(BudgetCarryover.year, BudgetCarryover.purpose)
+    )
     return {
+        "carried_over": [
+            {
+                "purpose": c.purpose,
+                "year": c.year,
+                "epsilon": str(Epsilon(c.micro_epsilon)),
+                "micro_epsilon": c.micro_epsilon,
+            }
+            for c in (carried if member.account_marker is not None else [])
+        ],
         "spends": [
             {
                 "release": b.release_id,
@@ -391,7 +409,7 @@ def _gather(home: Home, member: Member) -> _Held:
             votes=_votes(s, member, entries, payloads),
             # the ledger names members by pseudonym (coop/ledger.py): member:<pseudonym>
             payouts=_payouts(s, f"member:{member.pseudonym}"),
-            budget=_budget(s, member.id),
+            budget=_budget(s, member),
             key=data_key(home, s, member),
             listens=home.events.read(member.pseudonym, member.events_file),
         )
@@ -442,9 +460,12 @@ def erase_member(home: Home, name: str) -> ErasureReport:
     """Erase a member: events, vault, data key, consents, contributions, their name.
 
     Kept: the member row with its pseudonym and erasure time (the ledger's pseudonymous
-    lines point at it) and the audit chain (entries name the pseudonym; their payloads
-    are deleted). The metadata database overwrites deleted rows (secure_delete) and
-    its write-ahead log is emptied, so nothing of the member stays in the home's files.
+    lines point at it), the audit chain (entries name the pseudonym; their payloads
+    are deleted), votes on closed requests (their tallies are frozen), and the ε spent,
+    under the streaming account's marker with no member id (``coop/budget.py``).
+    Votes on open requests are deleted. The name was only ever stored sealed with the
+    data key, which is destroyed; SQLite also overwrites deleted rows (secure_delete)
+    and its write-ahead log is emptied.
     """
     member = get_member(home, name)
     with home.lock():
@@ -456,19 +477,29 @@ def erase_member(home: Home, name: str) -> ErasureReport:
             n_payloads = _delete(s, delete(AuditPayload).where(AuditPayload.seq.in_(seqs)))
             n_consents = _delete(s, delete(Consent).where(Consent.member_id == row.id))
             n_contrib = _delete(s, delete(Contribution).where(Contribution.member_id == row.id))
-            row.name = None
+            now = datetime.now(UTC)
+            # the person's spent ε outlives the member row, under their account's marker
+            carried = budget.carry_over(s, row, now)
+            ballots = governance.drop_ballots(s, row.id, actor=audit.actor(home))
+            row.name_sealed = None  # unreadable anyway once the data key is gone
             row.name_key = None  # frees the name, and look-alikes of it
-            row.data_key_wrapped = None  # crypto-shredding: vault copies become unreadable
+            row.data_key_wrapped = None  # crypto-shredding: vault copies and name unreadable
             row.account_hash = None
+            row.account_marker = None
             row.events_file = None
             row.keep_incognito = False
-            row.erased_at = datetime.now(UTC)
+            row.erased_at = now
             audit.record(
                 s,
                 actor=audit.actor(home),
                 action="member.erase",
                 subject=row.pseudonym,
-                payload={"contributions": n_contrib, "listens": listens},
+                payload={
+                    "contributions": n_contrib,
+                    "listens": listens,
+                    "budget_rows_carried_over": carried,
+                    "open_requests_ballot_dropped": ballots,
+                },
             )
         faults.reach("erase.committed")
         home.events.recover({member.pseudonym: None})

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from tunetrust import faults
 from tunetrust.coop import audit
-from tunetrust.coop.keyring import data_key
+from tunetrust.coop.keyring import bind_account, data_key
 from tunetrust.coop.members import get_member
 from tunetrust.errors import ExportError, UnknownContent
 from tunetrust.formats import (
@@ -551,7 +551,7 @@ def _store(
             assert row is not None
             row.events_file = new_file
             if hashes and row.account_hash is None and not outcome.rejected:
-                row.account_hash = hashes[0]
+                bind_account(home, row, hashes[0])  # its hash and its budget's marker
             audit.record(
                 s,
                 actor=audit.actor(home),

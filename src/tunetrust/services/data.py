@@ -22,7 +22,6 @@ from tunetrust.services import sale
 from tunetrust.services._access import acting, for_member, steward_only
 from tunetrust.services.models import Actor, ContributionInfo, Rebuilt, Settled
 from tunetrust.store.home import Home
-from tunetrust.store.models import Member
 
 Progress = Callable[[str, int, int], None]  # (what, done, total) while reading an export
 
@@ -48,9 +47,7 @@ def import_contribution(
 def contribution_report(home: Home, actor: Actor, contribution_id: str) -> ImportSummary:
     """One contribution's report as it was recorded at import."""
     row = contributions.get_contribution(home, contribution_id)
-    with home.sessions() as s:
-        owner = s.get(Member, row.member_id)
-        name = owner.name if owner is not None else None
+    name = contributions.owner_name(home, row.id)
     if actor.kind != "steward":
         for_member(actor, name or "", "read another member's contribution")
     return TypeAdapter(ImportSummary).validate_python(row.summary)

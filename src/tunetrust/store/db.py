@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -81,9 +81,11 @@ def _alembic_config(engine: Engine) -> Config:
     return cfg
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision."""
-    command.upgrade(_alembic_config(engine), "head")
+def migrate(engine: Engine, master_key: Callable[[], bytes] | None = None) -> None:
+    """Bring the schema to the newest revision (``master_key``: for revisions that seal)."""
+    cfg = _alembic_config(engine)
+    cfg.attributes["master_key"] = master_key
+    command.upgrade(cfg, "head")
 
 
 def is_current(engine: Engine) -> bool:

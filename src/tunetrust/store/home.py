@@ -233,7 +233,7 @@ def init_home(settings: Settings) -> Home:
     engine = db.make_engine(settings.db_url)
     result = Home(settings, engine)
     with result.lock(settle=False):
-        _migrate(engine)
+        _migrate(engine, result)
         with db.transaction(result.sessions) as s:
             if s.get(Secret, ACCOUNT_HASH_SECRET) is None:
                 wrapped = keys.seal(result.master_key, os.urandom(32), ACCOUNT_HASH_SECRET.encode())
@@ -261,16 +261,16 @@ def open_home(settings: Settings) -> Home:
             raise SetupError(f"cannot open the metadata database of {settings.home}") from None
         if not current:
             with result.lock(settle=False):
-                _migrate(engine)
+                _migrate(engine, result)
     except BaseException:
         result.close()
         raise
     return result
 
 
-def _migrate(engine: Engine) -> None:
+def _migrate(engine: Engine, home: Home) -> None:
     try:
-        db.migrate(engine)
+        db.migrate(engine, lambda: home.master_key)
     except OperationalError as exc:
         if "locked" in str(exc):
             raise ConflictError("the metadata database is busy; try again") from None

@@ -10,18 +10,47 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import os
 import stat
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from tunetrust.errors import SetupError
 from tunetrust.store import durable
 
 KEY_BYTES = 32
 _NONCE_BYTES = 12
+
+# Keys derived from the cooperative secret (store/home.py ACCOUNT_HASH_SECRET), one
+# per use, so that no value keyed by one can be tested against another (HKDF info)
+NAME_KEY = b"tunetrust/name-key"  # keys members.name_key: names cannot be tested offline
+ACCOUNT_MARKER = b"tunetrust/account-marker"  # keys members/budget_carryover.account_marker
+
+
+def derive(secret: bytes, use: bytes) -> bytes:
+    """A 256-bit key for one ``use``, derived from a cooperative secret (HKDF-SHA256)."""
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=use).derive(secret)
+
+
+def member_key_context(pseudonym: str) -> bytes:
+    """What a member's wrapped data key is bound to."""
+    return b"member-key:" + pseudonym.encode()
+
+
+def member_name_context(pseudonym: str) -> bytes:
+    """What a member's sealed name is bound to (a sealed name moved to another row fails)."""
+    return b"member-name:" + pseudonym.encode()
+
+
+def keyed_digest(secret: bytes, text: str) -> str:
+    """HMAC-SHA256 of ``text`` under a cooperative secret, as hex."""
+    return hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()
 
 
 def new_key() -> bytes:

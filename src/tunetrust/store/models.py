@@ -33,8 +33,13 @@ class Member(Base):
     __tablename__ = "members"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str | None] = mapped_column(String(200), unique=True)  # NULL once erased
-    # what look-alike names share (tunetrust/names.py name_key); unique; NULL once erased
+    # The name, sealed (AES-256-GCM) with the member's data key: erasure destroys the
+    # key, so no copy the database keeps (dead rows, WAL, dumps) can be read again.
+    # NULL once erased. The table's old plaintext column ``name`` is NULL everywhere
+    # since migration 0009 and is not mapped. ``name`` below is the unsealed name.
+    name_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # what look-alike names share (tunetrust/names.py lookup_key: keyed by a cooperative
+    # secret); unique; NULL once erased
     name_key: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
     pseudonym: Mapped[str] = mapped_column(String(32), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -45,7 +50,20 @@ class Member(Base):
     data_key_wrapped: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     # keyed hash of the one streaming account this member contributes
     account_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    # the account's marker (coop/keyring.py account_marker): finds the ε an erased
+    # member of the same account spent (budget_carryover); NULL until bound, and once erased
+    account_marker: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
     erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    @property
+    def name(self) -> str | None:
+        """The name as shown, once ``coop/members.py`` has unsealed it (never stored so)."""
+        shown: str | None = self.__dict__.get("_shown_name")
+        return shown
+
+    def show_name(self, name: str | None) -> None:
+        """Attach the unsealed name to this loaded row (``coop/members.py`` only)."""
+        self.__dict__["_shown_name"] = name
 
 
 class Contribution(Base):
@@ -153,6 +171,27 @@ class BudgetSpend(Base):
     micro_epsilon: Mapped[int] = mapped_column(BigInteger)
     release_id: Mapped[str] = mapped_column(String(32), index=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class BudgetCarryover(Base):
+    """ε that erased members had spent, per streaming account, purpose and year.
+
+    No member id: the marker is an HMAC of the account's keyed hash under a cooperative
+    secret of its own, so the row cannot be joined to the erased member's row; a new
+    member bound to the same account carries it (coop/budget.py). Rows are deleted once
+    their year's budget no longer matters (the end of the following calendar year).
+    """
+
+    __tablename__ = "budget_carryover"
+    __table_args__ = (
+        UniqueConstraint("account_marker", "purpose", "year", name="uq_budget_carryover"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_marker: Mapped[str] = mapped_column(String(64), index=True)
+    purpose: Mapped[str] = mapped_column(String(64))
+    year: Mapped[int] = mapped_column(Integer)
+    micro_epsilon: Mapped[int] = mapped_column(BigInteger)
 
 
 class BudgetCap(Base):
