@@ -129,6 +129,7 @@ def test_every_service_call_returns_frozen_typed_objects(home: Home, tmp_path: P
     call(members.member_statement, me, "m00")
 
     assert call(audit.verify_chain, STEWARD).ok
+    assert call(audit.verify_everything, STEWARD).ok
     call(audit.head, STEWARD)
     call(audit.entries, me, member="m00")
     call(audit.entries, STEWARD)
