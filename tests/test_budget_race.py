@@ -63,7 +63,7 @@ def _charge(s: Session, member_id: int, release_id: str) -> None:
         purpose=PURPOSE,
         year=YEAR,
         amount=Epsilon.of(CHARGE),
-        default=Epsilon.of(CAP),
+        delta=1e-6,
     )
     s.flush()
     time.sleep(HOLD_S)  # the other process reads and charges while this one is uncommitted
@@ -90,7 +90,7 @@ def test_two_processes_spend_the_last_of_a_budget_one_wins(
                 purpose=PURPOSE,
                 year=YEAR,
                 amount=Epsilon.of(ALREADY_SPENT),
-                default=Epsilon.of(CAP),
+                delta=1e-6,
             )
 
         ctx = multiprocessing.get_context("spawn")

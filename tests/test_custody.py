@@ -74,9 +74,10 @@ def test_everything_written_in_the_home_is_private(tmp_path: Path, umask_022: No
     settings = Settings(home=tmp_path / "home")
     home = init_home(settings)
     try:
-        add_member(home, "alice")
-        import_export(home, "alice", export_zip(tmp_path, "extended-c", 300))
-        decide_consent(home, "alice", "research", granted=True)
+        for i, name in enumerate(("alice", "bob")):  # a release needs two members at least
+            add_member(home, name)
+            import_export(home, name, export_zip(tmp_path, "extended-c", 300, seed=i + 1))
+            decide_consent(home, name, "research", granted=True)
         built = build_release(home, parse_spec(SPEC), allow_empty=True)
         report = export_member(home, "alice", tmp_path / "out" / "alice.zip")
         # staged files, as a crash would leave them

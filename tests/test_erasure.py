@@ -121,7 +121,7 @@ def _spend(home: Home, member: str, amount: str, year: int = YEAR) -> None:
             purpose="research",
             year=year,
             amount=Epsilon.of(amount),
-            default=Epsilon.of(home.settings.epsilon_cap),
+            delta=1e-6,
         )
 
 
@@ -154,7 +154,9 @@ def test_erasing_and_joining_again_does_not_reset_the_budget(coop: Home, tmp_pat
         left = budget.remaining_for(
             s, [again.id], "research", YEAR, Epsilon.of(coop.settings.epsilon_cap)
         )
+        carried_delta = budget.delta_spent(s, [again.id], "research", YEAR)
     assert str(left[again.id]) == before
+    assert carried_delta == {again.id: 1e-6}  # δ is carried with ε (this year's spend)
     # someone else's account starts with the whole budget
     add_member(coop, "bea")
     import_export(coop, "bea", _export(tmp_path, "acct-bea", "1", "2023-05-01T10:00:00Z"))

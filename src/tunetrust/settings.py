@@ -171,6 +171,27 @@ class Rules:
             "passed vote binds every consenting member"
         },
     )
+    epsilon_cap: float = field(
+        default=3.0,
+        metadata={
+            "help": "each member's ε budget per purpose and calendar year (above 0, at "
+            "most 100); a member may lower their own"
+        },
+    )
+    delta_cap: float = field(
+        default=1e-5,
+        metadata={
+            "help": "each member's δ budget per purpose and calendar year (above 0, at "
+            "most 0.001): releases' δ add up, so their total stays negligible"
+        },
+    )
+    min_members: int = field(
+        default=2,
+        metadata={
+            "help": "the fewest members a release may include (at least 2); a spec may "
+            "ask for more, never fewer"
+        },
+    )
 
     def __post_init__(self) -> None:
         # exact types: the database and JSON hand back what was stored, nothing coerced
@@ -185,6 +206,13 @@ class Rules:
         for name in ("weighted_votes", "no_votes_opt_out"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"rule {name}: true or false")
+        if not (_is_number(self.epsilon_cap) and 0 < self.epsilon_cap <= 100):
+            raise InputError("rule epsilon_cap: a number above 0 and at most 100")
+        if not (_is_number(self.delta_cap) and 0 < self.delta_cap <= 1e-3):
+            raise InputError("rule delta_cap: a number above 0 and at most 0.001")
+        floor = self.min_members
+        if not (_is_number(floor) and isinstance(floor, int) and 2 <= floor <= 1_000_000):
+            raise InputError("rule min_members: a whole number, at least 2")
 
     def to_dict(self) -> dict[str, float | int | bool]:
         """JSON-ready; the form frozen into a request and written to the audit log."""
@@ -194,15 +222,28 @@ class Rules:
             "weighted_votes": self.weighted_votes,
             "fee_basis_points": self.fee_basis_points,
             "no_votes_opt_out": self.no_votes_opt_out,
+            "epsilon_cap": float(self.epsilon_cap),
+            "delta_cap": float(self.delta_cap),
+            "min_members": self.min_members,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Rules:
-        """Rules from their stored form (validated again)."""
+        """Rules from their stored form (validated again). Rules frozen by 0.2 lack the
+        privacy rules: they take the defaults, as the migration that added them did."""
         try:
-            return cls(**{f.name: data[f.name] for f in fields(cls)})
+            return cls(
+                **{
+                    f.name: data[f.name]
+                    for f in fields(cls)
+                    if f.name in data or f.name in _GOVERNANCE
+                }
+            )
         except (KeyError, TypeError):
             raise InputError("the stored rules are incomplete") from None
+
+
+_GOVERNANCE = ("quorum", "majority", "weighted_votes", "fee_basis_points", "no_votes_opt_out")
 
 
 class Settings(BaseSettings):
@@ -244,8 +285,8 @@ class Settings(BaseSettings):
         default=3.0,
         ge=0,
         le=100,
-        description="each member's ε budget per purpose and calendar year; "
-        "a member may lower their own",
+        description="the ε budget per member, purpose and year a new home starts with "
+        "(then a rule: tunetrust rules set --epsilon-cap)",
     )
     checks: Checks = Field(
         default=Checks(), description="contribution check thresholds (set in code)"

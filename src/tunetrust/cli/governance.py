@@ -286,6 +286,18 @@ def rules_set(
             show_default=False,
         ),
     ] = None,
+    epsilon_cap: Annotated[
+        float | None,
+        typer.Option(help="Each member's ε budget per purpose and calendar year (0 to 100)."),
+    ] = None,
+    delta_cap: Annotated[
+        float | None,
+        typer.Option(help="Each member's δ budget per purpose and calendar year (to 0.001)."),
+    ] = None,
+    min_members: Annotated[
+        int | None,
+        typer.Option(help="The fewest members a release may include (at least 2)."),
+    ] = None,
     as_json: JSON_OPTION = False,
 ) -> None:
     """Change the cooperative's rules, with a reason; open requests keep theirs."""
@@ -302,6 +314,9 @@ def rules_set(
             weighted_votes=weighted_votes,
             fee_basis_points=fee_basis_points,
             no_votes_opt_out=no_votes_opt_out,
+            epsilon_cap=epsilon_cap,
+            delta_cap=delta_cap,
+            min_members=min_members,
         )
     if as_json:
         emit("rules-set", change)

@@ -358,6 +358,8 @@ def rules_text(r: Rules | RulesInForce) -> str:
             if r.no_votes_opt_out
             else "a passed vote includes every consenting member"
         )
+        + f"; each member's yearly budget per purpose ε {r.epsilon_cap:g}, δ {r.delta_cap:g}; "
+        f"releases of at least {r.min_members:,} members"
     )
 
 
@@ -452,6 +454,9 @@ def print_rules(console: Console, history: list[RulesChangeInfo]) -> None:
         "yes" if now.no_votes_opt_out else "no",
         "members who vote no are left out of a passed release",
     )
+    t.add_row("epsilon cap", f"{now.epsilon_cap:g}", "each member's ε budget per purpose and year")
+    t.add_row("delta cap", f"{now.delta_cap:g}", "each member's δ budget per purpose and year")
+    t.add_row("min members", f"{now.min_members:,}", "the fewest members a release may include")
     console.print(t)
     h = Table(title="History")
     h.add_column("when", no_wrap=True)

@@ -3,6 +3,12 @@
 Amounts are exact: :class:`Epsilon` holds whole micro-units (ε × 10⁶), so sums and
 differences never drift and a balance can never go below zero unnoticed.
 
+The caps are the cooperative's rules (``coop_rules``: ``epsilon_cap``, ``delta_cap``),
+read inside the spending transaction, never from the environment of whoever builds;
+each spend records the ε cap it was checked against and the δ it charged. δ adds up
+across releases like ε, so it is accounted per member, purpose and year against its
+own cap (a spend that would pass it is refused).
+
 A budget belongs to a person, not to a member row: erasing and joining again must not
 reset it. So erasure keeps, per streaming account, purpose and year, the ε spent
 (``budget_carryover``, under the account's keyed marker and no member id), and what a
@@ -19,7 +25,7 @@ from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from tunetrust.coop import audit
+from tunetrust.coop import audit, governance
 from tunetrust.coop.members import get_member
 from tunetrust.errors import ConflictError, InputError
 from tunetrust.store.home import Home
@@ -119,11 +125,16 @@ def carry_over(session: Session, member: Member, now: datetime) -> int:
     if member.account_marker is None:
         return 0
     totals = session.execute(
-        select(BudgetSpend.purpose, BudgetSpend.year, func.sum(BudgetSpend.micro_epsilon))
+        select(
+            BudgetSpend.purpose,
+            BudgetSpend.year,
+            func.sum(BudgetSpend.micro_epsilon),
+            func.sum(BudgetSpend.delta),
+        )
         .where(BudgetSpend.member_id == member.id, BudgetSpend.year >= now.year - 1)
         .group_by(BudgetSpend.purpose, BudgetSpend.year)
     ).all()
-    for purpose, year, total in totals:
+    for purpose, year, total, delta in totals:
         row = session.scalar(
             select(BudgetCarryover).where(
                 BudgetCarryover.account_marker == member.account_marker,
@@ -138,10 +149,12 @@ def carry_over(session: Session, member: Member, now: datetime) -> int:
                     purpose=purpose,
                     year=year,
                     micro_epsilon=int(total),
+                    delta=float(delta or 0.0),
                 )
             )
         else:  # erased before: the spends of this membership are added
             row.micro_epsilon += int(total)
+            row.delta = float(row.delta or 0.0) + float(delta or 0.0)
     return len(totals)
 
 
@@ -175,6 +188,39 @@ def remaining_for(
     }
 
 
+def cooperative_caps(session: Session) -> tuple[Epsilon, float]:
+    """The ε and δ caps per member, purpose and year in the rules in force now."""
+    rules = governance.rules_of(governance.newest_rules(session))
+    return Epsilon.of(rules.epsilon_cap), rules.delta_cap
+
+
+def delta_spent(
+    session: Session, member_ids: list[int], purpose: str, year: int
+) -> dict[int, float]:
+    """δ charged to each member for a purpose in a year (spends before 0.3: none recorded)."""
+    rows = session.execute(
+        select(BudgetSpend.member_id, func.sum(BudgetSpend.delta))
+        .where(
+            BudgetSpend.member_id.in_(member_ids),
+            BudgetSpend.purpose == purpose,
+            BudgetSpend.year == year,
+        )
+        .group_by(BudgetSpend.member_id)
+    )
+    used = {m: float(total or 0.0) for m, total in rows}
+    for m, carried in session.execute(  # an erased membership's δ, as for ε (_used)
+        select(Member.id, BudgetCarryover.delta)
+        .join(BudgetCarryover, BudgetCarryover.account_marker == Member.account_marker)
+        .where(
+            Member.id.in_(member_ids),
+            BudgetCarryover.purpose == purpose,
+            BudgetCarryover.year == year,
+        )
+    ):
+        used[m] = used.get(m, 0.0) + float(carried or 0.0)
+    return used
+
+
 def remaining(
     session: Session, member_id: int, purpose: str, year: int, default: Epsilon
 ) -> Epsilon:
@@ -190,21 +236,31 @@ def spend(
     purpose: str,
     year: int,
     amount: Epsilon,
-    default: Epsilon,
+    delta: float,
 ) -> None:
-    """Charge ``amount`` to every member, refusing (nothing charged) if any would overdraw."""
+    """Charge ``amount`` (and ``delta``) to every member, refusing (nothing charged) if any
+    would overdraw either cap of the rules in force."""
     # the members' rows are locked (in id order: no deadlock between two releases) before
     # what is left is read, so a concurrent spend on PostgreSQL re-reads after this one
     # commits; SQLite's BEGIN IMMEDIATE serialises writers already (test_budget_race.py)
     session.execute(
         select(Member.id).where(Member.id.in_(member_ids)).order_by(Member.id).with_for_update()
     )
+    default, delta_cap = cooperative_caps(session)
     for left in remaining_for(session, member_ids, purpose, year, default).values():
         if amount > left:
             raise ConflictError(
                 f"privacy budget: requested ε {amount}, remaining ε {left}, "
                 f"difference ε {Epsilon(amount.micro - left.micro)}"
             )
+    used = delta_spent(session, member_ids, purpose, year)
+    worst = max(used.values(), default=0.0)
+    # a relative tolerance of 1e-9: δ are floats, and a sum may round a hair above
+    if worst + delta > delta_cap * (1 + 1e-9):
+        raise ConflictError(
+            f"privacy budget: requested δ {delta:.3g}, remaining δ "
+            f"{max(0.0, delta_cap - worst):.3g} of the cooperative's yearly δ cap {delta_cap:.3g}"
+        )
     now = datetime.now(UTC)
     expire(session, now)  # the carry-over's retention is kept by every spend and erasure
     session.add_all(
@@ -215,6 +271,8 @@ def spend(
             micro_epsilon=amount.micro,
             release_id=release_id,
             at=now,
+            cap_micro_epsilon=default.micro,
+            delta=delta,
         )
         for m in member_ids
     )
@@ -235,8 +293,8 @@ def budget_report(home: Home, name: str) -> list[dict[str, str]]:
     """Cap, spent and remaining ε of a member this year, per purpose."""
     member = get_member(home, name)
     year = datetime.now(UTC).year
-    default = Epsilon.of(home.settings.epsilon_cap)
     with home.sessions() as s:
+        default, _ = cooperative_caps(s)
         return [
             {
                 "purpose": p,
@@ -255,7 +313,8 @@ def set_member_cap(home: Home, name: str, purpose: str, value: float) -> Epsilon
         raise InputError(f"unknown purpose {purpose!r}")
     member = get_member(home, name)
     amount = Epsilon.of(value)
-    cooperative = Epsilon.of(home.settings.epsilon_cap)
+    with home.sessions() as s:
+        cooperative, _ = cooperative_caps(s)
     if amount > cooperative:
         # it would have no effect (cap() takes the lower), yet read as if it had
         raise InputError(

@@ -154,12 +154,16 @@ def _changes(before: Rules | None, after: Rules) -> dict[str, dict[str, Any]]:
 
 
 def rules_of(row: CoopRules) -> Rules:
+    """The rules one row of the history holds."""
     return Rules(
         quorum=row.quorum,
         majority=row.majority,
         weighted_votes=row.weighted_votes,
         fee_basis_points=row.fee_basis_points,
         no_votes_opt_out=row.no_votes_opt_out,
+        epsilon_cap=row.epsilon_cap,
+        delta_cap=row.delta_cap,
+        min_members=row.min_members,
     )
 
 
@@ -198,6 +202,9 @@ def set_rules(
     weighted_votes: bool | None = None,
     fee_basis_points: int | None = None,
     no_votes_opt_out: bool | None = None,
+    epsilon_cap: float | None = None,
+    delta_cap: float | None = None,
+    min_members: int | None = None,
 ) -> RulesChange:
     """Change some of the rules, with a reason; recorded in the history and the audit log.
 
@@ -210,6 +217,9 @@ def set_rules(
         "weighted_votes": weighted_votes,
         "fee_basis_points": fee_basis_points,
         "no_votes_opt_out": no_votes_opt_out,
+        "epsilon_cap": epsilon_cap,
+        "delta_cap": delta_cap,
+        "min_members": min_members,
     }
     with home.transaction() as s:
         newest = newest_rules(s, lock=True)

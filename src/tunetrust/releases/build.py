@@ -23,6 +23,7 @@ from tunetrust import faults
 from tunetrust.coop import audit, budget
 from tunetrust.coop.budget import Epsilon
 from tunetrust.coop.consent import consenting
+from tunetrust.coop.governance import rules_in_force
 from tunetrust.coop.members import get_member
 from tunetrust.errors import ConflictError, InputError, NotFoundError
 from tunetrust.releases import manifest
@@ -131,15 +132,24 @@ def plan_release(
         )
     year = year or datetime.now(UTC).year
     cost = Epsilon.of(spec.privacy.epsilon)
-    default = Epsilon.of(home.settings.epsilon_cap)
+    floor = rules_in_force(home).min_members
+    if 0 < spec.min_members < floor:
+        raise InputError(
+            f"release spec, min_members: {spec.min_members} is below the cooperative's "
+            f"floor of {floor} members (tunetrust rules show); ask for at least {floor}, "
+            "or leave it out"
+        )
     noise = plan_noise(spec)
     left_out: Counter[str] = Counter()
     included: list[tuple[int, str, str]] = []
     short: list[Epsilon] = []
     with home.sessions() as s:
+        default, delta_cap = budget.cooperative_caps(s)
         consenting_ids = consenting(s, spec.purpose)
         members = list(s.scalars(select(Member).order_by(Member.id)))
-        left = budget.remaining_for(s, [m.id for m in members], spec.purpose, year, default)
+        ids = [m.id for m in members]
+        left = budget.remaining_for(s, ids, spec.purpose, year, default)
+        delta_used = budget.delta_spent(s, ids, spec.purpose, year)
         for m in members:
             if m.erased_at is not None:
                 left_out["erased"] += 1
@@ -153,6 +163,8 @@ def plan_release(
                 if cost > left[m.id]:
                     left_out["no_budget"] += 1
                     short.append(left[m.id])
+                elif delta_used.get(m.id, 0.0) + noise.delta > delta_cap * (1 + 1e-9):
+                    left_out["no_delta_budget"] += 1
                 else:
                     included.append((m.id, m.pseudonym, m.events_file))
     gap = None
@@ -213,7 +225,7 @@ def build_release(
     engine = engine or engine_for(home.settings.engine)
     with home.lock():
         plan = plan_release(home, spec, only=only, allow_empty=True)
-        needed = max(1, spec.min_members)
+        needed = max(spec.min_members, rules_in_force(home).min_members)
         if len(plan.included) < needed:
             message = (
                 f"the release needs at least {needed} member(s); "
@@ -294,7 +306,7 @@ def build_release(
                     purpose=spec.purpose,
                     year=plan.year,
                     amount=plan.cost,
-                    default=Epsilon.of(home.settings.epsilon_cap),
+                    delta=plan.noise.delta,
                 )
                 s.add(
                     Release(

@@ -52,6 +52,9 @@ def set_rules(
     weighted_votes: bool | None = None,
     fee_basis_points: int | None = None,
     no_votes_opt_out: bool | None = None,
+    epsilon_cap: float | None = None,
+    delta_cap: float | None = None,
+    min_members: int | None = None,
 ) -> RulesChangeInfo:
     """Change the rules with a reason (audited); requests already open keep theirs."""
     steward_only(actor, "change the cooperative's rules")
@@ -64,6 +67,9 @@ def set_rules(
             weighted_votes=weighted_votes,
             fee_basis_points=fee_basis_points,
             no_votes_opt_out=no_votes_opt_out,
+            epsilon_cap=epsilon_cap,
+            delta_cap=delta_cap,
+            min_members=min_members,
         )
     return RulesChangeInfo.model_validate(change.to_dict())
 

@@ -199,6 +199,9 @@ class RulesInForce(Model):
     weighted_votes: bool
     fee_basis_points: int
     no_votes_opt_out: bool
+    epsilon_cap: float = Field(description="ε per member, purpose and calendar year")
+    delta_cap: float = Field(description="δ per member, purpose and calendar year")
+    min_members: int = Field(description="the fewest members a release may include")
 
 
 class RulesChangeInfo(Model):

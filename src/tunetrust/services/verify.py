@@ -250,9 +250,17 @@ def _rules(s: Session, chain: _Chain, members: dict[int, Member]) -> tuple[str, 
             "weighted_votes": r.weighted_votes,
             "fee_basis_points": r.fee_basis_points,
             "no_votes_opt_out": r.no_votes_opt_out,
+            "epsilon_cap": r.epsilon_cap,
+            "delta_cap": r.delta_cap,
+            "min_members": r.min_members,
         }
         for r in rows[1:]  # the first rules are the home's defaults, written at creation
     ]
+    # changes recorded before 0.3 name the governance rules only: compared on those
+    stored = [
+        {k: v for k, v in row.items() if k in (rec or {})}
+        for row, rec in zip(stored, recorded, strict=False)
+    ] + stored[len(recorded) :]
     problems = []
     if stored != recorded:
         problems.append(

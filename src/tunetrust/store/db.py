@@ -81,10 +81,16 @@ def _alembic_config(engine: Engine) -> Config:
     return cfg
 
 
-def migrate(engine: Engine, master_key: Callable[[], bytes] | None = None) -> None:
-    """Bring the schema to the newest revision (``master_key``: for revisions that seal)."""
+def migrate(
+    engine: Engine,
+    master_key: Callable[[], bytes] | None = None,
+    epsilon_cap: float | None = None,
+) -> None:
+    """Bring the schema to the newest revision (``master_key``: for revisions that seal;
+    ``epsilon_cap``: the cap a revision that makes it a rule starts from)."""
     cfg = _alembic_config(engine)
     cfg.attributes["master_key"] = master_key
+    cfg.attributes["epsilon_cap"] = epsilon_cap
     command.upgrade(cfg, "head")
 
 

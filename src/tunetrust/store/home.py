@@ -270,7 +270,7 @@ def open_home(settings: Settings) -> Home:
 
 def _migrate(engine: Engine, home: Home) -> None:
     try:
-        db.migrate(engine, lambda: home.master_key)
+        db.migrate(engine, lambda: home.master_key, home.settings.epsilon_cap)
     except OperationalError as exc:
         if "locked" in str(exc):
             raise ConflictError("the metadata database is busy; try again") from None

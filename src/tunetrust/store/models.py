@@ -171,6 +171,9 @@ class BudgetSpend(Base):
     micro_epsilon: Mapped[int] = mapped_column(BigInteger)
     release_id: Mapped[str] = mapped_column(String(32), index=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # what the spend was checked against (NULL: spent before 0.3 recorded it)
+    cap_micro_epsilon: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    delta: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class BudgetCarryover(Base):
@@ -192,6 +195,7 @@ class BudgetCarryover(Base):
     purpose: Mapped[str] = mapped_column(String(64))
     year: Mapped[int] = mapped_column(Integer)
     micro_epsilon: Mapped[int] = mapped_column(BigInteger)
+    delta: Mapped[float] = mapped_column(Float, server_default="0")  # δ spent (0.3 on)
 
 
 class BudgetCap(Base):
@@ -258,6 +262,9 @@ class CoopRules(Base):
     weighted_votes: Mapped[bool] = mapped_column(Boolean)
     fee_basis_points: Mapped[int] = mapped_column(Integer)
     no_votes_opt_out: Mapped[bool] = mapped_column(Boolean)
+    epsilon_cap: Mapped[float] = mapped_column(Float, server_default="3.0")
+    delta_cap: Mapped[float] = mapped_column(Float, server_default="1e-05")
+    min_members: Mapped[int] = mapped_column(Integer, server_default="2")
 
 
 class Vote(Base):

@@ -40,7 +40,9 @@ def upgrade() -> None:
         sa.Column("fee_basis_points", sa.Integer(), nullable=False),
         sa.Column("no_votes_opt_out", sa.Boolean(), nullable=False),
     )
-    defaults = Rules().to_dict()
+    # the governance rules of this revision; the privacy rules came with 0010
+    columns = ("quorum", "majority", "weighted_votes", "fee_basis_points", "no_votes_opt_out")
+    defaults = {k: v for k, v in Rules().to_dict().items() if k in columns}
     op.bulk_insert(
         rules,
         [{"at": datetime.now(UTC), "actor": SEED_ACTOR, "reason": SEED_REASON, **defaults}],
