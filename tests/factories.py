@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from tunetrust.formats.spotify.synth import render, synthesize, write_zip
+from tunetrust.store.home import Home
 
 
 def export_zip(
@@ -128,3 +129,57 @@ def fabricated_rows(n: int, seed: int = 0) -> list[dict[str, Any]]:
             )
         )
     return rows
+
+
+# --- a cooperative through the service API -----------------------------------------------
+
+WEEKDAY_SPEC = """\
+purpose: research
+filters: {kind: music, min_seconds: 30}
+group_by: [weekday]
+metrics: [plays, listeners]
+bounds: {max_partitions: 7, max_plays_per_partition: 20, max_minutes_per_play: 8}
+privacy: {epsilon: 0.5, delta: 1.0e-6}
+keys: public
+"""
+"""A small release spec on public keys (the seven weekdays): cheap to build."""
+
+
+def consenting_members(home: Home, root: Path, count: int, listens: int = 200) -> list[str]:
+    """``count`` members m0, m1 …, each importing a synthetic export and consenting to
+    research, as themselves; their names."""
+    from tunetrust.services import members
+    from tunetrust.services.data import import_contribution
+    from tunetrust.services.models import Actor
+
+    names = [f"m{i}" for i in range(count)]
+    for i, name in enumerate(names):
+        members.join(home, Actor.steward(), name)
+        me = Actor.member(name)
+        import_contribution(home, me, name, [export_zip(root, "extended-c", listens, i + 1)])
+        members.set_consent(home, me, name, "research", granted=True)
+    return names
+
+
+def passed_request(home: Home, voters: list[str], price: int, spec: str = WEEKDAY_SPEC) -> str:
+    """A buyer 'Lab' proposes ``spec``; the vote opens, every voter says yes, it closes
+    passed; the request's id."""
+    from tunetrust.services import governance
+    from tunetrust.services.models import Actor
+
+    steward = Actor.steward()
+    governance.add_buyer(home, steward, "Lab", "lab@example.invalid", "SE")
+    req = governance.create_request(
+        home,
+        Actor.buyer("Lab"),
+        buyer="Lab",
+        spec_text=spec,
+        price=price,
+        currency="EUR",
+        licence="research-only",
+    )
+    governance.open_request(home, steward, req.id)
+    for name in voters:
+        governance.vote(home, Actor.member(name), name, req.id, "yes")
+    assert governance.close_request(home, steward, req.id).state == "passed"
+    return req.id

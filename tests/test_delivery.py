@@ -17,55 +17,26 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from tests.factories import export_zip
+from tests.factories import consenting_members, passed_request
 from tunetrust import Settings, init_home, open_home
 from tunetrust.coop import ledger
-from tunetrust.services import audit, governance, members, releases
-from tunetrust.services.data import import_contribution
+from tunetrust.services import audit, governance, releases
 from tunetrust.services.models import Actor
 from tunetrust.store.models import BudgetSpend, DataRequest, LedgerTransaction, Release
 
-SPEC = """\
-purpose: research
-filters: {kind: music, min_seconds: 30}
-group_by: [weekday]
-metrics: [plays, listeners]
-bounds: {max_partitions: 7, max_plays_per_partition: 20, max_minutes_per_play: 8}
-privacy: {epsilon: 0.5, delta: 1.0e-6}
-keys: public
-"""
 STEWARD = Actor.steward()
 MEMBERS = 8
 POINTS = ["deliver.claimed", "release.committed", "deliver.built", "deliver.delivered"]
 
 
 @pytest.fixture(scope="module")
-def passed_request(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def a_passed_request(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A home whose one request passed its vote and awaits delivery."""
     root = tmp_path_factory.mktemp("delivery")
     home = init_home(Settings(home=root / "home"))
-    for i in range(MEMBERS):
-        name = f"m{i}"
-        members.join(home, STEWARD, name)
-        me = Actor.member(name)
-        import_contribution(home, me, name, [export_zip(root, "extended-c", 200, i + 1)])
-        members.set_consent(home, me, name, "research", granted=True)
-    governance.add_buyer(home, STEWARD, "Lab", "lab@example.invalid", "SE")
-    req = governance.create_request(
-        home,
-        Actor.buyer("Lab"),
-        buyer="Lab",
-        spec_text=SPEC,
-        price=80_000,
-        currency="EUR",
-        licence="research-only",
-    )
-    governance.open_request(home, STEWARD, req.id)
-    for i in range(MEMBERS):
-        governance.vote(home, Actor.member(f"m{i}"), f"m{i}", req.id, "yes")
-    assert governance.close_request(home, STEWARD, req.id).state == "passed"
+    rid = passed_request(home, consenting_members(home, root, MEMBERS), price=80_000)
     home.close()
-    return root / "home", req.id
+    return root / "home", rid
 
 
 def _cli(home: Path, *args: str, crash_at: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -110,9 +81,9 @@ def _sold_once(home_dir: Path, request_id: str) -> None:
 @pytest.mark.parametrize("point", POINTS)
 @pytest.mark.parametrize("resume", ["request deliver", "doctor"])
 def test_a_delivery_killed_at_any_step_is_finished_once(
-    passed_request: tuple[Path, str], tmp_path: Path, point: str, resume: str
+    a_passed_request: tuple[Path, str], tmp_path: Path, point: str, resume: str
 ) -> None:
-    source, request_id = passed_request
+    source, request_id = a_passed_request
     home = tmp_path / "home"
     shutil.copytree(source, home)
     killed = _cli(home, "request", "deliver", request_id, crash_at=point)
@@ -127,9 +98,9 @@ def test_a_delivery_killed_at_any_step_is_finished_once(
 
 
 def test_a_paid_request_is_not_delivered_again(
-    passed_request: tuple[Path, str], tmp_path: Path
+    a_passed_request: tuple[Path, str], tmp_path: Path
 ) -> None:
-    source, request_id = passed_request
+    source, request_id = a_passed_request
     home = tmp_path / "home"
     shutil.copytree(source, home)
     assert _cli(home, "request", "deliver", request_id).returncode == 0

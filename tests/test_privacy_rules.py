@@ -15,11 +15,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.factories import export_zip
+from tests.factories import consenting_members
 from tunetrust import ConflictError, InputError, Settings, init_home
 from tunetrust.coop.budget import Epsilon
-from tunetrust.services import audit, governance, members, releases
-from tunetrust.services.data import import_contribution
+from tunetrust.services import audit, governance, releases
 from tunetrust.services.models import Actor
 from tunetrust.store.home import Home
 from tunetrust.store.models import AuditEntry, BudgetSpend
@@ -39,12 +38,7 @@ STEWARD = Actor.steward()
 @pytest.fixture
 def five(tmp_path: Path) -> Home:
     home = init_home(Settings(home=tmp_path / "home"))
-    for i in range(5):
-        name = f"m{i}"
-        members.join(home, STEWARD, name)
-        me = Actor.member(name)
-        import_contribution(home, me, name, [export_zip(tmp_path, "extended-c", 150, i + 1)])
-        members.set_consent(home, me, name, "research", granted=True)
+    consenting_members(home, tmp_path, 5, listens=150)
     return home
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from tests.factories import export_zip
+from tests.factories import WEEKDAY_SPEC, export_zip
 from tunetrust import Home
 from tunetrust.coop import audit as audit_log
 from tunetrust.errors import ForbiddenError
@@ -28,15 +28,7 @@ from tunetrust.services.outputs import OUTPUTS, json_schema, to_json
 from tunetrust.store.models import Base
 
 MODULES = (members, data, governance, releases, audit)
-SPEC = """\
-purpose: research
-filters: {kind: music, min_seconds: 30}
-group_by: [weekday]
-metrics: [plays, listeners]
-bounds: {max_partitions: 7, max_plays_per_partition: 20, max_minutes_per_play: 8}
-privacy: {epsilon: 0.5, delta: 1.0e-6}
-keys: public
-"""
+SPEC = WEEKDAY_SPEC
 STEWARD = Actor.steward()
 
 

@@ -14,21 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import export_zip
+from tests.factories import consenting_members, passed_request
 from tunetrust import Settings, init_home, open_home
 from tunetrust.services import audit, governance, members
-from tunetrust.services.data import import_contribution
 from tunetrust.services.models import Actor
 
-SPEC = """\
-purpose: research
-filters: {kind: music, min_seconds: 30}
-group_by: [weekday]
-metrics: [plays, listeners]
-bounds: {max_partitions: 7, max_plays_per_partition: 20, max_minutes_per_play: 8}
-privacy: {epsilon: 0.5, delta: 1.0e-6}
-keys: public
-"""
 STEWARD = Actor.steward()
 
 
@@ -37,29 +27,11 @@ def sold(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A home with members, consents, a cap, votes, a release and a paid sale."""
     root = tmp_path_factory.mktemp("verify")
     home = init_home(Settings(home=root / "home"))
-    for i in range(6):
-        name = f"m{i}"
-        members.join(home, STEWARD, name)
-        me = Actor.member(name)
-        import_contribution(home, me, name, [export_zip(root, "extended-c", 200, i + 1)])
-        members.set_consent(home, me, name, "research", granted=True)
+    names = consenting_members(home, root, 6)
     members.lower_budget_cap(home, Actor.member("m0"), "m0", "ai-training", 1.0)
     governance.set_rules(home, STEWARD, reason="general meeting", quorum=0.6)
-    governance.add_buyer(home, STEWARD, "Lab", "lab@example.invalid", "SE")
-    req = governance.create_request(
-        home,
-        Actor.buyer("Lab"),
-        buyer="Lab",
-        spec_text=SPEC,
-        price=60_000,
-        currency="EUR",
-        licence="research-only",
-    )
-    governance.open_request(home, STEWARD, req.id)
-    for i in range(6):
-        governance.vote(home, Actor.member(f"m{i}"), f"m{i}", req.id, "yes")
-    governance.close_request(home, STEWARD, req.id)
-    assert governance.deliver(home, STEWARD, req.id).state == "paid"
+    rid = passed_request(home, names, price=60_000)
+    assert governance.deliver(home, STEWARD, rid).state == "paid"
     home.close()
     return root / "home"
 
