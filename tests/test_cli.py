@@ -168,3 +168,22 @@ def test_demo_is_the_main_job(tmp_path: Path) -> None:
     )
     assert any("import YOUR-EXPORT.zip --member YOU" in line for line in where.splitlines())
     assert list((tmp_path / "d" / "events").rglob("*.parquet"))
+
+
+def test_a_long_member_list_prints_plain_lines(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tunetrust import Settings, add_member, init_home
+    from tunetrust.cli import app
+
+    home = init_home(Settings(home=tmp_path / "home"))
+    names = [f"member {i:03d}" for i in range(201)]
+    for name in names:
+        add_member(home, name)
+    home.close()
+    shown = CliRunner().invoke(app, ["--home", str(tmp_path / "home"), "member", "list"])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    assert lines[0].split() == ["name", "joined", "keeps", "incognito", "plays"]
+    assert [line[: len(names[0])] for line in lines[1:]] == names  # one line each, in order
+    assert all(line.endswith("  no") for line in lines[1:])

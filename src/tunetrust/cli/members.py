@@ -23,6 +23,7 @@ from tunetrust.cli._app import (
 from tunetrust.cli._service import emit, steward
 
 JSON_OPTION = Annotated[bool, typer.Option("--json", help="Print as JSON (docs/schemas/).")]
+TABLE_ROWS = 200  # lists longer than this print as plain aligned lines, not a Rich table
 
 
 @member_app.command("add")
@@ -54,6 +55,14 @@ def member_list(ctx: typer.Context, as_json: JSON_OPTION = False) -> None:
         members = list_members(home, steward(home))
     if as_json:
         emit("member-list", members)
+        return
+    if len(members) > TABLE_ROWS:  # a table costs ~0.5 ms a row: plain lines beyond
+        width = max(len(m.name) for m in members)
+        sys.stdout.write(f"{'name':<{width}}  joined      keeps incognito plays\n")
+        sys.stdout.writelines(
+            f"{m.name:<{width}}  {m.joined[:10]}  {'yes' if m.keep_incognito else 'no'}\n"
+            for m in members
+        )
         return
     table = Table("name", "joined", "keeps incognito plays")
     for m in members:
