@@ -4,22 +4,18 @@ Run: ``.venv/bin/python bench/startup.py [--members 10 1000 10000] [--repeat 7]`
 Target (issue 12): flat from 10 to 10,000 members, within 1.5× of the bare
 ``python -c "import tunetrust"``, and the command line's own import under 0.5 s.
 
-Each home is made by ``init_home``; one member, ``bench``, joins through the library
-(``add_member``, with its audit entry). The others are copies of bench's row inserted
-in one statement, each with new values in the table's unique columns (pseudonym, name
-key ...) and an empty events partition folder, so a command that walked members'
-folders would show it; no audit entries. 10,000 ``add_member`` calls would take about
-two minutes (11 ms each: a transaction and an audit append), and copying the row keeps
-this script working whatever the members table holds. Every command is timed as a new
-process (interpreter start included), after one untimed warm-up run; the figure is
-the median of ``--repeat`` runs.
+Each home is made by ``init_home``, and every member joins through the library
+(``add_member``, with its audit entry; about 11 ms each, so the 10,000-member home
+takes a couple of minutes to build). Since 0.3 a member's name is sealed under their
+own data key, so rows cannot simply be copied. Every command is timed as a new process
+(interpreter start included), after one untimed warm-up run; the figure is the median
+of ``--repeat`` runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import statistics
 import subprocess
 import sys
@@ -38,29 +34,17 @@ EAGER = "import tunetrust; from tunetrust import *"
 
 
 def build_home(root: Path, members: int) -> Path:
-    """A home with ``members`` members, one of them ``bench`` (see the module docstring)."""
-    from sqlalchemy import insert, select
-
+    """A home with ``members`` members, one of them ``bench``, each added through the
+    library (names are sealed under each member's own data key, so rows cannot be
+    copied); about 11 ms a member."""
     from tunetrust import Settings, add_member, init_home
-    from tunetrust.store.models import Member
 
     settings = Settings(home=root / f"home-{members}")
     home = init_home(settings)
     try:
-        bench = add_member(home, "bench")
-        table = Member.__table__
-        with home.sessions() as s:
-            row = dict(s.execute(select(table).where(table.c.id == bench.id)).mappings().one())
-        del row["id"]
-        unique = [c.name for c in table.columns if c.unique and row.get(c.name) is not None]
-        copies = []
-        for _ in range(members - 1):
-            copy = row | {name: secrets.token_hex(16) for name in unique}
-            (settings.events_dir / f"pseudonym={copy['pseudonym']}").mkdir()
-            copies.append(copy)
-        if copies:
-            with home.transaction() as s:
-                s.execute(insert(table), copies)
+        add_member(home, "bench")
+        for i in range(members - 1):
+            add_member(home, f"member {i:05d}")
     finally:
         home.close()
     return settings.home
