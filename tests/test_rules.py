@@ -222,3 +222,11 @@ def test_a_request_without_frozen_rules_is_not_decided_by_anything_else(home: Ho
         governance.find_request(s, rid).rules = None  # damaged: no rules to decide by
     with pytest.raises(ConflictError, match="no rules frozen"):
         governance.close_request(home, rid, early_reason="test")
+
+
+def test_the_head_revision_opening_compares_with_is_alembics(home: Home) -> None:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(db._alembic_config(home.engine))
+    assert script.get_current_head() == db.HEAD
+    assert db.is_current(home.engine)

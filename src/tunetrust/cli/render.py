@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from tunetrust.coop.ledger import format_amount
-from tunetrust.ingest.pipeline import ImportSummary
 from tunetrust.insights.charts import DAYS, hours, percent
-from tunetrust.insights.stats import Insights, Ranked
 from tunetrust.services.models import (
     AuditEntryInfo,
     BudgetLine,
@@ -26,6 +24,10 @@ from tunetrust.services.models import (
     RulesInForce,
 )
 from tunetrust.settings import Rules
+
+if TYPE_CHECKING:  # types only: a command that prints a budget does not load pyarrow
+    from tunetrust.ingest.pipeline import ImportSummary
+    from tunetrust.insights.stats import Insights, Ranked
 
 
 def print_import(

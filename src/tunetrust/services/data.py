@@ -8,6 +8,7 @@ and JSON-ready already, so the service hands them on rather than copying them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,13 @@ from tunetrust.ingest.pipeline import ImportSummary
 from tunetrust.insights.stats import Insights, Period, member_insights
 from tunetrust.services import sale
 from tunetrust.services._access import acting, for_member, steward_only
-from tunetrust.services.models import Actor, ContributionInfo, Rebuilt, Settled
+from tunetrust.services.models import (
+    Actor,
+    ContributionInfo,
+    MemberRebuildInfo,
+    Rebuilt,
+    Settled,
+)
 from tunetrust.store.home import Home
 
 Progress = Callable[[str, int, int], None]  # (what, done, total) while reading an export
@@ -103,4 +110,8 @@ def rebuild_events(
         r = rebuild.rebuild_events(
             home, actor=audit.actor(home), dry_run=dry_run, progress=progress
         )
-    return Rebuilt(dry_run=r.dry_run, changed=r.changed, members=list(r.members))
+    return Rebuilt(
+        dry_run=r.dry_run,
+        changed=r.changed,
+        members=[MemberRebuildInfo.model_validate(asdict(m)) for m in r.members],
+    )

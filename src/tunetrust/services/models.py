@@ -16,8 +16,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tunetrust.ingest.rebuild import MemberRebuild
-
 SCHEMA_VERSION = 1  # bump when a field is removed or changes meaning; adding one is not
 
 
@@ -180,12 +178,25 @@ class Settled(Model):
     )
 
 
+class MemberRebuildInfo(Model):
+    """What rebuilding one member's listens found (ingest/rebuild.py ``MemberRebuild``)."""
+
+    pseudonym: str
+    contributions: int
+    listens_before: int
+    listens_after: int
+    weight_before: float
+    weight_after: float
+    changed: bool
+    missing_raw: int
+
+
 class Rebuilt(Model):
     """What rebuilding members' listens from their vaults found (or, dry, would change)."""
 
     dry_run: bool
     changed: int
-    members: list[MemberRebuild]
+    members: list[MemberRebuildInfo]
 
 
 # --- governance ------------------------------------------------------------------------
@@ -435,6 +446,7 @@ __all__ = [
     "Manifest",
     "MemberInfo",
     "MemberProfile",
+    "MemberRebuildInfo",
     "Model",
     "PaymentInfo",
     "ReleaseBuilt",

@@ -6,17 +6,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tunetrust.errors import SetupError
 from tunetrust.store import private
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 WRITE_OPTION = "tunetrust_write"
 
@@ -72,7 +72,14 @@ def _create_private(database: str | None) -> None:
         pass  # no such folder, or not ours: SQLite's own error will say so on connect
 
 
+HEAD = "0010"
+"""The newest migration: opening a home compares it with the database's revision without
+importing Alembic (a test checks it is Alembic's head)."""
+
+
 def _alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option(
         "script_location", str(resources.files("tunetrust.store").joinpath("migrations"))
@@ -91,14 +98,17 @@ def migrate(
     cfg = _alembic_config(engine)
     cfg.attributes["master_key"] = master_key
     cfg.attributes["epsilon_cap"] = epsilon_cap
+    from alembic import command
+
     command.upgrade(cfg, "head")
 
 
 def is_current(engine: Engine) -> bool:
-    """Whether the database is at the newest revision."""
-    head = ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
+    """Whether the database is at the newest revision (``HEAD``)."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision() == head
+        if not inspect(conn).has_table("alembic_version"):
+            return False
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD
 
 
 def compact(engine: Engine) -> None:
