@@ -26,7 +26,13 @@ from tunetrust.store.models import BudgetSpend, DataRequest, LedgerTransaction, 
 
 STEWARD = Actor.steward()
 MEMBERS = 8
-POINTS = ["deliver.claimed", "release.committed", "deliver.built", "deliver.delivered"]
+POINTS = [
+    "deliver.claimed",
+    "release.staged",
+    "release.committed",
+    "deliver.built",
+    "deliver.delivered",
+]
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +79,8 @@ def _sold_once(home_dir: Path, request_id: str) -> None:
         assert releases.verify(home, STEWARD, str(req.release_id)).ok
         shown = governance.show_request(home, STEWARD, request_id)
         assert shown.state == "paid"
+        # nothing a killed build staged is left beside the one published release
+        assert [p.name for p in (home_dir / "releases").iterdir()] == [str(req.release_id)]
     finally:
         home.close()
 

@@ -93,6 +93,19 @@ TAMPERING: dict[str, Callable[[sqlite3.Connection], None]] = {
 }
 
 
+# what verify must say about each edit: the right check found it, not any check
+FOUND_BY = {
+    "audit payloads deleted": "has lost its payload",
+    "50 EUR moved between two members": "its entries are not the ones recorded",
+    "a payout account relabelled": "its entries are not the ones recorded",
+    "every budget spend deleted": "0 budget spends stored",
+    "a consent row inserted": "consent rows do not match",
+    "a ballot changed": "a ballot of member",
+    "a member's own cap raised": "own ε cap for ai-training",
+    "the rules edited": "rules table",
+}
+
+
 def test_a_cooperative_that_did_its_work_verifies(sold: Path) -> None:
     assert _checks(sold) == (True, True, [])
 
@@ -106,6 +119,7 @@ def test_an_edit_behind_the_logs_back_is_found(sold: Path, tmp_path: Path, edit:
     chain_ok, ledger_ok, problems = _checks(home)
     assert chain_ok and ledger_ok  # what the older verifiers could not see
     assert problems, f"{edit}: verify found nothing"
+    assert any(FOUND_BY[edit] in p for p in problems), problems
 
 
 def test_an_erasure_is_not_tampering(sold: Path, tmp_path: Path) -> None:

@@ -23,6 +23,9 @@ from tunetrust.cli._app import (
 from tunetrust.cli._service import emit, steward
 
 JSON_OPTION = Annotated[bool, typer.Option("--json", help="Print as JSON (docs/schemas/).")]
+HEAD_OPTION = Annotated[
+    str | None, typer.Option("--head", help="A head hash anchored elsewhere to check against.")
+]
 TABLE_ROWS = 200  # lists longer than this print as plain aligned lines, not a Rich table
 
 
@@ -246,9 +249,7 @@ def key_new() -> None:
 @audit_app.command("verify")
 def audit_verify(
     ctx: typer.Context,
-    head: Annotated[
-        str | None, typer.Option("--head", help="A head hash anchored elsewhere to check against.")
-    ] = None,
+    head: HEAD_OPTION = None,
     as_json: JSON_OPTION = False,
 ) -> None:
     """Recompute the audit chain; exit 1 naming the first bad entry if it does not hold."""
@@ -307,9 +308,7 @@ def audit_show(
 @app.command("verify")
 def verify(
     ctx: typer.Context,
-    head: Annotated[
-        str | None, typer.Option("--head", help="A head hash anchored elsewhere to check against.")
-    ] = None,
+    head: HEAD_OPTION = None,
     as_json: JSON_OPTION = False,
 ) -> None:
     """Check everything: the audit chain, the ledger, and every table against the chain."""

@@ -221,6 +221,12 @@ def delta_spent(
     return used
 
 
+def delta_fits(spent: float, delta: float, cap: float) -> bool:
+    """Whether ``delta`` more stays within ``cap``; a relative tolerance of 1e-9, since δ
+    are floats and a sum may round a hair above."""
+    return spent + delta <= cap * (1 + 1e-9)
+
+
 def remaining(
     session: Session, member_id: int, purpose: str, year: int, default: Epsilon
 ) -> Epsilon:
@@ -255,8 +261,7 @@ def spend(
             )
     used = delta_spent(session, member_ids, purpose, year)
     worst = max(used.values(), default=0.0)
-    # a relative tolerance of 1e-9: δ are floats, and a sum may round a hair above
-    if worst + delta > delta_cap * (1 + 1e-9):
+    if not delta_fits(worst, delta, delta_cap):
         raise ConflictError(
             f"privacy budget: requested δ {delta:.3g}, remaining δ "
             f"{max(0.0, delta_cap - worst):.3g} of the cooperative's yearly δ cap {delta_cap:.3g}"

@@ -163,7 +163,7 @@ def plan_release(
                 if cost > left[m.id]:
                     left_out["no_budget"] += 1
                     short.append(left[m.id])
-                elif delta_used.get(m.id, 0.0) + noise.delta > delta_cap * (1 + 1e-9):
+                elif not budget.delta_fits(delta_used.get(m.id, 0.0), noise.delta, delta_cap):
                     left_out["no_delta_budget"] += 1
                 else:
                     included.append((m.id, m.pseudonym, m.events_file))
@@ -298,6 +298,7 @@ def build_release(
                 manifest.sha256sums(files, [*manifest.FILES, manifest.MANIFEST]).encode(),
             )
             manifest_sha256 = manifest.object_digest(files, manifest.MANIFEST)
+            faults.reach("release.staged")  # files staged, nothing committed: a retry builds anew
             with home.transaction() as s:
                 budget.spend(
                     s,

@@ -93,9 +93,8 @@ def consent_history(home: Home, actor: Actor, name: str) -> ConsentHistory:
     """A member's consents in force and every decision, oldest first."""
     for_member(actor, name, "see a member's consents")
     rows = consent.history(home, name)
-    in_force: dict[str, bool] = {}
-    for c in rows:
-        in_force[c.purpose] = c.granted
+    with home.sessions() as s:
+        in_force = consent.in_force(s, members.get_member(home, name).id)
     return ConsentHistory(
         member=name,
         purposes=list(home.settings.purposes),
