@@ -299,6 +299,12 @@ class Settings(BaseSettings):
         pattern=r"^[a-z][a-z0-9_-]*$",
         description="the release engine that bounds and aggregates",
     )
+    web_origin: str = Field(
+        default="http://localhost:8000",
+        pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$",
+        description="the web app's address as members' browsers see it (passkeys are bound "
+        "to its host; https behind a proxy)",
+    )
 
     # set in code, not from the environment: each is a whole model of its own
     IN_CODE: ClassVar[frozenset[str]] = frozenset({"limits", "checks"})

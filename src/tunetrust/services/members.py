@@ -19,6 +19,7 @@ from tunetrust.services.models import (
     ConsentRecord,
     ErasureReceipt,
     ExportReceipt,
+    InvitationInfo,
     MemberInfo,
     MemberProfile,
     Statement,
@@ -167,4 +168,27 @@ def erase(home: Home, actor: Actor, name: str) -> ErasureReceipt:
         listens=r.listens,
         consents=r.consents,
         audit_payloads=r.audit_payloads,
+    )
+
+
+def invite(home: Home, actor: Actor, *, member: str | None = None, days: int = 7) -> InvitationInfo:
+    """A one-time link to join the cooperative (a steward admits people this way).
+
+    With ``member``: the link lets a member who already exists (added at the shell, or
+    who lost every passkey and recovery code) register a passkey. The link's secret is
+    returned once; the database keeps its digest.
+    """
+    steward_only(actor, "invite people")
+    if not 1 <= days <= 30:
+        raise InputError("an invitation lasts 1 to 30 days")
+    from tunetrust.coop import accounts
+
+    enrols = members.get_member(home, member) if member else None
+    with acting(home, actor):
+        row, token = accounts.create_invitation(home, member=enrols, days=days)
+    return InvitationInfo(
+        id=row.id,
+        link=f"{home.settings.web_origin}/join/{token}",
+        expires=_when(row.expires_at),
+        enrols=member,
     )

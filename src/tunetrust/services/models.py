@@ -424,6 +424,43 @@ class KeyRotation(Model):
     keys_rewrapped: int
 
 
+
+# --- the members' web app --------------------------------------------------------------
+
+
+class InvitationInfo(Model):
+    """A one-time link to join (or, for a member added at the shell, to enrol a passkey)."""
+
+    id: str
+    link: str = Field(description="the link to hand to the person; shown once, kept hashed")
+    expires: str
+    enrols: str | None = Field(description="the existing member it enrols, if any")
+
+
+class JobInfo(Model):
+    """A background job (an upload being imported) as its member follows it."""
+
+    id: str
+    kind: str
+    state: Literal["queued", "running", "done", "failed"]
+    stage: str = Field(description="what the job is doing now, in plain words")
+    done: int
+    total: int
+    created: str
+    updated: str
+    contribution: str | None = Field(description="the contribution it made, once done")
+    error: str | None = Field(description="why it failed, naming the file, row or field")
+
+
+class BallotInfo(Model):
+    """A member's own ballot and the receipt that shows it was counted."""
+
+    request: str
+    choice: str
+    at: str
+    receipt: str = Field(description="the hash of the audit entry that recorded the ballot")
+    seq: int = Field(description="that entry's place in the audit chain")
+
 __all__ = [
     "SCHEMA_VERSION",
     "Actor",
@@ -464,4 +501,7 @@ __all__ = [
     "TallyInfo",
     "Verification",
     "VoteCast",
+    "InvitationInfo",
+    "JobInfo",
+    "BallotInfo",
 ]

@@ -32,6 +32,7 @@ from tunetrust.services.models import (
     ErasureReceipt,
     ExportReceipt,
     InclusionProof,
+    InvitationInfo,
     KeyRotation,
     LedgerBalanceInfo,
     LedgerCheckInfo,
@@ -108,6 +109,7 @@ OUTPUTS: dict[str, Any] = {
     "audit-show": list[AuditEntryInfo],
     "key-rotate": KeyRotation,
     "verify": Verification,
+    "invite": InvitationInfo,
 }
 
 

@@ -313,3 +313,105 @@ class LedgerBalance(Base):
     account: Mapped[str] = mapped_column(String(80))
     currency: Mapped[str] = mapped_column(String(3))
     cents: Mapped[int] = mapped_column(BigInteger)
+
+
+# --- the members' web app (migration 0011) ---------------------------------------------
+
+
+class Invitation(Base):
+    """A one-time, expiring link to join (or, with ``member_id``, to enrol a passkey).
+
+    Only the SHA-256 of the link's secret is kept: the database never holds a usable link.
+    """
+
+    __tablename__ = "invitations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # an existing member the link enrols (a member the steward added at the shell)
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Passkey(Base):
+    """A member's WebAuthn credential: the public key only, and its signature counter."""
+
+    __tablename__ = "passkeys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)  # base64url
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)  # COSE key
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class RecoveryCode(Base):
+    """A one-time recovery code, Argon2id-hashed; used once, then marked."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(200))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class WebSession(Base):
+    """A browser session, kept on the server: the cookie holds a secret whose hash is the id.
+
+    Anonymous until sign-in (the CSRF token and a pending WebAuthn challenge live here);
+    a new id is issued at sign-in. ``state`` holds a pending ceremony, never personal data.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the cookie
+    member_id: Mapped[int | None] = mapped_column(
+        ForeignKey("members.id"), nullable=True, index=True
+    )
+    csrf: Mapped[str] = mapped_column(String(64))
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class SignInAttempt(Base):
+    """A failed or refused sign-in, by a keyed hash of where it came from (rate limits)."""
+
+    __tablename__ = "sign_in_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class Job(Base):
+    """Background work (an upload's import): claimed by one worker, resumable, never lost.
+
+    ``state``: queued → running → done | failed. A running job whose worker stopped
+    heartbeating is claimed again (imports are idempotent: a second run of the same
+    export is recognised by its digest) until ``attempts`` reaches the limit.
+    """
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    # the job's input, e.g. {"upload": "<key in the uploads store>", "filename": "..."}
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    stage: Mapped[str] = mapped_column(String(80), default="")
+    done: Mapped[int] = mapped_column(BigInteger, default=0)
+    total: Mapped[int] = mapped_column(BigInteger, default=0)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

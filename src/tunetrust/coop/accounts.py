@@ -1,0 +1,305 @@
+"""How members sign in themselves: invitations, passkeys, recovery codes, sessions, limits.
+
+The database keeps nothing that would let someone who reads it sign in: invitation links
+and session cookies are kept as SHA-256 digests of their secrets, recovery codes as
+Argon2id hashes, passkeys as public keys. Where a sign-in came from is kept only as a
+keyed digest, for rate limiting, and forgotten after a day. The WebAuthn ceremonies
+themselves are the web layer's (``web/passkeys.py``); this module keeps their records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from tunetrust.coop import audit
+from tunetrust.coop.keyring import derived_key
+from tunetrust.errors import ConflictError, NotFoundError
+from tunetrust.store import keys
+from tunetrust.store.home import Home
+from tunetrust.store.models import (
+    Invitation,
+    Member,
+    Passkey,
+    RecoveryCode,
+    SignInAttempt,
+    WebSession,
+)
+
+INVITATION_DAYS = 7
+SESSION_HOURS = 12  # a signed-in session ends after this, or when the member signs out
+ANONYMOUS_MINUTES = 30  # a session nobody signed into (a form, a pending ceremony)
+RECOVERY_CODES = 8
+ATTEMPTS = 10  # failed sign-ins from one place …
+ATTEMPT_WINDOW = timedelta(minutes=15)  # … within this long, then refused until it passes
+_SOURCE_KEY = b"tunetrust sign-in source v1"
+_HASHER = PasswordHasher()  # Argon2id, RFC 9106's second recommended parameters
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)  # SQLite drops the zone
+
+
+# --- invitations -----------------------------------------------------------------------
+
+
+def create_invitation(
+    home: Home, *, member: Member | None = None, days: int = INVITATION_DAYS
+) -> tuple[Invitation, str]:
+    """A one-time link's secret (returned, never stored) and its record.
+
+    With ``member``: the link enrols a passkey for a member who already exists (added at
+    the shell, or who lost every passkey and recovery code).
+    """
+    token = secrets.token_urlsafe(32)
+    now = _now()
+    invitation = Invitation(
+        id=secrets.token_hex(8),
+        token_hash=_digest(token),
+        member_id=member.id if member else None,
+        created_at=now,
+        expires_at=now + timedelta(days=days),
+    )
+    with home.transaction() as s:
+        s.add(invitation)
+        audit.record(
+            s,
+            actor=audit.actor(home),
+            action="invitation.create",
+            subject=invitation.id,
+            payload={
+                "enrols": member.pseudonym if member else None,
+                "expires": invitation.expires_at.isoformat(),
+            },
+        )
+    return invitation, token
+
+
+def find_invitation(session: Session, token: str) -> Invitation:
+    """The unused, unexpired invitation a link's secret opens."""
+    row = session.scalar(select(Invitation).where(Invitation.token_hash == _digest(token)))
+    if row is None:
+        raise NotFoundError("this invitation link is not valid; ask the steward for a new one")
+    if row.used_at is not None or _utc(row.expires_at) < _now():
+        raise ConflictError(
+            "this invitation link was used already or has expired; ask the steward for a new one"
+        )
+    return row
+
+
+# --- passkeys --------------------------------------------------------------------------
+
+
+def add_passkey(
+    session: Session, member_id: int, credential_id: str, public_key: bytes, sign_count: int
+) -> Passkey:
+    """Record a verified credential for a member."""
+    row = Passkey(
+        member_id=member_id,
+        credential_id=credential_id,
+        public_key=public_key,
+        sign_count=sign_count,
+        created_at=_now(),
+    )
+    session.add(row)
+    return row
+
+
+def passkey(session: Session, credential_id: str) -> Passkey | None:
+    """The credential with this id, of a member not erased."""
+    return session.scalar(
+        select(Passkey)
+        .join(Member, Member.id == Passkey.member_id)
+        .where(Passkey.credential_id == credential_id, Member.erased_at.is_(None))
+    )
+
+
+def member_passkeys(session: Session, member_id: int) -> list[Passkey]:
+    """A member's credentials, oldest first."""
+    return list(
+        session.scalars(select(Passkey).where(Passkey.member_id == member_id).order_by(Passkey.id))
+    )
+
+
+# --- recovery codes --------------------------------------------------------------------
+
+
+def new_recovery_codes(session: Session, member_id: int) -> list[str]:
+    """Fresh one-time codes (shown once); any older ones stop working."""
+    session.execute(delete(RecoveryCode).where(RecoveryCode.member_id == member_id))
+    alphabet = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i look-alikes
+    codes = [
+        "-".join("".join(secrets.choice(alphabet) for _ in range(5)) for _ in range(3))
+        for _ in range(RECOVERY_CODES)
+    ]
+    session.add_all(RecoveryCode(member_id=member_id, code_hash=_HASHER.hash(c)) for c in codes)
+    return codes
+
+
+def use_recovery_code(session: Session, member_id: int, code: str) -> bool:
+    """Whether ``code`` is one of the member's unused codes; if so it is used up now."""
+    typed = code.strip().lower().replace(" ", "")
+    rows = session.scalars(
+        select(RecoveryCode).where(
+            RecoveryCode.member_id == member_id, RecoveryCode.used_at.is_(None)
+        )
+    )
+    for row in rows:
+        try:
+            _HASHER.verify(row.code_hash, typed)
+        except (VerificationError, InvalidHashError):
+            continue
+        row.used_at = _now()
+        return True
+    return False
+
+
+def recovery_codes_left(session: Session, member_id: int) -> int:
+    """How many unused codes a member has."""
+    count = session.scalar(
+        select(func.count())
+        .select_from(RecoveryCode)
+        .where(RecoveryCode.member_id == member_id, RecoveryCode.used_at.is_(None))
+    )
+    return int(count or 0)
+
+
+# --- sessions --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """A browser session as a request sees it."""
+
+    id: str
+    member_id: int | None
+    csrf: str
+    state: dict[str, object]
+
+
+def _view(row: WebSession) -> SessionView:
+    return SessionView(row.id, row.member_id, row.csrf, dict(row.state or {}))
+
+
+def open_session(session: Session, member_id: int | None = None) -> tuple[SessionView, str]:
+    """A new session and the cookie's secret (only its digest is stored)."""
+    secret = secrets.token_urlsafe(32)
+    now = _now()
+    life = timedelta(hours=SESSION_HOURS) if member_id else timedelta(minutes=ANONYMOUS_MINUTES)
+    row = WebSession(
+        id=_digest(secret),
+        member_id=member_id,
+        csrf=secrets.token_urlsafe(32),
+        state={},
+        created_at=now,
+        expires_at=now + life,
+    )
+    session.add(row)
+    return _view(row), secret
+
+
+def find_session(session: Session, secret: str) -> SessionView | None:
+    """The live session a cookie names, if any (expired ones and erased members' are not)."""
+    row = session.get(WebSession, _digest(secret))
+    if row is None or _utc(row.expires_at) < _now():
+        return None
+    if row.member_id is not None:
+        member = session.get(Member, row.member_id)
+        if member is None or member.erased_at is not None:
+            return None
+    return _view(row)
+
+
+def set_state(session: Session, session_id: str, state: dict[str, object]) -> None:
+    """Replace a session's pending-ceremony state."""
+    row = session.get(WebSession, session_id)
+    if row is not None:
+        row.state = dict(state)
+
+
+def sign_in(session: Session, old_id: str | None, member_id: int) -> tuple[SessionView, str]:
+    """End the anonymous session and open a signed-in one (a new id: no fixation)."""
+    if old_id:
+        session.execute(delete(WebSession).where(WebSession.id == old_id))
+    session.execute(delete(WebSession).where(WebSession.expires_at < _now()))
+    return open_session(session, member_id)
+
+
+def end_session(session: Session, session_id: str) -> None:
+    """Sign out: the session is deleted on the server."""
+    session.execute(delete(WebSession).where(WebSession.id == session_id))
+
+
+# --- rate limits -----------------------------------------------------------------------
+
+
+def source(home: Home, address: str) -> str:
+    """A keyed digest of where a request came from: never the address itself."""
+    return keys.keyed_digest(derived_key(home, _SOURCE_KEY), address)
+
+
+def refused(session: Session, where: str) -> bool:
+    """Whether sign-ins from ``where`` failed too often lately."""
+    since = _now() - ATTEMPT_WINDOW
+    count = session.scalar(
+        select(func.count())
+        .select_from(SignInAttempt)
+        .where(SignInAttempt.source == where, SignInAttempt.at >= since)
+    )
+    return int(count or 0) >= ATTEMPTS
+
+
+def failed(session: Session, where: str) -> None:
+    """Count a failed sign-in from ``where`` (and forget those older than a day)."""
+    now = _now()
+    session.execute(delete(SignInAttempt).where(SignInAttempt.at < now - timedelta(days=1)))
+    session.add(SignInAttempt(source=where, at=now))
+
+
+# --- erasure ---------------------------------------------------------------------------
+
+
+def forget(session: Session, member_id: int) -> int:
+    """At erasure: every credential, code, session and invitation of the member goes."""
+    n = 0
+    for table in (Passkey, RecoveryCode, WebSession, Invitation):
+        result = session.execute(delete(table).where(table.member_id == member_id))
+        n += int(getattr(result, "rowcount", 0) or 0)
+    return n
+
+
+__all__ = [
+    "SessionView",
+    "add_passkey",
+    "create_invitation",
+    "end_session",
+    "failed",
+    "find_invitation",
+    "find_session",
+    "forget",
+    "member_passkeys",
+    "new_recovery_codes",
+    "open_session",
+    "passkey",
+    "recovery_codes_left",
+    "refused",
+    "set_state",
+    "sign_in",
+    "source",
+    "use_recovery_code",
+]

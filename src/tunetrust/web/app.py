@@ -1,0 +1,164 @@
+"""The members' web app: one FastAPI application over the service API.
+
+``create_app(settings)`` opens the home, mounts the pages (``web/auth.py`` for joining
+and signing in, ``web/pages.py`` for what a member sees and does) and the site's own
+static files, and starts an import worker (``services/jobs.py``) with the app. Pages
+are server-rendered HTML that work without JavaScript; the one thing that needs a
+script is the passkey ceremony (the browser's WebAuthn API).
+
+What the server logs: method, the route's *pattern* (``/jobs/{job_id}``, never the path
+a visitor typed, which may hold an invitation secret), status and time. Never a
+cookie, a form field, a file name or an error's text.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tunetrust.errors import ForbiddenError, TuneTrustError
+from tunetrust.settings import Settings
+from tunetrust.store.home import Home, open_home
+from tunetrust.web import security
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(
+    env=jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True
+    )
+)
+access_log = logging.getLogger("tunetrust.web")
+
+# Every route and who may use it: "anyone" (no sign-in needed), "member" (the signed-in
+# member, for their own things only). tests/test_web_security.py checks this table
+# against the app's real routes: a route without an entry fails the suite.
+ACCESS: dict[str, str] = {}
+
+
+def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """Render a page with what every page needs: the visit, its CSRF token, the site name."""
+    v = security.visit(request)
+    return templates.TemplateResponse(
+        request,
+        template,
+        {"visit": v, "csrf": v.csrf, "member": v.member, **context},
+        status_code=status,
+    )
+
+
+def _wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "") or request.url.path.endswith(
+        ".json"
+    )
+
+
+def create_app(settings: Settings, *, worker: bool = True, home: Home | None = None) -> FastAPI:
+    """The web app for the home ``settings`` name (``worker``: run imports in this process)."""
+    from tunetrust.services.jobs import Worker
+    from tunetrust.web import auth, pages
+
+    home = home or open_home(settings)
+    workers: list[Worker] = []
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if worker:
+            w = Worker(home)
+            w.start()
+            workers.append(w)
+        yield
+        for w in workers:
+            w.stop(timeout=10)
+
+    app = FastAPI(
+        title="TuneTrust",
+        lifespan=lifespan,
+        docs_url=None,  # the members' app has no API explorer (the buyers' API will: #16)
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.home = home
+    app.state.origin = settings.web_origin
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(auth.router)
+    app.include_router(pages.router)
+
+    @app.middleware("http")
+    async def headers_and_log(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        for name, value in security.HEADERS.items():
+            response.headers.setdefault(name, value)
+        cookie = getattr(request.state, "cookie", None)
+        if cookie:
+            response.set_cookie(
+                security.COOKIE,
+                cookie,
+                httponly=True,
+                secure=True,
+                samesite="strict",
+                path="/",
+            )
+        route = request.scope.get("route")
+        access_log.info(
+            "%s %s %d %.1f ms",
+            request.method,
+            getattr(route, "path", "(no route)"),
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+        )
+        return response
+
+    @app.exception_handler(security.SignInRequired)
+    async def sign_in_first(request: Request, _: Exception) -> Response:
+        if _wants_json(request) or request.method != "GET":
+            return JSONResponse({"detail": "sign in first"}, status_code=401)
+        return RedirectResponse("/signin", status_code=303)
+
+    @app.exception_handler(TuneTrustError)
+    async def refused(request: Request, error: Exception) -> Response:
+        assert isinstance(error, TuneTrustError)
+        status = error.status
+        message = str(error)
+        if isinstance(error, ForbiddenError) and security.visit(request).member is not None:
+            # a member asking for another member's things learns nothing: not even that
+            # they exist (CSRF refusals stay 403: they say what to do)
+            if "form has expired" not in message:
+                status, message = 404, "there is nothing here"
+        if _wants_json(request):
+            return JSONResponse({"detail": message}, status_code=status)
+        return page(request, "error.html", status=status, message=message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, StarletteHTTPException)
+        message = "there is nothing here" if error.status_code == 404 else str(error.detail)
+        if _wants_json(request):
+            return JSONResponse({"detail": message}, status_code=error.status_code)
+        return page(request, "error.html", status=error.status_code, message=message)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_form(request: Request, error: Exception) -> Response:
+        assert isinstance(error, RequestValidationError)
+        fields = sorted({str(e["loc"][-1]) for e in error.errors() if e.get("loc")})
+        message = "this form is missing or has a wrong value in: " + ", ".join(fields)
+        if _wants_json(request):
+            return JSONResponse({"detail": message}, status_code=400)
+        return page(request, "error.html", status=400, message=message)
+
+    return app
+
+
+__all__ = ["ACCESS", "create_app", "page", "templates"]

@@ -1,0 +1,349 @@
+"""Joining and signing in: invitations, passkeys, recovery codes, signing out.
+
+A person opens the steward's invitation link, chooses their member name and registers a
+passkey (the browser's WebAuthn API; the only page that needs a script); they are shown
+one-time recovery codes, once. Later they sign in with the passkey, or with their name
+and a recovery code (a plain form). Failed sign-ins are counted per keyed source and
+refused past ``accounts.ATTEMPTS`` in ``accounts.ATTEMPT_WINDOW``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy import update
+
+from tunetrust.coop import accounts, audit
+from tunetrust.coop.members import add_member, get_member
+from tunetrust.errors import ConflictError, ForbiddenError, InputError, NotFoundError
+from tunetrust.names import check_name
+from tunetrust.store.models import Invitation, Member
+from tunetrust.web import passkeys
+from tunetrust.web.app import ACCESS, page
+from tunetrust.web.security import (
+    CheckedVisit,
+    MemberVisit,
+    Visit,
+    home_of,
+    remember,
+    signed_in,
+    visit,
+)
+
+router = APIRouter()
+ACCESS.update(
+    {
+        "GET /join/{token}": "anyone",
+        "POST /join/{token}/options": "anyone",
+        "POST /join/{token}/finish": "anyone",
+        "GET /signin": "anyone",
+        "POST /signin/options": "anyone",
+        "POST /signin/finish": "anyone",
+        "POST /signin/recovery": "anyone",
+        "POST /signout": "member",
+        "GET /welcome": "member",
+        "GET /account": "member",
+        "POST /account/passkey/options": "member",
+        "POST /account/passkey/finish": "member",
+        "POST /account/recovery-codes": "member",
+    }
+)
+SIGNIN_REFUSED = "too many failed sign-ins from here; wait 15 minutes and try again"
+
+
+def _party(request: Request) -> passkeys.Party:
+    return passkeys.Party(request.app.state.origin)
+
+
+def _source(request: Request) -> str:
+    return accounts.source(home_of(request), request.client.host if request.client else "?")
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise InputError("the request body is not JSON") from None
+    if not isinstance(body, dict):
+        raise InputError("the request body must be a JSON object")
+    return body
+
+
+def _ceremony(v: Visit, kind: str) -> dict[str, Any]:
+    """The pending ceremony of this session (used once)."""
+    state = dict(v.session.state)
+    if state.get("ceremony") != kind or not isinstance(state.get("challenge"), str):
+        raise ConflictError("this sign-in step has expired; reload the page and try again")
+    with v.home.transaction() as s:
+        accounts.set_state(s, v.session.id, {})
+    return state
+
+
+# --- joining ---------------------------------------------------------------------------
+
+
+@router.get("/join/{token}")
+def join_page(request: Request, token: str) -> Response:
+    """The invitation: who it is for, and the passkey step."""
+    home = home_of(request)
+    with home.sessions() as s:
+        invitation = accounts.find_invitation(s, token)
+        enrols = s.get(Member, invitation.member_id) if invitation.member_id else None
+        enrols_name = get_member_name(home, enrols) if enrols else None
+    return page(request, "join.html", token=token, enrols=enrols_name)
+
+
+def get_member_name(home: Any, member: Member) -> str | None:
+    """The unsealed name of a member row."""
+    from tunetrust.coop.keyring import reveal
+
+    return reveal(home, member).name
+
+
+@router.post("/join/{token}/options")
+async def join_options(request: Request, token: str, v: CheckedVisit) -> Response:
+    """Registration options for a new passkey; the chosen name is checked first."""
+    body = await _json(request)
+    home = v.home
+    with home.sessions() as s:
+        invitation = accounts.find_invitation(s, token)
+        enrols = s.get(Member, invitation.member_id) if invitation.member_id else None
+    if enrols is not None:
+        name = get_member_name(home, enrols) or ""
+    else:
+        name = check_name(str(body.get("name", "")))
+        try:
+            get_member(home, name)
+        except NotFoundError:
+            pass
+        else:
+            raise ConflictError("that name is taken; choose another")
+    options, challenge = passkeys.registration(_party(request), name)
+    state = {
+        "ceremony": "register",
+        "challenge": challenge,
+        "invitation": invitation.id,
+        "name": name,
+        "keep_incognito": bool(body.get("keep_incognito", False)),
+    }
+    with home.transaction() as s:
+        accounts.set_state(s, v.session.id, state)
+    return JSONResponse(options)
+
+
+@router.post("/join/{token}/finish")
+async def join_finish(request: Request, token: str, v: CheckedVisit) -> Response:
+    """Verify the new passkey; make the member (or enrol them); sign them in."""
+    credential = await _json(request)
+    state = _ceremony(v, "register")
+    home = v.home
+    key = passkeys.verify_registration(_party(request), credential, str(state["challenge"]))
+    now = datetime.now(UTC)
+    with home.transaction() as s:
+        invitation = accounts.find_invitation(s, token)
+        if invitation.id != state.get("invitation"):
+            raise ConflictError("this sign-in step has expired; reload the page and try again")
+        # used once, even by two tabs at once: only one UPDATE finds it unused
+        taken = s.execute(
+            update(Invitation)
+            .where(Invitation.id == invitation.id, Invitation.used_at.is_(None))
+            .values(used_at=now)
+        )
+        if not getattr(taken, "rowcount", 0):
+            raise ConflictError("this invitation link was used already")
+        member_id = invitation.member_id
+    if member_id is None:
+        try:
+            with audit.acting_as(f"invitation:{invitation.id}"):
+                member = add_member(
+                    home, str(state["name"]), keep_incognito=bool(state["keep_incognito"])
+                )
+        except ConflictError:
+            with home.transaction() as s:  # the name went meanwhile: the link stays usable
+                s.execute(
+                    update(Invitation).where(Invitation.id == invitation.id).values(used_at=None)
+                )
+            raise
+        member_id = member.id
+    with home.transaction() as s:
+        row = s.get(Member, member_id)
+        assert row is not None
+        accounts.add_passkey(s, member_id, key.credential_id, key.public_key, key.sign_count)
+        codes = accounts.new_recovery_codes(s, member_id)
+        audit.record(
+            s,
+            actor=audit.member_actor(row.pseudonym),
+            action="member.passkey.add",
+            subject=row.pseudonym,
+            payload={"invitation": invitation.id},
+        )
+        signed, secret = accounts.sign_in(s, v.session.id, member_id)
+        accounts.set_state(s, signed.id, {"recovery_codes": codes})
+    remember(request, secret)
+    return JSONResponse({"next": "/welcome"})
+
+
+@router.get("/welcome")
+def welcome(request: Request, v: MemberVisit) -> Response:
+    """The recovery codes, shown once."""
+    codes = v.session.state.get("recovery_codes")
+    if codes:
+        with v.home.transaction() as s:
+            accounts.set_state(s, v.session.id, {})
+    return page(request, "welcome.html", codes=codes or [])
+
+
+# --- signing in ------------------------------------------------------------------------
+
+
+@router.get("/signin")
+def signin_page(request: Request) -> Response:
+    """Sign in with a passkey, or with a recovery code."""
+    if visit(request).member is not None:
+        return RedirectResponse("/", status_code=303)
+    return page(request, "signin.html")
+
+
+@router.post("/signin/options")
+async def signin_options(request: Request, v: CheckedVisit) -> Response:
+    """Options for the browser to offer this site's passkeys."""
+    with v.home.sessions() as s:
+        if accounts.refused(s, _source(request)):
+            raise ForbiddenError(SIGNIN_REFUSED)
+    options, challenge = passkeys.authentication(_party(request))
+    with v.home.transaction() as s:
+        accounts.set_state(s, v.session.id, {"ceremony": "signin", "challenge": challenge})
+    return JSONResponse(options)
+
+
+@router.post("/signin/finish")
+async def signin_finish(request: Request, v: CheckedVisit) -> Response:
+    """Check the passkey's signature; sign in as its member."""
+    credential = await _json(request)
+    where = _source(request)
+    home = v.home
+    with home.sessions() as s:
+        if accounts.refused(s, where):
+            raise ForbiddenError(SIGNIN_REFUSED)
+    state = _ceremony(v, "signin")
+    try:
+        with home.transaction() as s:
+            found = accounts.passkey(s, passkeys.credential_id(credential))
+            if found is None:
+                raise InputError("this passkey is not registered here")
+            found.sign_count = passkeys.verify_authentication(
+                _party(request),
+                credential,
+                str(state["challenge"]),
+                found.public_key,
+                found.sign_count,
+            )
+            found.last_used_at = datetime.now(UTC)
+            _, secret = accounts.sign_in(s, v.session.id, found.member_id)
+    except InputError:
+        with home.transaction() as s:
+            accounts.failed(s, where)
+        raise
+    remember(request, secret)
+    return JSONResponse({"next": "/"})
+
+
+@router.post("/signin/recovery")
+def signin_recovery(
+    request: Request,
+    name: Annotated[str, Form(max_length=200)],
+    code: Annotated[str, Form(max_length=100)],
+    v: CheckedVisit,
+) -> Response:
+    """Sign in with the member's name and one of their one-time recovery codes."""
+    where = _source(request)
+    home = v.home
+    with home.transaction() as s:
+        if accounts.refused(s, where):
+            raise ForbiddenError(SIGNIN_REFUSED)
+    try:
+        member = get_member(home, name)
+    except (NotFoundError, InputError):
+        member = None
+    with home.transaction() as s:
+        if member is None or not accounts.use_recovery_code(s, member.id, code):
+            accounts.failed(s, where)
+            ok = False
+        else:
+            _, secret = accounts.sign_in(s, v.session.id, member.id)
+            ok = True
+    if not ok:
+        return page(request, "signin.html", status=400, problem="that name and code do not match")
+    remember(request, secret)
+    return RedirectResponse("/account", status_code=303)
+
+
+@router.post("/signout")
+def signout(request: Request, v: CheckedVisit) -> Response:
+    """End the session on the server."""
+    with v.home.transaction() as s:
+        accounts.end_session(s, v.session.id)
+    return RedirectResponse("/signin", status_code=303)
+
+
+# --- the member's own sign-in methods --------------------------------------------------
+
+
+@router.get("/account")
+def account(request: Request, v: MemberVisit) -> Response:
+    """Passkeys and recovery codes: add a passkey, make new codes."""
+    assert v.member is not None
+    with v.home.sessions() as s:
+        keys = accounts.member_passkeys(s, v.member.id)
+        left = accounts.recovery_codes_left(s, v.member.id)
+    return page(request, "account.html", passkeys=keys, codes_left=left)
+
+
+@router.post("/account/passkey/options")
+async def add_passkey_options(request: Request, v: CheckedVisit) -> Response:
+    """Options to register one more passkey for the signed-in member."""
+    signed_in(request)
+    assert v.member is not None
+    with v.home.sessions() as s:
+        existing = [p.credential_id for p in accounts.member_passkeys(s, v.member.id)]
+    options, challenge = passkeys.registration(_party(request), v.name, existing)
+    with v.home.transaction() as s:
+        accounts.set_state(s, v.session.id, {"ceremony": "add", "challenge": challenge})
+    return JSONResponse(options)
+
+
+@router.post("/account/passkey/finish")
+async def add_passkey_finish(request: Request, v: CheckedVisit) -> Response:
+    """Verify and keep the new passkey."""
+    signed_in(request)
+    assert v.member is not None
+    credential = await _json(request)
+    state = _ceremony(v, "add")
+    key = passkeys.verify_registration(_party(request), credential, str(state["challenge"]))
+    with v.home.transaction() as s:
+        accounts.add_passkey(s, v.member.id, key.credential_id, key.public_key, key.sign_count)
+        audit.record(
+            s,
+            actor=audit.member_actor(v.member.pseudonym),
+            action="member.passkey.add",
+            subject=v.member.pseudonym,
+            payload={},
+        )
+    return JSONResponse({"next": "/account"})
+
+
+@router.post("/account/recovery-codes")
+def new_codes(request: Request, v: CheckedVisit) -> Response:
+    """New recovery codes (the old ones stop working), shown once."""
+    signed_in(request)
+    assert v.member is not None
+    with v.home.transaction() as s:
+        codes = accounts.new_recovery_codes(s, v.member.id)
+        accounts.set_state(s, v.session.id, {"recovery_codes": codes})
+    return RedirectResponse("/welcome", status_code=303)
+
+
+__all__ = ["router"]
