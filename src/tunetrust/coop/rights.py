@@ -20,7 +20,7 @@ from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.orm import Session
 
 from tunetrust import faults
-from tunetrust.coop import audit, budget, governance
+from tunetrust.coop import accounts, audit, budget, governance, jobs
 from tunetrust.coop.budget import Epsilon
 from tunetrust.coop.consent import in_force
 from tunetrust.coop.keyring import data_key
@@ -481,6 +481,10 @@ def erase_member(home: Home, name: str) -> ErasureReport:
             # the person's spent ε outlives the member row, under their account's marker
             carried = budget.carry_over(s, row, now)
             ballots = governance.drop_ballots(s, row.id, actor=audit.actor(home))
+            # no way back in: passkeys, recovery codes, sessions, invitations and
+            # unfinished uploads go with the rest
+            sign_ins = accounts.forget(s, row.id)
+            uploads = jobs.forget(s, row.id)
             row.name_sealed = None  # unreadable anyway once the data key is gone
             row.name_key = None  # frees the name, and look-alikes of it
             row.data_key_wrapped = None  # crypto-shredding: vault copies and name unreadable
@@ -499,11 +503,14 @@ def erase_member(home: Home, name: str) -> ErasureReport:
                     "listens": listens,
                     "budget_rows_carried_over": carried,
                     "open_requests_ballot_dropped": ballots,
+                    "sign_in_records": sign_ins,
                 },
             )
         faults.reach("erase.committed")
         home.events.recover({member.pseudonym: None})
         home.vault.remove_member(member.pseudonym)
+        for key in uploads:
+            jobs.uploads(home).delete(key)
     db.compact(home.engine)
     return ErasureReport(member.pseudonym, n_contrib, listens, n_consents, n_payloads)
 

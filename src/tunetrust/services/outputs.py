@@ -33,6 +33,7 @@ from tunetrust.services.models import (
     ExportReceipt,
     InclusionProof,
     InvitationInfo,
+    JobInfo,
     KeyRotation,
     LedgerBalanceInfo,
     LedgerCheckInfo,
@@ -110,6 +111,7 @@ OUTPUTS: dict[str, Any] = {
     "key-rotate": KeyRotation,
     "verify": Verification,
     "invite": InvitationInfo,
+    "job": JobInfo,
 }
 
 

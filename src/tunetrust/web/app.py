@@ -67,7 +67,7 @@ def _wants_json(request: Request) -> bool:
 def create_app(settings: Settings, *, worker: bool = True, home: Home | None = None) -> FastAPI:
     """The web app for the home ``settings`` name (``worker``: run imports in this process)."""
     from tunetrust.services.jobs import Worker
-    from tunetrust.web import auth, pages
+    from tunetrust.web import auth, pages, uploads
 
     home = home or open_home(settings)
     workers: list[Worker] = []
@@ -94,6 +94,7 @@ def create_app(settings: Settings, *, worker: bool = True, home: Home | None = N
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(auth.router)
     app.include_router(pages.router)
+    app.include_router(uploads.router)
 
     @app.middleware("http")
     async def headers_and_log(request: Request, call_next: Any) -> Response:
