@@ -18,6 +18,8 @@ setup: $(BIN)/tunetrust
 demo: setup
 	rm -rf $(HOME_DIR)  # the demo home is rebuilt from synthetic data on every run
 	$(BIN)/tunetrust --home $(HOME_DIR) demo
+	@echo "Starting the members' web app: open one of the links above. Ctrl-C stops it."
+	$(BIN)/tunetrust --home $(HOME_DIR) serve --port 8000
 
 lint: setup
 	$(BIN)/ruff check src tests bench

@@ -135,7 +135,36 @@ def run_demo(
             f"({audit_ok.entries} entries); ledger: "
             f"{'balances' if ledger_ok.ok else ledger_ok.problems}"
         )
+        # a second request stays open, so members signing in to the web app have a vote
+        pending = governance.create_request(
+            home,
+            Actor.buyer(lab.name),
+            buyer=lab.name,
+            spec_text=SPEC.replace("group_by: [month]", "group_by: [weekday]"),
+            price=120_000,
+            currency="EUR",
+            licence="research-only",
+            voting_days=14,
+        )
+        governance.open_request(home, steward, pending.id)
+        links = {
+            who: members.invite(home, steward, member=who, days=2).link
+            for who in ("member-01", "member-02")
+        }
+        links["someone new"] = members.invite(home, steward, days=2).link
+
         h = f"{program} --home {settings.home}"
+        console.rule("5. The members' web app")
+        console.print(
+            f"{program} --home {settings.home} serve   (make demo starts it for you)\n"
+            f"then open {settings.web_origin} and sign in as a member with a one-time link "
+            "(it registers a passkey on your device):",
+            soft_wrap=True,
+            highlight=False,
+        )
+        for who, link in links.items():
+            console.print(f"  {who + ':':<14} {link}", soft_wrap=True, highlight=False)
+        console.print(f"  an open vote waits for them: request {pending.id}", highlight=False)
         console.rule("Where to look")
         console.print(
             f"insights report:     {report}\n"

@@ -283,6 +283,14 @@ def _open_zip(zf: zipfile.ZipFile, source: str, limits: ImportLimits) -> Package
         if info.flag_bits & 0x1:
             raise ExportError(name, "the entry is encrypted", hint="unpack it yourself first")
         _check_size(name, info.file_size, limits)  # declared; reading checks the real size
+        if info.file_size > int(max(info.compress_size, 1) * limits.max_ratio) + _CHUNK:
+            # refused before reading when the entry says so (an upload is checked this way
+            # before its import is queued); reading enforces the same bound on real bytes
+            raise ExportError(
+                name,
+                f"the entry expands more than {limits.max_ratio:g} times",
+                hint="this looks like a zip bomb, not an export",
+            )
         files.append(_zip_file(zf, info, name, limits))
     return Package(source=source, files=tuple(files))
 

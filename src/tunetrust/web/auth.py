@@ -25,11 +25,11 @@ from tunetrust.web import passkeys
 from tunetrust.web.app import ACCESS, page
 from tunetrust.web.security import (
     CheckedVisit,
+    MemberPost,
     MemberVisit,
     Visit,
     home_of,
     remember,
-    signed_in,
     visit,
 )
 
@@ -303,9 +303,8 @@ def account(request: Request, v: MemberVisit) -> Response:
 
 
 @router.post("/account/passkey/options")
-async def add_passkey_options(request: Request, v: CheckedVisit) -> Response:
+async def add_passkey_options(request: Request, v: MemberPost) -> Response:
     """Options to register one more passkey for the signed-in member."""
-    signed_in(request)
     assert v.member is not None
     with v.home.sessions() as s:
         existing = [p.credential_id for p in accounts.member_passkeys(s, v.member.id)]
@@ -316,9 +315,8 @@ async def add_passkey_options(request: Request, v: CheckedVisit) -> Response:
 
 
 @router.post("/account/passkey/finish")
-async def add_passkey_finish(request: Request, v: CheckedVisit) -> Response:
+async def add_passkey_finish(request: Request, v: MemberPost) -> Response:
     """Verify and keep the new passkey."""
-    signed_in(request)
     assert v.member is not None
     credential = await _json(request)
     state = _ceremony(v, "add")
@@ -336,9 +334,8 @@ async def add_passkey_finish(request: Request, v: CheckedVisit) -> Response:
 
 
 @router.post("/account/recovery-codes")
-def new_codes(request: Request, v: CheckedVisit) -> Response:
+def new_codes(request: Request, v: MemberPost) -> Response:
     """New recovery codes (the old ones stop working), shown once."""
-    signed_in(request)
     assert v.member is not None
     with v.home.transaction() as s:
         codes = accounts.new_recovery_codes(s, v.member.id)

@@ -125,9 +125,22 @@ async def check_csrf(request: Request) -> Visit:
     return v
 
 
+async def member_post(request: Request) -> Visit:
+    """A signed-in member's state-changing request, its CSRF token checked first.
+
+    Checked before the form is validated, so someone not signed in learns nothing
+    about a route's fields.
+    """
+    v = await check_csrf(request)
+    if v.member is None:
+        raise SignInRequired
+    return v
+
+
 # what a handler asks for: a signed-in member's visit, or any visit with its CSRF checked
 MemberVisit = Annotated[Visit, Depends(signed_in)]
 CheckedVisit = Annotated[Visit, Depends(check_csrf)]
+MemberPost = Annotated[Visit, Depends(member_post)]
 
 
 def remember(request: Request, secret: str) -> None:
@@ -138,7 +151,9 @@ def remember(request: Request, secret: str) -> None:
 __all__ = [
     "COOKIE",
     "CheckedVisit",
+    "MemberPost",
     "MemberVisit",
+    "member_post",
     "CSP",
     "HEADERS",
     "SignInRequired",

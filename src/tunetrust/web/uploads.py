@@ -25,7 +25,7 @@ from tunetrust.formats.package import open_package
 from tunetrust.services import jobs
 from tunetrust.services.outputs import to_json
 from tunetrust.web.app import ACCESS, page
-from tunetrust.web.security import CheckedVisit, MemberVisit, signed_in
+from tunetrust.web.security import MemberPost, MemberVisit
 
 router = APIRouter()
 ACCESS.update(
@@ -121,9 +121,8 @@ def upload_page(request: Request, v: MemberVisit) -> Response:
 
 
 @router.post("/upload")
-async def upload(request: Request, v: CheckedVisit) -> Response:
+async def upload(request: Request, v: MemberPost) -> Response:
     """Stream the file into the uploads store, check it opens as a package, queue its import."""
-    signed_in(request)
     home = v.home
     limits = home.settings.limits
     declared = request.headers.get("content-length")

@@ -1,0 +1,279 @@
+"""The web app under attack: who may use each route, CSRF, other members' URLs, uploads.
+
+Every route and the roles allowed on it are listed in ``web.app.ACCESS``; these tests
+read the app's real route list, so a new route without an entry fails here.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.factories import export_zip
+from tests.web_support import ORIGIN, Site, csrf_of, site
+from tunetrust.coop import accounts
+from tunetrust.coop.jobs import uploads
+from tunetrust.settings import ImportLimits
+from tunetrust.store.models import Job
+from tunetrust.web.app import ACCESS
+from tunetrust.web.security import CSP, HEADERS
+
+FILLERS = {"token": "x" * 43, "job_id": "0" * 32, "request_id": "0" * 32}
+
+
+def _routes(s: Site) -> set[str]:
+    """The app's real routes, as its OpenAPI document lists them (every route is in it)."""
+    paths = s.app.openapi()["paths"]
+    return {f"{method.upper()} {path}" for path, item in paths.items() for method in item}
+
+
+def _path(route: str) -> str:
+    path = route.split(" ", 1)[1]
+    return re.sub(r"\{(\w+)\}", lambda m: FILLERS.get(m.group(1), "0" * 32), path)
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[Site]:
+    s = site(tmp_path)
+    yield s
+    s.close()
+
+
+def test_every_route_has_an_access_rule_and_every_rule_a_route(web: Site) -> None:
+    routes = _routes(web)
+    assert routes, "the app has no routes"
+    assert routes - set(ACCESS) == set(), "routes without an entry in web.app.ACCESS"
+    assert set(ACCESS) - routes == set(), "entries in ACCESS for routes that do not exist"
+    assert set(ACCESS.values()) <= {"anyone", "member"}
+
+
+def test_member_routes_turn_away_anyone_not_signed_in(web: Site) -> None:
+    c = web.client()
+    token = csrf_of(c.get("/signin").text)  # a real anonymous session, with its token
+    for route, role in sorted(ACCESS.items()):
+        if role != "member":
+            continue
+        method, path = route.split(" ", 1)[0], _path(route)
+        if method == "GET" and path.endswith(".json"):
+            assert c.get(path).status_code == 401, route  # scripts get a status, not a page
+        elif method == "GET":
+            r = c.get(path)
+            assert r.status_code == 303 and r.headers["location"] == "/signin", route
+        else:
+            r = c.post(path, headers={"X-CSRF-Token": token}, data={"csrf": token})
+            assert r.status_code == 401, (route, r.status_code)
+
+
+def test_every_post_without_the_csrf_token_is_refused(web: Site) -> None:
+    c, _ = web.join("alice")
+    for route in sorted(r for r in ACCESS if r.startswith("POST ")):
+        path = _path(route)
+        for attempt in (
+            c.post(path),
+            c.post(path, data={"csrf": "forged"}),
+            c.post(path, headers={"X-CSRF-Token": "forged"}),
+        ):
+            assert attempt.status_code == 403, (route, attempt.status_code)
+            assert "reload the page" in attempt.text
+
+
+def test_a_new_session_id_at_sign_in_and_the_old_one_is_gone(web: Site) -> None:
+    c = web.client()
+    c.get("/signin")
+    before = c.cookies.get("tunetrust_session")
+    _, key = web.join("alice")
+    signed, done = web.sign_in(key)
+    assert done.status_code == 200, done.text
+    after = signed.cookies.get("tunetrust_session")
+    assert before and after and before != after
+    # the anonymous cookie of the signed-in browser no longer opens any session
+    with web.home.sessions() as s:
+        assert accounts.find_session(s, "not-a-cookie") is None
+
+
+def test_headers_on_pages_errors_and_static_files(web: Site) -> None:
+    c = web.client()
+    for path in ("/signin", "/guide", "/no-such-page", "/static/app.css", "/join/" + "x" * 43):
+        r = c.get(path)
+        assert r.headers["content-security-policy"] == CSP, path
+        for name, value in HEADERS.items():
+            assert r.headers[name] == value, (path, name)
+    assert "unsafe-inline" not in CSP and "frame-ancestors 'none'" in CSP
+    cookie = c.get("/signin").headers.get("set-cookie", "") or web.client().get(
+        "/signin"
+    ).headers.get("set-cookie", "")
+    assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=strict" in cookie
+
+
+def test_signing_in_is_rate_limited_per_source(web: Site) -> None:
+    c, _ = web.join("alice")
+    with web.home.transaction() as s:
+        member_id = s.scalars(
+            __import__("sqlalchemy").select(__import__("tunetrust").store.models.Member.id)
+        ).one()
+        code = accounts.new_recovery_codes(s, member_id)[0]
+    stranger = web.client()
+    token = csrf_of(stranger.get("/signin").text)
+    for _ in range(accounts.ATTEMPTS):
+        r = stranger.post("/signin/recovery", data={"csrf": token, "name": "alice", "code": "no"})
+        assert r.status_code == 400
+    r = stranger.post("/signin/recovery", data={"csrf": token, "name": "alice", "code": code})
+    assert r.status_code == 403 and "too many failed sign-ins" in r.text
+    # the right code was not spent by the refused attempt
+    with web.home.sessions() as s:
+        assert accounts.recovery_codes_left(s, member_id) == accounts.RECOVERY_CODES
+
+
+def test_an_invitation_works_once(web: Site) -> None:
+    from tests.softauthn import SoftAuthenticator
+    from tunetrust.services.members import invite
+    from tunetrust.services.models import Actor
+
+    path = invite(web.home, Actor.steward()).link.removeprefix(ORIGIN)
+    first, second = web.client(), web.client()
+    t1, t2 = csrf_of(first.get(path).text), csrf_of(second.get(path).text)
+    key1, key2 = SoftAuthenticator(ORIGIN, "localhost"), SoftAuthenticator(ORIGIN, "localhost")
+    o1 = first.post(f"{path}/options", json={"name": "ann"}, headers={"X-CSRF-Token": t1})
+    o2 = second.post(f"{path}/options", json={"name": "bob"}, headers={"X-CSRF-Token": t2})
+    ok = first.post(f"{path}/finish", json=key1.register(o1.json()), headers={"X-CSRF-Token": t1})
+    assert ok.status_code == 200
+    late = second.post(
+        f"{path}/finish", json=key2.register(o2.json()), headers={"X-CSRF-Token": t2}
+    )
+    assert late.status_code == 409 and "used already" in late.text
+    assert second.get(path).status_code == 409
+
+
+# --- uploads ---------------------------------------------------------------------------
+
+
+def _multipart(name: str, data: bytes, boundary: str = "tunetrust-test-boundary") -> bytes:
+    return (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="export"; filename="{name}"\r\n'
+            f"Content-Type: application/zip\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+
+
+def _nothing_stored(s: Site) -> None:
+    with s.home.sessions() as db:
+        assert db.query(Job).count() == 0
+    assert uploads(s.home).list() == []
+    leftovers = list((s.home.settings.home / "uploads").rglob("*"))
+    assert [p for p in leftovers if p.is_file()] == []
+
+
+def test_an_oversized_upload_is_refused_mid_stream_and_nothing_is_stored(tmp_path: Path) -> None:
+    s = site(tmp_path, limits=ImportLimits(max_total_bytes=256 * 1024))
+    try:
+        c, _ = s.join("alice")
+        token = csrf_of(c.get("/upload").text)
+        big = io.BytesIO()
+        with zipfile.ZipFile(big, "w", zipfile.ZIP_STORED) as zf:
+            zf.writestr("Streaming_History_Audio_2024.json", b"[" + b" " * 600_000 + b"]")
+        body = _multipart("my_data.zip", big.getvalue())
+        sent = 0
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: the limit must bite mid-stream
+            nonlocal sent
+            for i in range(0, len(body), 32 * 1024):
+                sent += 1
+                yield body[i : i + 32 * 1024]
+
+        r = c.post(
+            f"/upload?csrf={token}",
+            content=chunks(),
+            headers={"Content-Type": "multipart/form-data; boundary=tunetrust-test-boundary"},
+        )
+        assert r.status_code == 413, r.text
+        assert "my_data.zip: larger than the 0 MiB" in r.text or "my_data.zip" in r.text
+        _nothing_stored(s)
+        # with the length declared, refused before the body is read
+        r = c.post(
+            f"/upload?csrf={token}",
+            files={"export": ("my_data.zip", big.getvalue(), "application/zip")},
+        )
+        assert r.status_code == 413
+        _nothing_stored(s)
+    finally:
+        s.close()
+
+
+def test_a_zip_bomb_upload_is_refused_with_the_file_named_and_nothing_stored(
+    web: Site,
+) -> None:
+    c, _ = web.join("alice")
+    token = csrf_of(c.get("/upload").text)
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        zf.writestr("Streaming_History_Audio_2024.json", b"\0" * (40 * 2**20))
+    r = c.post(
+        f"/upload?csrf={token}", files={"export": ("bomb.zip", bomb.getvalue(), "application/zip")}
+    )
+    assert r.status_code == 422, r.text
+    assert "Streaming_History_Audio_2024.json" in r.text and "zip bomb" in r.text
+    _nothing_stored(web)
+
+
+def test_a_member_gets_404_for_another_members_job(tmp_path: Path) -> None:
+    s = site(tmp_path)
+    try:
+        with s.worker():
+            bob, _ = s.join("bob")
+            alice, _ = s.join("alice")
+            token = csrf_of(bob.get("/upload").text)
+            z = export_zip(tmp_path, "extended-c", listens=500)
+            r = bob.post(
+                f"/upload?csrf={token}",
+                files={"export": ("export.zip", z.read_bytes(), "application/zip")},
+            )
+            assert r.status_code == 303
+            job = r.headers["location"]
+            assert s.wait(bob, job)["state"] == "done"
+            assert bob.get(job).status_code == 200
+            for path in (job, f"{job}.json"):
+                r = alice.get(path)
+                assert r.status_code == 404, path
+                assert "bob" not in r.text
+    finally:
+        s.close()
+
+
+def test_no_personal_value_reaches_the_server_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    s = site(tmp_path)
+    try:
+        with s.worker():
+            c, _ = s.join("zelda-private-name")
+            token = csrf_of(c.get("/upload").text)
+            broken = io.BytesIO()
+            with zipfile.ZipFile(broken, "w") as zf:
+                zf.writestr("Streaming_History_Audio_2024.json", b'[{"ts": "2024-01-0')
+            r = c.post(
+                f"/upload?csrf={token}",
+                files={"export": ("zelda-secret-file.zip", broken.getvalue(), "application/zip")},
+            )
+            job = r.headers["location"]
+            assert s.wait(c, job)["state"] == "failed"
+            invitation = s.clients[0].cookies.get("tunetrust_session") or ""
+    finally:
+        s.close()
+    # the server's records (the test client's own httpx lines show the URLs it asked for)
+    logged = "\n".join(
+        r.getMessage() for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))
+    )
+    assert "GET /jobs/{job_id}.json 200" in logged  # the access log names route patterns
+    for secret in ("zelda-private-name", "zelda-secret-file", invitation):
+        assert secret and secret not in logged, secret
+    assert not re.search(r"/join/[^{]", logged), "an invitation link reached the log"
