@@ -14,13 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from tests.factories import export_zip
-from tests.web_support import ORIGIN, Site, csrf_of, site
-from tunetrust.coop import accounts
+from tests.web_support import ORIGIN, Site, csrf_of, form, site
+from tunetrust.coop import accounts, audit
 from tunetrust.coop.jobs import uploads
 from tunetrust.settings import ImportLimits
-from tunetrust.store.models import Job
+from tunetrust.store.models import Job, Member, RecoveryCode
 from tunetrust.web.app import ACCESS
 from tunetrust.web.security import CSP, HEADERS
 
@@ -114,10 +115,8 @@ def test_headers_on_pages_errors_and_static_files(web: Site) -> None:
 def test_signing_in_is_rate_limited_per_source(web: Site) -> None:
     c, _ = web.join("alice")
     with web.home.transaction() as s:
-        member_id = s.scalars(
-            __import__("sqlalchemy").select(__import__("tunetrust").store.models.Member.id)
-        ).one()
-        code = accounts.new_recovery_codes(s, member_id)[0]
+        member_id = s.scalars(select(Member.id)).one()
+        code = accounts.new_recovery_codes(web.home, s, member_id)[0]
     stranger = web.client()
     token = csrf_of(stranger.get("/signin").text)
     for _ in range(accounts.ATTEMPTS):
@@ -277,3 +276,70 @@ def test_no_personal_value_reaches_the_server_log(
     for secret in ("zelda-private-name", "zelda-secret-file", invitation):
         assert secret and secret not in logged, secret
     assert not re.search(r"/join/[^{]", logged), "an invitation link reached the log"
+
+
+def test_join_upload_sign_in_and_erasure_on_each_database(
+    tmp_path: Path, db_url: str | None
+) -> None:
+    """The member's path through the app on SQLite and on PostgreSQL."""
+    from tunetrust.services import members
+    from tunetrust.services.models import Actor
+
+    s = site(tmp_path, database_url=db_url)
+    try:
+        with s.worker():
+            c, key = s.join("alice")
+            token = csrf_of(c.get("/upload").text)
+            z = export_zip(tmp_path, "extended-c", listens=800)
+            r = c.post(
+                f"/upload?csrf={token}",
+                files={"export": ("export.zip", z.read_bytes(), "application/zip")},
+            )
+            ended = s.wait(c, r.headers["location"])
+        assert ended["state"] == "done" and ended["contribution"], ended
+        profile = members.member_profile(s.home, Actor.member("alice"), "alice")
+        assert profile.contributions == 1 and profile.listens > 0
+        assert c.post("/signout", data={"csrf": form(c, "/")}).status_code == 303
+        assert c.get("/").status_code == 303  # signed out on the server
+        again, done = s.sign_in(key)
+        assert done.status_code == 200 and again.get("/").status_code == 200
+        # the audit log names the member (by pseudonym) for what they did in the app
+        with s.home.sessions() as db:
+            pseudonym = db.scalars(
+                __import__("sqlalchemy").select(
+                    __import__("tunetrust").store.models.Member.pseudonym
+                )
+            ).one()
+            actors = {
+                e.actor
+                for e in audit.entries(db)
+                if e.action.startswith(("import", "member.passkey"))
+            }
+        assert actors == {audit.member_actor(pseudonym)}, actors
+        members.erase(s.home, Actor.member("alice"), "alice")
+        assert again.get("/").status_code == 303  # the session died with the account
+        _, refused = s.sign_in(key)
+        assert refused.status_code == 400 and "not registered" in refused.text
+    finally:
+        s.close()
+
+
+def test_a_recovery_code_signs_in_once(web: Site) -> None:
+    c, _ = web.join("alice")
+    welcome = c.get("/welcome").text
+    codes = re.findall(r"<code>([a-z0-9-]+)</code>", welcome)
+    assert len(codes) == accounts.RECOVERY_CODES
+    assert "<code>" not in c.get("/welcome").text  # shown once
+    for attempt, expected in ((codes[3], 303), (codes[3], 400), (codes[3].upper(), 400)):
+        b = web.client()
+        token = csrf_of(b.get("/signin").text)
+        r = b.post("/signin/recovery", data={"csrf": token, "name": "alice", "code": attempt})
+        assert r.status_code == expected, attempt
+        if expected == 303:
+            assert r.headers["location"] == "/account" and b.get("/").status_code == 200
+    with web.home.sessions() as s:
+        member_id = s.scalars(select(Member.id)).one()
+        assert accounts.recovery_codes_left(s, member_id) == accounts.RECOVERY_CODES - 1
+        stored = s.scalars(select(RecoveryCode.code_hash)).all()
+    assert all(h.startswith("$argon2id$") for h in stored)
+    assert not any(code in h for h in stored for code in codes)

@@ -104,9 +104,14 @@ class Site:
         self.home.close()
 
 
-def site(tmp: Path, *, limits: ImportLimits | None = None) -> Site:
+def site(tmp: Path, *, limits: ImportLimits | None = None, database_url: str | None = None) -> Site:
     """A new home served by the web app (imports run where ``Site.worker()`` is used)."""
-    settings = Settings(home=tmp / "home", web_origin=ORIGIN, limits=limits or ImportLimits())
+    settings = Settings(
+        home=tmp / "home",
+        web_origin=ORIGIN,
+        limits=limits or ImportLimits(),
+        database_url=database_url,
+    )
     home = init_home(settings)
     return Site(home, create_app(settings, worker=False, home=home))
 

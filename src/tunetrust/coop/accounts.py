@@ -40,6 +40,7 @@ RECOVERY_CODES = 8
 ATTEMPTS = 10  # failed sign-ins from one place …
 ATTEMPT_WINDOW = timedelta(minutes=15)  # … within this long, then refused until it passes
 _SOURCE_KEY = b"tunetrust sign-in source v1"
+_CODE_KEY = b"tunetrust recovery-code lookup v1"
 _HASHER = PasswordHasher()  # Argon2id, RFC 9106's second recommended parameters
 
 
@@ -139,7 +140,15 @@ def member_passkeys(session: Session, member_id: int) -> list[Passkey]:
 # --- recovery codes --------------------------------------------------------------------
 
 
-def new_recovery_codes(session: Session, member_id: int) -> list[str]:
+def _lookup(home: Home, code: str) -> str:
+    return keys.keyed_digest(derived_key(home, _CODE_KEY), code)
+
+
+def _typed(code: str) -> str:
+    return code.strip().lower().replace(" ", "")
+
+
+def new_recovery_codes(home: Home, session: Session, member_id: int) -> list[str]:
     """Fresh one-time codes (shown once); any older ones stop working."""
     session.execute(delete(RecoveryCode).where(RecoveryCode.member_id == member_id))
     alphabet = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i look-alikes
@@ -147,26 +156,31 @@ def new_recovery_codes(session: Session, member_id: int) -> list[str]:
         "-".join("".join(secrets.choice(alphabet) for _ in range(5)) for _ in range(3))
         for _ in range(RECOVERY_CODES)
     ]
-    session.add_all(RecoveryCode(member_id=member_id, code_hash=_HASHER.hash(c)) for c in codes)
+    session.add_all(
+        RecoveryCode(member_id=member_id, lookup=_lookup(home, c), code_hash=_HASHER.hash(c))
+        for c in codes
+    )
     return codes
 
 
-def use_recovery_code(session: Session, member_id: int, code: str) -> bool:
+def use_recovery_code(home: Home, session: Session, member_id: int, code: str) -> bool:
     """Whether ``code`` is one of the member's unused codes; if so it is used up now."""
-    typed = code.strip().lower().replace(" ", "")
-    rows = session.scalars(
+    typed = _typed(code)
+    row = session.scalar(
         select(RecoveryCode).where(
-            RecoveryCode.member_id == member_id, RecoveryCode.used_at.is_(None)
+            RecoveryCode.member_id == member_id,
+            RecoveryCode.lookup == _lookup(home, typed),
+            RecoveryCode.used_at.is_(None),
         )
     )
-    for row in rows:
-        try:
-            _HASHER.verify(row.code_hash, typed)
-        except (VerificationError, InvalidHashError):
-            continue
-        row.used_at = _now()
-        return True
-    return False
+    if row is None:
+        return False
+    try:
+        _HASHER.verify(row.code_hash, typed)
+    except (VerificationError, InvalidHashError):
+        return False
+    row.used_at = _now()
+    return True
 
 
 def recovery_codes_left(session: Session, member_id: int) -> int:

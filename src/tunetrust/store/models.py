@@ -350,12 +350,15 @@ class Passkey(Base):
 
 
 class RecoveryCode(Base):
-    """A one-time recovery code, Argon2id-hashed; used once, then marked."""
+    """A one-time recovery code, Argon2id-hashed (and found by a keyed lookup); used once."""
 
     __tablename__ = "recovery_codes"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    # HMAC of the code under a cooperative key: finds the one row to verify, so a wrong
+    # code costs one lookup, not an Argon2 verification per code
+    lookup: Mapped[str] = mapped_column(String(64), index=True)
     code_hash: Mapped[str] = mapped_column(String(200))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 

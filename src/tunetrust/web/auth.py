@@ -172,7 +172,7 @@ async def join_finish(request: Request, token: str, v: CheckedVisit) -> Response
         row = s.get(Member, member_id)
         assert row is not None
         accounts.add_passkey(s, member_id, key.credential_id, key.public_key, key.sign_count)
-        codes = accounts.new_recovery_codes(s, member_id)
+        codes = accounts.new_recovery_codes(home, s, member_id)
         audit.record(
             s,
             actor=audit.member_actor(row.pseudonym),
@@ -269,7 +269,7 @@ def signin_recovery(
     except (NotFoundError, InputError):
         member = None
     with home.transaction() as s:
-        if member is None or not accounts.use_recovery_code(s, member.id, code):
+        if member is None or not accounts.use_recovery_code(home, s, member.id, code):
             accounts.failed(s, where)
             ok = False
         else:
@@ -338,7 +338,7 @@ def new_codes(request: Request, v: MemberPost) -> Response:
     """New recovery codes (the old ones stop working), shown once."""
     assert v.member is not None
     with v.home.transaction() as s:
-        codes = accounts.new_recovery_codes(s, v.member.id)
+        codes = accounts.new_recovery_codes(v.home, s, v.member.id)
         accounts.set_state(s, v.session.id, {"recovery_codes": codes})
     return RedirectResponse("/welcome", status_code=303)
 

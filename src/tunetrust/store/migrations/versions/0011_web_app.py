@@ -46,10 +46,12 @@ def upgrade() -> None:
         "recovery_codes",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("member_id", sa.Integer, sa.ForeignKey("members.id"), nullable=False),
+        sa.Column("lookup", sa.String(64), nullable=False),
         sa.Column("code_hash", sa.String(200), nullable=False),
         sa.Column("used_at", WHEN, nullable=True),
     )
     op.create_index("ix_recovery_codes_member_id", "recovery_codes", ["member_id"])
+    op.create_index("ix_recovery_codes_lookup", "recovery_codes", ["lookup"])
     op.create_table(
         "web_sessions",
         sa.Column("id", sa.String(64), primary_key=True),
