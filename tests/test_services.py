@@ -20,14 +20,15 @@ from pydantic import BaseModel
 from tests.factories import WEEKDAY_SPEC, export_zip
 from tunetrust import Home
 from tunetrust.coop import audit as audit_log
+from tunetrust.coop import jobs as job_records
 from tunetrust.errors import ForbiddenError
 from tunetrust.insights.stats import Period
-from tunetrust.services import audit, data, governance, members, releases
+from tunetrust.services import audit, data, governance, jobs, members, releases
 from tunetrust.services.models import Actor
 from tunetrust.services.outputs import OUTPUTS, json_schema, to_json
 from tunetrust.store.models import Base
 
-MODULES = (members, data, governance, releases, audit)
+MODULES = (members, data, governance, releases, audit, jobs)
 SPEC = WEEKDAY_SPEC
 STEWARD = Actor.steward()
 
@@ -77,8 +78,12 @@ def test_every_service_call_returns_frozen_typed_objects(home: Home, tmp_path: P
         call(members.set_consent, me, name, "research", granted=True)
     me = Actor.member("m00")
     call(members.list_members, STEWARD)
+    call(members.invite, STEWARD, days=3)
     call(members.member_profile, me, "m00")
     call(members.consent_history, me, "m00")
+    receipts = call(governance.consent_receipts, me, "m00")
+    assert [r.purpose for r in receipts] == ["research"] and receipts[0].granted
+    assert call(governance.consent_receipt, me, "m00", receipts[0].seq) == receipts[0]
     call(members.budget_lines, me, "m00")
     call(members.lower_budget_cap, me, "m00", "ai-training", 1.0)
     contributions = call(data.list_contributions, me, "m00")
@@ -108,6 +113,12 @@ def test_every_service_call_returns_frozen_typed_objects(home: Home, tmp_path: P
     for name in names:
         call(governance.vote, Actor.member(name), name, req.id, "yes")
     call(governance.tally, me, req.id)
+    ballot = call(governance.my_ballot, me, "m00", req.id)
+    assert ballot is not None and ballot.choice == "yes"
+    weighed = call(governance.requests_for_member, me, "m00")
+    assert [w.request.id for w in weighed] == [req.id] and weighed[0].ballot == ballot
+    one = call(governance.request_for_member, me, "m00", req.id)
+    assert one.eligible and one.can_vote and one.estimated_share is not None
     call(governance.close_request, STEWARD, req.id)
     delivered = call(governance.deliver, STEWARD, req.id)
     assert delivered.state == "paid" and delivered.payment is not None
@@ -119,6 +130,9 @@ def test_every_service_call_returns_frozen_typed_objects(home: Home, tmp_path: P
     call(governance.balances, STEWARD)
     assert call(governance.verify_ledger, STEWARD).ok
     call(members.member_statement, me, "m00")
+    was_in = call(releases.member_releases, me, "m00")
+    assert [r.id for r in was_in] == [built.id, delivered.release]
+    assert was_in[1].payout is not None and was_in[0].payout is None
 
     assert call(audit.verify_chain, STEWARD).ok
     assert call(audit.verify_everything, STEWARD).ok
@@ -126,6 +140,14 @@ def test_every_service_call_returns_frozen_typed_objects(home: Home, tmp_path: P
     call(audit.entries, me, member="m00")
     call(audit.entries, STEWARD)
     call(audit.rotate_master_key, STEWARD)
+    upload = export_zip(tmp_path, "extended-c", 300, 1)  # m00's own export again: recognised
+    job_records.uploads(home).put("walk.upload", upload.read_bytes())
+    job = call(jobs.submit_import, me, "m00", "walk.upload", upload.name)
+    claimed = job_records.claim(home, "walk")
+    assert claimed is not None and claimed.id == job.id
+    call(jobs.run_job, claimed)
+    assert call(jobs.job_status, me, job.id).state == "done"
+    call(jobs.member_jobs, me, "m00")
     call(members.export_data, me, "m00", tmp_path / "m00.zip")
     call(members.erase, me, "m00")
 

@@ -1,17 +1,30 @@
-"""Governance use cases: buyers, the cooperative's rules, data requests, votes, the ledger."""
+"""Governance use cases: buyers, the cooperative's rules, data requests, votes, the ledger,
+and what one member sees of them: requests weighed for them, their ballot and receipts."""
 
 from __future__ import annotations
 
-from tunetrust.coop import governance, ledger
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tunetrust.coop import audit, budget, governance, ledger
+from tunetrust.coop.contributions import member_weights
 from tunetrust.coop.governance import RequestView
-from tunetrust.errors import ForbiddenError
+from tunetrust.coop.members import get_member
+from tunetrust.errors import ForbiddenError, NotFoundError
+from tunetrust.releases.spec import ReleaseSpec, parse_spec
 from tunetrust.services import sale
 from tunetrust.services._access import acting, for_member, reader, steward_only
+from tunetrust.services.members import amount
 from tunetrust.services.models import (
     Actor,
+    BallotInfo,
     BuyerCreated,
+    ConsentReceipt,
     LedgerBalanceInfo,
     LedgerCheckInfo,
+    MemberRequest,
     PaymentInfo,
     RequestInfo,
     RulesChangeInfo,
@@ -21,6 +34,7 @@ from tunetrust.services.models import (
     VoteCast,
 )
 from tunetrust.store.home import Home
+from tunetrust.store.models import AuditPayload, Buyer, DataRequest, Member, Vote
 
 
 def _info(view: RequestView, payment: sale.Payment | None = None) -> RequestInfo:
@@ -177,3 +191,193 @@ def verify_ledger(home: Home, actor: Actor) -> LedgerCheckInfo:
 def rules_in_force(home: Home, actor: Actor) -> RulesInForce:
     """The rules in force now."""
     return RulesInForce.model_validate(governance.rules_in_force(home).to_dict())
+
+
+# --- what one member sees: requests weighed for them, their ballot, their receipts ------
+
+_KEYS = {
+    "country": "country",
+    "year": "year",
+    "quarter": "quarter",
+    "month": "month",
+    "week": "week",
+    "weekday": "day of the week",
+    "hour": "hour of the day",
+    "platform": "kind of device",
+    "artist": "artist",
+    "track": "track",
+    "album": "album",
+    "show": "podcast show",
+}
+_METRICS = {
+    "plays": "how many plays",
+    "listeners": "how many members listened",
+    "minutes": "minutes played",
+    "skip_share": "the share of plays skipped",
+}
+
+
+def _described(spec: ReleaseSpec) -> list[str]:
+    """What a release of ``spec`` hands the buyer, in sentences a member can weigh."""
+    keys = " and ".join(_KEYS[k] for k in spec.group_by)
+    metrics = ", ".join(_METRICS[m] for m in spec.metrics)
+    said = [
+        f"A table with one row per {keys}: {metrics}. Every number has random noise "
+        "added, so no single member's listening can be told from it.",
+        f"Only {', '.join(spec.kinds)} plays of at least {spec.min_seconds} seconds count"
+        + (
+            f", from {spec.period_from or 'the start'} to {spec.period_to or 'today'}"
+            if spec.period_from or spec.period_to
+            else ""
+        )
+        + (f", in {', '.join(spec.countries)}" if spec.countries else "")
+        + ".",
+        f"Each member counts in at most {spec.bounds.max_partitions} rows, with at most "
+        f"{spec.bounds.max_plays_per_partition} plays in each.",
+    ]
+    if spec.keys == "private":
+        said.append(
+            f"A row is released only if at least {spec.pre_threshold} members listened to it."
+        )
+    said.append("No names, pseudonyms or single plays leave the cooperative.")
+    return said
+
+
+def _aware(at: datetime | None) -> datetime | None:
+    """SQLite hands back naive UTC times."""
+    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
+
+
+def _member_view(session: Session, home: Home, member: Member, req: DataRequest) -> MemberRequest:
+    buyer = session.get(Buyer, req.buyer_id)
+    view = _info(governance.show_request(home, req.id))
+    spec = parse_spec(req.spec)
+    eligible = member.id in (req.eligible or [])
+    opens, closes = _aware(req.opens_at), _aware(req.closes_at)
+    why_not = None
+    if not eligible:
+        opened = f" ({opens:%Y-%m-%d})" if opens else ""
+        joined = _aware(member.created_at)
+        if opens is not None and joined is not None and joined > opens:
+            why_not = f"you joined after this vote opened{opened}"
+        else:
+            why_not = (
+                f"you had not consented to {req.purpose} when this vote opened{opened}; "
+                "only members who had may vote on it"
+            )
+    open_now = req.state == "open" and (closes is None or datetime.now(UTC) < closes)
+    default, _ = budget.cooperative_caps(session)
+    left = budget.remaining(session, member.id, req.purpose, datetime.now(UTC).year, default)
+    share = None
+    if eligible and req.state in ("open", "passed") and req.rules:
+        # as pay() splits: by quality weight, evenly if every weight is 0
+        weights = member_weights(session, list(req.eligible))
+        fee = req.price_cents * governance.frozen_rules(req).fee_basis_points // 10_000
+        split = ledger.split_cents(req.price_cents - fee, {str(m): w for m, w in weights.items()})
+        share = amount(split.get(str(member.id), 0), req.currency)
+    cost = req.plan.get("epsilon_per_member") if req.plan else None
+    return MemberRequest(
+        request=view,
+        buyer_country=buyer.country if buyer else None,
+        group_by=list(spec.group_by),
+        metrics=list(spec.metrics),
+        described=_described(spec),
+        eligible=eligible,
+        why_not=why_not,
+        can_vote=eligible and open_now,
+        epsilon_cost=str(cost) if cost is not None else None,
+        epsilon_left=str(left),
+        estimated_share=share,
+        ballot=_ballot(session, member, req),
+    )
+
+
+def requests_for_member(home: Home, actor: Actor, member: str) -> list[MemberRequest]:
+    """Every request put to a vote, newest first, weighed for ``member`` (drafts are not
+    shown: nothing is asked of members yet)."""
+    for_member(actor, member, "see the requests as a member weighs them")
+    me = get_member(home, member)
+    with home.sessions() as s:
+        rows = s.scalars(
+            select(DataRequest)
+            .where(DataRequest.state != "draft")
+            .order_by(DataRequest.created_at.desc())
+        ).all()
+        return [_member_view(s, home, me, req) for req in rows]
+
+
+def request_for_member(home: Home, actor: Actor, member: str, request_id: str) -> MemberRequest:
+    """One request put to a vote, weighed for ``member``; a draft is not found."""
+    for_member(actor, member, "see a request as a member weighs it")
+    me = get_member(home, member)
+    with home.sessions() as s:
+        req = governance.find_request(s, request_id)
+        if req.state == "draft":
+            raise NotFoundError(f"no data request {request_id!r}")
+        return _member_view(s, home, me, req)
+
+
+def _ballot(session: Session, member: Member, req: DataRequest) -> BallotInfo | None:
+    vote = session.scalar(
+        select(Vote).where(Vote.request_id == req.id, Vote.member_id == member.id)
+    )
+    if vote is None:
+        return None
+    mine = audit.member_actor(member.pseudonym)
+    cast = [
+        e
+        for e in audit.entries(session, subject=req.id)
+        if e.action == "vote.cast" and e.actor == mine
+    ]
+    if not cast:  # pragma: no cover - every vote is cast with its audit entry
+        return None
+    return BallotInfo(
+        request=req.id,
+        choice=vote.choice,
+        at=governance.iso_time(vote.at) or "",
+        receipt=cast[-1].entry_hash,
+        seq=cast[-1].seq,
+    )
+
+
+def my_ballot(home: Home, actor: Actor, member: str, request_id: str) -> BallotInfo | None:
+    """A member's own ballot on a request and the receipt (the audit entry's hash) that
+    recorded it; None if they have not voted. Nobody else's ballot is ever shown."""
+    for_member(actor, member, "see a member's ballot")
+    me = get_member(home, member)
+    with home.sessions() as s:
+        return _ballot(s, me, governance.find_request(s, request_id))
+
+
+def consent_receipts(home: Home, actor: Actor, member: str) -> list[ConsentReceipt]:
+    """The audit entries that recorded a member's consent decisions, oldest first."""
+    for_member(actor, member, "see a member's consent receipts")
+    pseudonym = get_member(home, member).pseudonym
+    with home.sessions() as s:
+        found = []
+        for e in audit.entries(s, subject=pseudonym):
+            if e.action not in ("consent.grant", "consent.withdraw"):
+                continue
+            payload = s.get(AuditPayload, e.seq)
+            purpose = payload.payload.get("purpose") if payload is not None else None
+            found.append(
+                ConsentReceipt(
+                    seq=e.seq,
+                    at=e.at,
+                    actor=e.actor,
+                    purpose=purpose,
+                    granted=e.action == "consent.grant",
+                    entry_hash=e.entry_hash,
+                    prev_hash=e.prev_hash,
+                    payload_digest=e.payload_digest,
+                )
+            )
+    return found
+
+
+def consent_receipt(home: Home, actor: Actor, member: str, seq: int) -> ConsentReceipt:
+    """One consent receipt of the member's own; any other entry is not found."""
+    for receipt in consent_receipts(home, actor, member):
+        if receipt.seq == seq:
+            return receipt
+    raise NotFoundError(f"no consent receipt {seq} of yours")

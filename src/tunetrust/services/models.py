@@ -424,7 +424,6 @@ class KeyRotation(Model):
     keys_rewrapped: int
 
 
-
 # --- the members' web app --------------------------------------------------------------
 
 
@@ -460,6 +459,53 @@ class BallotInfo(Model):
     at: str
     receipt: str = Field(description="the hash of the audit entry that recorded the ballot")
     seq: int = Field(description="that entry's place in the audit chain")
+
+
+class ConsentReceipt(Model):
+    """The audit entry that recorded one of a member's consent decisions."""
+
+    seq: int = Field(description="the entry's place in the audit chain")
+    at: str
+    actor: str = Field(description="who decided, as the audit log names them")
+    purpose: str | None = Field(description="the purpose (None if its payload was erased)")
+    granted: bool
+    entry_hash: str
+    prev_hash: str
+    payload_digest: str = Field(description="SHA-256 of the entry's payload, chained")
+
+
+class MemberRequest(Model):
+    """A data request as one member weighs it: what the buyer gets, its cost to them, their
+    estimated share, whether they may vote, and their own ballot."""
+
+    request: RequestInfo
+    buyer_country: str | None
+    group_by: list[str]
+    metrics: list[str]
+    described: list[str] = Field(description="what the buyer gets, in plain sentences")
+    eligible: bool
+    why_not: str | None = Field(description="why the member may not vote, when so")
+    can_vote: bool = Field(description="eligible, and the vote is open now")
+    epsilon_cost: str | None = Field(description="ε charged to each member included")
+    epsilon_left: str = Field(description="the member's ε left for the purpose this year")
+    estimated_share: Amount | None = Field(
+        description="price less the fee, split by weight among eligible members: an estimate"
+    )
+    ballot: BallotInfo | None
+
+
+class MemberRelease(Model):
+    """A release a member was included in: what it cost them and what it paid them."""
+
+    id: str
+    at: str
+    purpose: str
+    year: int
+    epsilon: str
+    request: str | None
+    buyer: str | None
+    payout: Amount | None
+
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -504,4 +550,7 @@ __all__ = [
     "InvitationInfo",
     "JobInfo",
     "BallotInfo",
+    "ConsentReceipt",
+    "MemberRelease",
+    "MemberRequest",
 ]

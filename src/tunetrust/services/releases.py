@@ -1,21 +1,37 @@
-"""Release use cases: plan, build, read, verify, and a member's proof of inclusion."""
+"""Release use cases: plan, build, read, verify, and a member's proof of inclusion and
+the releases they were in."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 
+from sqlalchemy import select
+
+from tunetrust.coop.budget import Epsilon
+from tunetrust.coop.governance import iso_time
+from tunetrust.coop.members import get_member
 from tunetrust.releases import build, manifest
 from tunetrust.releases.spec import parse_spec
 from tunetrust.services._access import acting, for_member, reader, steward_only
+from tunetrust.services.members import amount
 from tunetrust.services.models import (
     Actor,
     InclusionProof,
     Manifest,
+    MemberRelease,
     ReleaseBuilt,
     ReleaseCheck,
     ReleasePlanInfo,
 )
 from tunetrust.store.home import Home
+from tunetrust.store.models import (
+    BudgetSpend,
+    Buyer,
+    DataRequest,
+    LedgerEntry,
+    LedgerTransaction,
+    Release,
+)
 
 
 def plan(home: Home, actor: Actor, spec_text: str, *, source: str = "spec") -> ReleasePlanInfo:
@@ -67,3 +83,55 @@ def inclusion(home: Home, actor: Actor, release_id: str, member: str) -> Inclusi
     return InclusionProof(
         merkle_root=root, checks=manifest.check_proof(root, proof), **asdict(proof)
     )
+
+
+def member_releases(home: Home, actor: Actor, member: str) -> list[MemberRelease]:
+    """The releases a member was included in (their budget was charged), oldest first,
+    with the request that bought each and what it paid them."""
+    for_member(actor, member, "see the releases a member was in")
+    me = get_member(home, member)
+    account = f"member:{me.pseudonym}"
+    with home.sessions() as s:
+        spends = s.execute(
+            select(BudgetSpend, Release)
+            .join(Release, Release.id == BudgetSpend.release_id)
+            .where(BudgetSpend.member_id == me.id)
+            .order_by(BudgetSpend.at, BudgetSpend.id)
+        ).all()
+        ids = [r.id for _, r in spends]
+        sold = {
+            req.release_id: (req.id, buyer)
+            for req, buyer in s.execute(
+                select(DataRequest, Buyer.name)
+                .join(Buyer, Buyer.id == DataRequest.buyer_id)
+                .where(DataRequest.release_id.in_(ids))
+            )
+        }
+        paid: dict[str, tuple[int, str]] = {}
+        for request_id, cents, currency in s.execute(
+            select(LedgerTransaction.request_id, LedgerEntry.cents, LedgerEntry.currency)
+            .join(LedgerEntry, LedgerEntry.transaction_id == LedgerTransaction.id)
+            .where(
+                LedgerEntry.account == account,
+                LedgerTransaction.request_id.in_([r for r, _ in sold.values()]),
+            )
+        ):
+            before = paid.get(str(request_id), (0, currency))[0]
+            paid[str(request_id)] = (before + int(cents), currency)
+    out = []
+    for spend, release in spends:
+        request, buyer = sold.get(release.id, (None, None))
+        payout = paid.get(request) if request else None
+        out.append(
+            MemberRelease(
+                id=release.id,
+                at=iso_time(release.created_at) or "",
+                purpose=spend.purpose,
+                year=spend.year,
+                epsilon=str(Epsilon(spend.micro_epsilon)),
+                request=request,
+                buyer=buyer,
+                payout=amount(*payout) if payout else None,
+            )
+        )
+    return out

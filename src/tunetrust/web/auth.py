@@ -282,7 +282,7 @@ def signin_recovery(
 
 
 @router.post("/signout")
-def signout(request: Request, v: CheckedVisit) -> Response:
+def signout(request: Request, v: MemberPost) -> Response:
     """End the session on the server."""
     with v.home.transaction() as s:
         accounts.end_session(s, v.session.id)

@@ -2,39 +2,445 @@
 
 Each handler makes service calls as ``visit.actor`` (the signed-in member), so the
 service layer's checks apply (a member acts for themselves only) and every audit entry
-names the member by pseudonym. A URL that names another member's thing answers 404.
+names the member by pseudonym. A URL that names another member's thing answers 404,
+with the same words whether the thing is someone else's or does not exist at all.
+
+Pages: home, guide, a contribution's report, insights (and their JSON), consent with
+a receipt per decision, votes with the member's own ballot and receipt, money and
+privacy (statement, budget, releases, proofs of inclusion), and the member's rights
+(export, erasure).
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any
 
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.background import BackgroundTask
+
+from tunetrust.errors import InputError, NotFoundError
+from tunetrust.insights import charts
 from tunetrust.web.app import ACCESS, page
-from tunetrust.web.security import MemberVisit
+from tunetrust.web.security import MemberPost, MemberVisit, Visit
 
 router = APIRouter()
 ACCESS.update(
     {
         "GET /": "member",
         "GET /guide": "anyone",
+        "GET /contributions/{contribution_id}": "member",
+        "GET /insights": "member",
+        "GET /insights.json": "member",
+        "GET /consent": "member",
+        "POST /consent": "member",
+        "GET /consent/receipts/{seq}": "member",
+        "GET /votes": "member",
+        "GET /votes/{request_id}": "member",
+        "POST /votes/{request_id}": "member",
+        "GET /money": "member",
+        "GET /releases/{release_id}/proof.json": "member",
+        "GET /rights": "member",
+        "POST /rights/export": "member",
+        "POST /rights/erase": "member",
     }
 )
+NOTHING = "there is nothing here"
+
+
+# what a consent purpose lets the cooperative do, in a sentence; a purpose added by
+# the settings and not listed here is shown by its name alone
+PURPOSES = {
+    "research": "Aggregate, noisy statistics for non-commercial research (universities, "
+    "public bodies), published only as findings about many people.",
+    "ai-training": "Aggregate, noisy statistics used to train or evaluate AI models, with "
+    "no attempt to re-identify anyone.",
+    "commercial-analytics": "Aggregate, noisy statistics for a company's internal "
+    "analytics (labels, venues, services); no resale.",
+}
+
+
+def _when(at: str | None) -> str:
+    """An ISO time as a person reads it: 2024-11-30 14:05 UTC."""
+    return f"{at[:16].replace('T', ' ')} UTC" if at else "—"
+
+
+def _country(code: str | None) -> str:
+    """A country's name from its ISO 3166-1 code."""
+    import iso3166
+
+    found = iso3166.countries_by_alpha2.get(code or "")
+    return str(found.name) if found else (code or "unknown")
+
+
+def _page(request: Request, template: str, status: int = 200, **context: Any) -> Response:
+    """A page with the helpers every template here may use."""
+    return page(
+        request,
+        template,
+        status,
+        when=_when,
+        country=_country,
+        hours=charts.hours,
+        pct=charts.percent,
+        **context,
+    )
+
+
+@contextmanager
+def _not_found() -> Iterator[None]:
+    """A thing that does not exist reads like someone else's: both are 'nothing here'."""
+    try:
+        yield
+    except NotFoundError:
+        raise NotFoundError(NOTHING) from None
 
 
 @router.get("/")
 def home_page(request: Request, v: MemberVisit) -> Response:
     """The member's home: where they stand, and what to do next."""
-    from tunetrust.services import members
+    from tunetrust.services import data, members
 
     profile = members.member_profile(v.home, v.actor, v.name)
-    return page(request, "home.html", nav="home", profile=profile)
+    contributions = data.list_contributions(v.home, v.actor, v.name)
+    return _page(request, "home.html", nav="home", profile=profile, contributions=contributions)
 
 
 @router.get("/guide")
 def guide(request: Request) -> Response:
     """How to request the export from the streaming service, and what we keep and drop."""
     return page(request, "guide.html", nav="guide")
+
+
+# --- contributions and insights --------------------------------------------------------
+
+
+@router.get("/contributions/{contribution_id}")
+def contribution(request: Request, contribution_id: str, v: MemberVisit) -> Response:
+    """One upload's report in plain words: what was kept and dropped, each check, the score."""
+    from tunetrust.ingest.quality import QUALITY_WEIGHTS
+    from tunetrust.services import data
+
+    with _not_found():
+        report = data.contribution_report(v.home, v.actor, contribution_id)
+    uploaded = next(
+        (
+            c.at
+            for c in data.list_contributions(v.home, v.actor, v.name)
+            if c.id == report.contribution
+        ),
+        None,
+    )
+    return _page(
+        request,
+        "contribution.html",
+        nav="home",
+        r=report,
+        uploaded=uploaded,
+        weights=QUALITY_WEIGHTS,
+    )
+
+
+@cache
+def time_zones() -> list[str]:
+    """IANA time zones a member can choose for days and hours."""
+    from zoneinfo import available_timezones
+
+    return sorted(z for z in available_timezones() if "/" in z or z == "UTC")
+
+
+def _day(text: str | None, what: str) -> date | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"the {what} date must look like 2024-03-31") from None
+
+
+def _period(kind: str, year: str | None, start: str | None, end: str | None) -> Any:
+    """The period the picker chose: all time, one calendar year, or from–to."""
+    from tunetrust.insights.stats import Period
+
+    if kind == "year":
+        if not year or not year.strip().isdigit() or not 1900 <= int(year) <= 9999:
+            raise InputError("choose a year, such as 2024")
+        y = int(year)
+        return Period(date(y, 1, 1), date(y, 12, 31))
+    if kind == "custom":
+        return Period(_day(start, "from"), _day(end, "to"))
+    if kind != "all":
+        raise InputError("choose all time, a year, or dates from and to")
+    return Period()
+
+
+Text = Annotated[str | None, Query(max_length=40)]
+
+
+def _insights(v: Visit, kind: str, year: Text, start: Text, end: Text, tz: str) -> Any:
+    from tunetrust.services import data
+
+    return data.insights(v.home, v.actor, v.name, _period(kind, year, start, end), tz=tz)
+
+
+@router.get("/insights")
+def insights(
+    request: Request,
+    v: MemberVisit,
+    period: Annotated[str, Query(max_length=10)] = "all",
+    year: Text = None,
+    start: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+    end: Annotated[str | None, Query(alias="to", max_length=40)] = None,
+    tz: Annotated[str, Query(max_length=64)] = "UTC",
+) -> Response:
+    """My listening: every number of ``tunetrust insights``, the charts, a period picker."""
+    from tunetrust.services import members
+
+    chosen = {"period": period, "year": year or "", "from": start or "", "to": end or "", "tz": tz}
+    context: dict[str, Any] = {"nav": "insights", "chosen": chosen, "zones": time_zones()}
+    if members.member_profile(v.home, v.actor, v.name).listens == 0:
+        return _page(request, "insights.html", empty=True, **context)
+    try:
+        i = _insights(v, period, year, start, end, tz)
+    except InputError as problem:  # the form is shown again, with what to change
+        return _page(request, "insights.html", status=400, problem=str(problem), **context)
+    new = {m["month"]: m["new_artists"] for m in i.new_artists_per_month}
+    figures = {
+        "months": charts.columns(
+            [(m["month"], m["ms"] / 3_600_000) for m in i.per_month],
+            f"Listening hours per month, {i.period}",
+        ),
+        "clock": charts.heatmap(i.clock_ms, f"Listening clock ({i.tz}), {i.period}"),
+        "artists": charts.bars(
+            [(a.name, a.ms / 3_600_000) for a in i.top_artists], "Top artists by hours"
+        ),
+        "discovery": charts.columns(
+            [(m["month"], float(new.get(m["month"], 0))) for m in i.per_month],
+            "New artists per month",
+            unit="artists",
+        ),
+    }
+    return _page(
+        request,
+        "insights.html",
+        i=i,
+        figures=figures,
+        new=new,
+        days=charts.DAYS,
+        json_link="/insights.json" + (f"?{request.url.query}" if request.url.query else ""),
+        **context,
+    )
+
+
+@router.get("/insights.json")
+def insights_json(
+    v: MemberVisit,
+    period: Annotated[str, Query(max_length=10)] = "all",
+    year: Text = None,
+    start: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+    end: Annotated[str | None, Query(alias="to", max_length=40)] = None,
+    tz: Annotated[str, Query(max_length=64)] = "UTC",
+) -> Response:
+    """The same numbers as ``tunetrust insights --json``."""
+    from tunetrust.services.outputs import to_json
+
+    return JSONResponse(to_json("insights", _insights(v, period, year, start, end, tz)))
+
+
+# --- consent ---------------------------------------------------------------------------
+
+
+@router.get("/consent")
+def consent_page(request: Request, v: MemberVisit) -> Response:
+    """Grant or withdraw per purpose; every decision with its receipt."""
+    from tunetrust.services import governance, members
+
+    history = members.consent_history(v.home, v.actor, v.name)
+    receipts = governance.consent_receipts(v.home, v.actor, v.name)
+    # each decision wrote one row and one audit entry, in the same order
+    rows = list(zip(history.history, _padded(receipts, history.history), strict=True))
+    return _page(
+        request,
+        "consent.html",
+        nav="consent",
+        history=history,
+        rows=list(reversed(rows)),
+        explain=PURPOSES,
+    )
+
+
+def _padded(receipts: list[Any], records: list[Any]) -> list[Any]:
+    """Receipts matched to records when they line up one to one, else none (never a wrong one)."""
+    if len(receipts) == len(records) and all(
+        r.purpose == c.purpose and r.granted == c.granted
+        for r, c in zip(receipts, records, strict=True)
+    ):
+        return receipts
+    return [None] * len(records)
+
+
+@router.post("/consent")
+def consent_change(
+    request: Request,
+    v: MemberPost,
+    purpose: Annotated[str, Form(max_length=64)],
+    decision: Annotated[str, Form(max_length=16)],
+) -> Response:
+    """Record the decision, then show its receipt."""
+    from tunetrust.services import governance, members
+
+    if decision not in ("grant", "withdraw"):
+        raise InputError("choose to grant or to withdraw consent")
+    change = members.set_consent(v.home, v.actor, v.name, purpose, granted=decision == "grant")
+    if not change.changed:
+        return RedirectResponse("/consent", status_code=303)
+    newest = [
+        r for r in governance.consent_receipts(v.home, v.actor, v.name) if r.purpose == purpose
+    ][-1]
+    return RedirectResponse(f"/consent/receipts/{newest.seq}", status_code=303)
+
+
+@router.get("/consent/receipts/{seq}")
+def consent_receipt(request: Request, seq: int, v: MemberVisit) -> Response:
+    """The audit entry that recorded one of my consent decisions."""
+    from tunetrust.services import governance
+
+    with _not_found():
+        receipt = governance.consent_receipt(v.home, v.actor, v.name, seq)
+    return _page(request, "receipt.html", nav="consent", receipt=receipt, explain=PURPOSES)
+
+
+# --- votes -----------------------------------------------------------------------------
+
+
+@router.get("/votes")
+def votes(request: Request, v: MemberVisit) -> Response:
+    """Requests put to a vote: open ones first, then those decided."""
+    from tunetrust.services import governance
+
+    found = governance.requests_for_member(v.home, v.actor, v.name)
+    open_now = [r for r in found if r.request.state == "open"]
+    decided = [r for r in found if r.request.state != "open"]
+    return _page(request, "votes.html", nav="votes", open_now=open_now, decided=decided)
+
+
+@router.get("/votes/{request_id}")
+def vote_page(request: Request, request_id: str, v: MemberVisit) -> Response:
+    """One request explained, the live tally, my ballot and its receipt."""
+    from tunetrust.services import governance
+
+    with _not_found():
+        r = governance.request_for_member(v.home, v.actor, v.name, request_id)
+    return _page(request, "vote.html", nav="votes", r=r, explain=PURPOSES)
+
+
+@router.post("/votes/{request_id}")
+def vote_cast(
+    request: Request,
+    request_id: str,
+    v: MemberPost,
+    choice: Annotated[str, Form(max_length=8)],
+) -> Response:
+    """Cast or change my vote, then show it with its receipt."""
+    from tunetrust.services import governance
+
+    with _not_found():
+        cast = governance.vote(v.home, v.actor, v.name, request_id, choice)
+    return RedirectResponse(f"/votes/{cast.request}", status_code=303)
+
+
+# --- money and privacy -----------------------------------------------------------------
+
+
+@router.get("/money")
+def money(request: Request, v: MemberVisit) -> Response:
+    """My payouts, my privacy budget per purpose, the releases I was in."""
+    from tunetrust.services import members, releases
+
+    return _page(
+        request,
+        "money.html",
+        nav="money",
+        statement=members.member_statement(v.home, v.actor, v.name),
+        budget=members.budget_lines(v.home, v.actor, v.name),
+        releases=releases.member_releases(v.home, v.actor, v.name),
+    )
+
+
+@router.get("/releases/{release_id}/proof.json")
+def proof(release_id: str, v: MemberVisit) -> Response:
+    """My proof of inclusion in a release I was in, to keep and check (404 for any other)."""
+    from tunetrust.services import releases
+    from tunetrust.services.outputs import to_json
+
+    mine = {r.id for r in releases.member_releases(v.home, v.actor, v.name)}
+    if release_id not in mine:
+        raise NotFoundError(NOTHING)
+    found = releases.inclusion(v.home, v.actor, release_id, v.name)
+    if not found.included:  # pragma: no cover - charged members are in the tree
+        raise NotFoundError(NOTHING)
+    return JSONResponse(
+        to_json("release-inclusion", found),
+        headers={"Content-Disposition": f'attachment; filename="proof-{release_id[:12]}.json"'},
+    )
+
+
+# --- rights ----------------------------------------------------------------------------
+
+
+@router.get("/rights")
+def rights(request: Request, v: MemberVisit) -> Response:
+    """Download everything held about me; erase it all."""
+    return _page(request, "rights.html", nav="rights")
+
+
+@router.post("/rights/export")
+def export(request: Request, v: MemberPost) -> Response:
+    """Everything held about me, as one zip (written to a private temporary folder that
+    is removed once sent)."""
+    from tunetrust.services import members
+
+    folder = Path(tempfile.mkdtemp(prefix="tunetrust-export-"))  # 0700
+    try:
+        receipt = members.export_data(v.home, v.actor, v.name, folder / "export.zip")
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return FileResponse(
+        receipt.path,
+        media_type="application/zip",
+        filename="tunetrust-my-data.zip",
+        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
+    )
+
+
+@router.post("/rights/erase")
+def erase(
+    request: Request,
+    v: MemberPost,
+    confirm: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Erase me, once I have typed my member name; then say goodbye with the receipt."""
+    from tunetrust.services import members
+
+    if confirm != v.name:
+        return _page(
+            request,
+            "rights.html",
+            status=400,
+            nav="rights",
+            problem="Nothing was erased: type your member name exactly as it is shown to confirm.",
+        )
+    receipt = members.erase(v.home, v.actor, v.name)
+    # signed out now (the session went with the member): the page shows no menu
+    return _page(request, "goodbye.html", member=None, receipt=receipt)
 
 
 __all__ = ["router"]

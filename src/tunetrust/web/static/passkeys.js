@@ -70,6 +70,7 @@
       const fields = {};
       new FormData(form).forEach((v, k) => { fields[k] = v === "on" ? true : v; });
       try {
+        status.classList.remove("problem");
         status.textContent = "Waiting for your device…";
         const options = await post(form.dataset.options, form.dataset.csrf, fields);
         const credential = create
@@ -79,6 +80,8 @@
         status.textContent = "Done.";
         window.location.assign(done.next || "/");
       } catch (e) {
+        status.classList.add("problem");
+        status.setAttribute("role", "alert");
         status.textContent = "That did not work: " + (e && e.message ? e.message : e);
       }
     });
