@@ -131,9 +131,7 @@ def release_orphans(home: Home, host: str) -> int:
     """
     released = 0
     with home.transaction() as s:
-        for job in s.scalars(
-            select(Job).where(Job.state == RUNNING, Job.worker.like(f"{host}:%"))
-        ):
+        for job in s.scalars(select(Job).where(Job.state == RUNNING, Job.worker.like(f"{host}:%"))):
             pid = (job.worker or "").split(":")[1:2]
             if pid and pid[0].isdigit() and not _alive(int(pid[0])):
                 job.heartbeat_at = None
