@@ -236,7 +236,22 @@ def fill_cooperative(home: Home, tmp_path: Path) -> str:
     governance.cast_vote(home, "keeper", req.id, "yes")
     assert governance.close_request(home, req.id).passed
     sale.deliver(home, req.id)
+    _sign_in_records(home, "zelda")
     return req.id
+
+
+def _sign_in_records(home: Home, name: str) -> None:
+    """What the web app keeps about a member: a passkey, codes, a session, an invitation, an
+    upload's job (made through the same functions the app calls)."""
+    from tunetrust.coop import accounts, jobs
+
+    member = get_member(home, name)
+    accounts.create_invitation(home, member=member)
+    with home.transaction() as s:
+        accounts.add_passkey(s, member.id, "Y3JlZGVudGlhbA", b"cose-key", 3)
+        accounts.new_recovery_codes(home, s, member.id)
+        accounts.open_session(s, member.id)
+    jobs.enqueue(home, kind="import", member_id=member.id, params={"filename": "export.zip"})
 
 
 def _rows_about(home: Home, member_id: int, pseudonym: str) -> dict[str, list[dict[str, Any]]]:
@@ -301,6 +316,18 @@ REACHES: dict[str, Any] = {
     "ledger_balances": lambda r, x: any(
         (b["currency"], b["amount"]) == (r["currency"], r["cents"])
         for b in x["payouts.json"]["balances"]
+    ),
+    "passkeys": lambda r, x: any(
+        (p["credential_id"], p["sign_count"]) == (r["credential_id"], r["sign_count"])
+        for p in x["sign_in.json"]["passkeys"]
+    ),
+    "recovery_codes": lambda r, x: len(x["sign_in.json"]["recovery_codes"]) == 8,
+    "web_sessions": lambda r, x: any(
+        w["opened"][:19] == _iso(r["created_at"])[:19] for w in x["sign_in.json"]["sessions"]
+    ),
+    "invitations": lambda r, x: any(i["id"] == r["id"] for i in x["sign_in.json"]["invitations"]),
+    "jobs": lambda r, x: any(
+        (u["job"], u["state"]) == (r["id"], r["state"]) for u in x["uploads.json"]
     ),
     "audit_entries": lambda r, x: any(
         (e["seq"], e["entry_hash"]) == (r["seq"], r["entry_hash"]) for e in x["audit.json"]

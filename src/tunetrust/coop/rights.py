@@ -37,11 +37,16 @@ from tunetrust.store.models import (
     Consent,
     Contribution,
     DataRequest,
+    Invitation,
+    Job,
     LedgerBalance,
     LedgerEntry,
     LedgerTransaction,
     Member,
+    Passkey,
+    RecoveryCode,
     Vote,
+    WebSession,
 )
 
 _README = """\
@@ -65,6 +70,11 @@ budget.json            your privacy budget: the epsilon each release spent from 
                        per purpose and year, the caps you set yourself, and the
                        epsilon carried over from an earlier membership of your
                        streaming account (it counts against this year's budget)
+sign_in.json           how you sign in to the web app: your passkeys (their ids, when
+                       added and last used), how many recovery codes you have left,
+                       your open sessions and the invitations made for you (never a
+                       secret: codes and links are kept only as hashes)
+uploads.json           every upload you made in the web app and how its import ended
 audit.json             every audit-log entry about you, with its payload
 raw/                   your original exports, decrypted from the vault
 
@@ -222,6 +232,8 @@ def _write_export(home: Home, held: _Held, tmp: Path) -> list[str]:
         put("votes.json", _json(held.votes))
         put("payouts.json", _json(held.payouts))
         put("budget.json", _json(held.budget))
+        put("sign_in.json", _json(held.sign_in))
+        put("uploads.json", _json(held.uploads))
         put(
             "audit.json",
             _json(
@@ -271,6 +283,8 @@ class _Held:
     votes: list[dict[str, Any]]
     payouts: dict[str, Any]
     budget: dict[str, Any]
+    sign_in: dict[str, Any]
+    uploads: list[dict[str, Any]]
     key: bytes
     listens: pa.Table
 
@@ -379,6 +393,60 @@ def _budget(session: Session, member: Member) -> dict[str, Any]:
     }
 
 
+def _sign_in(session: Session, member_id: int) -> dict[str, Any]:
+    """Passkeys, recovery codes, sessions and invitations: their records, no secret."""
+
+    def rows(table: Any) -> list[Any]:
+        return list(session.scalars(select(table).where(table.member_id == member_id)))
+
+    return {
+        "passkeys": [
+            {
+                "credential_id": p.credential_id,
+                "added": _when(p.created_at),
+                "last_used": _when(p.last_used_at),
+                "sign_count": p.sign_count,
+            }
+            for p in rows(Passkey)
+        ],
+        "recovery_codes": [
+            {"used": _when(c.used_at)}
+            for c in rows(RecoveryCode)  # the codes are hashes
+        ],
+        "sessions": [
+            {"opened": _when(w.created_at), "expires": _when(w.expires_at)}
+            for w in rows(WebSession)
+        ],
+        "invitations": [
+            {
+                "id": i.id,
+                "made": _when(i.created_at),
+                "expires": _when(i.expires_at),
+                "used": _when(i.used_at),
+            }
+            for i in rows(Invitation)
+        ],
+    }
+
+
+def _uploads(session: Session, member_id: int) -> list[dict[str, Any]]:
+    """Every web upload's job: when, the file's name, how it ended."""
+    return [
+        {
+            "job": j.id,
+            "at": _when(j.created_at),
+            "file": j.params.get("filename"),
+            "state": j.state,
+            "stage": j.stage,
+            "contribution": (j.result or {}).get("contribution"),
+            "error": j.error,
+        }
+        for j in session.scalars(
+            select(Job).where(Job.member_id == member_id).order_by(Job.created_at)
+        )
+    ]
+
+
 def _gather(home: Home, member: Member) -> _Held:
     with home.sessions() as s:
         entries = audit.about(s, member.pseudonym)
@@ -410,6 +478,8 @@ def _gather(home: Home, member: Member) -> _Held:
             # the ledger names members by pseudonym (coop/ledger.py): member:<pseudonym>
             payouts=_payouts(s, f"member:{member.pseudonym}"),
             budget=_budget(s, member),
+            sign_in=_sign_in(s, member.id),
+            uploads=_uploads(s, member.id),
             key=data_key(home, s, member),
             listens=home.events.read(member.pseudonym, member.events_file),
         )
