@@ -249,7 +249,7 @@ def _sign_in_records(home: Home, name: str) -> None:
     accounts.create_invitation(home, member=member)
     with home.transaction() as s:
         accounts.add_passkey(s, member.id, "Y3JlZGVudGlhbA", b"cose-key", 3)
-        accounts.new_recovery_codes(home, s, member.id)
+        accounts.new_recovery_codes(s, member.id, accounts.make_recovery_codes(home))
         accounts.open_session(s, member.id)
     jobs.enqueue(home, kind="import", member_id=member.id, params={"filename": "export.zip"})
 

@@ -469,3 +469,14 @@ def test_every_post_without_csrf_is_refused(coop: Coop, alice: TestClient) -> No
     for path in posts:
         r = stranger.post(path, data={"csrf": token})
         assert r.status_code == 401, path
+
+
+def test_insights_are_kept_per_stored_file_and_never_stale(coop: Coop, alice: TestClient) -> None:
+    before = alice.get("/insights.json").json()
+    assert alice.get("/insights.json").json() == before  # the second view: from memory
+    coop.upload("alice", listens=1500, seed=9)  # a new export: a new events file
+    after = alice.get("/insights.json").json()
+    expected = to_json(
+        "insights", data.insights(coop.home, Actor.member("alice"), "alice", Period())
+    )
+    assert after == expected and after["plays"] > before["plays"]

@@ -116,7 +116,7 @@ def test_signing_in_is_rate_limited_per_source(web: Site) -> None:
     c, _ = web.join("alice")
     with web.home.transaction() as s:
         member_id = s.scalars(select(Member.id)).one()
-        code = accounts.new_recovery_codes(web.home, s, member_id)[0]
+        code = accounts.new_recovery_codes(s, member_id, accounts.make_recovery_codes(web.home))[0]
     stranger = web.client()
     token = csrf_of(stranger.get("/signin").text)
     for _ in range(accounts.ATTEMPTS):

@@ -150,19 +150,32 @@ def _typed(code: str) -> str:
     return code.strip().lower().replace(" ", "")
 
 
-def new_recovery_codes(home: Home, session: Session, member_id: int) -> list[str]:
-    """Fresh one-time codes (shown once); any older ones stop working."""
-    session.execute(delete(RecoveryCode).where(RecoveryCode.member_id == member_id))
+@dataclass(frozen=True)
+class RecoveryCodes:
+    """New one-time codes (to show once) and their hashes (to store)."""
+
+    codes: list[str]
+    rows: list[tuple[str, str]]  # (lookup, Argon2id hash) per code
+
+
+def make_recovery_codes(home: Home) -> RecoveryCodes:
+    """Fresh codes, hashed here, outside any transaction (hashing is the slow part)."""
     alphabet = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i look-alikes
     codes = [
         "-".join("".join(secrets.choice(alphabet) for _ in range(5)) for _ in range(3))
         for _ in range(RECOVERY_CODES)
     ]
+    return RecoveryCodes(codes, [(_lookup(home, c), _HASHER.hash(c)) for c in codes])
+
+
+def new_recovery_codes(session: Session, member_id: int, made: RecoveryCodes) -> list[str]:
+    """Store ``made`` as the member's codes (any older ones stop working); the codes."""
+    session.execute(delete(RecoveryCode).where(RecoveryCode.member_id == member_id))
     session.add_all(
-        RecoveryCode(member_id=member_id, lookup=_lookup(home, c), code_hash=_HASHER.hash(c))
-        for c in codes
+        RecoveryCode(member_id=member_id, lookup=lookup, code_hash=hashed)
+        for lookup, hashed in made.rows
     )
-    return codes
+    return made.codes
 
 
 def use_recovery_code(home: Home, session: Session, member_id: int, code: str) -> bool:
@@ -300,6 +313,7 @@ def forget(session: Session, member_id: int) -> int:
 
 
 __all__ = [
+    "RecoveryCodes",
     "SessionView",
     "add_passkey",
     "create_invitation",
@@ -308,6 +322,7 @@ __all__ = [
     "find_invitation",
     "find_session",
     "forget",
+    "make_recovery_codes",
     "member_passkeys",
     "new_recovery_codes",
     "open_session",

@@ -168,11 +168,12 @@ async def join_finish(request: Request, token: str, v: CheckedVisit) -> Response
                 )
             raise
         member_id = member.id
+    made = accounts.make_recovery_codes(home)
     with home.transaction() as s:
         row = s.get(Member, member_id)
         assert row is not None
         accounts.add_passkey(s, member_id, key.credential_id, key.public_key, key.sign_count)
-        codes = accounts.new_recovery_codes(home, s, member_id)
+        codes = accounts.new_recovery_codes(s, member_id, made)
         audit.record(
             s,
             actor=audit.member_actor(row.pseudonym),
@@ -337,8 +338,9 @@ async def add_passkey_finish(request: Request, v: MemberPost) -> Response:
 def new_codes(request: Request, v: MemberPost) -> Response:
     """New recovery codes (the old ones stop working), shown once."""
     assert v.member is not None
+    made = accounts.make_recovery_codes(v.home)
     with v.home.transaction() as s:
-        codes = accounts.new_recovery_codes(v.home, s, v.member.id)
+        codes = accounts.new_recovery_codes(s, v.member.id, made)
         accounts.set_state(s, v.session.id, {"recovery_codes": codes})
     return RedirectResponse("/welcome", status_code=303)
 

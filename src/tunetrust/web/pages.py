@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -184,10 +186,32 @@ def _period(kind: str, year: str | None, start: str | None, end: str | None) -> 
 Text = Annotated[str | None, Query(max_length=40)]
 
 
+INSIGHTS_CACHED = 256  # member views kept in memory (each a few kB)
+_cache: OrderedDict[tuple[object, ...], Any] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
 def _insights(v: Visit, kind: str, year: Text, start: Text, end: Text, tz: str) -> Any:
+    """The member's insights, computed once per stored file, period, zone and day.
+
+    A member's listens change only when an import (or an erasure) replaces their events
+    file, whose name is in the key: a new file is a new key, so nothing stale is shown.
+    The day is in the key because "all time" and open-ended periods end today.
+    """
     from tunetrust.services import data
 
-    return data.insights(v.home, v.actor, v.name, _period(kind, year, start, end), tz=tz)
+    assert v.member is not None
+    key = (v.member.pseudonym, v.member.events_file, kind, year, start, end, tz, date.today())
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    computed = data.insights(v.home, v.actor, v.name, _period(kind, year, start, end), tz=tz)
+    with _cache_lock:
+        _cache[key] = computed
+        while len(_cache) > INSIGHTS_CACHED:
+            _cache.popitem(last=False)
+    return computed
 
 
 @router.get("/insights")
@@ -438,7 +462,11 @@ def erase(
             nav="rights",
             problem="Nothing was erased: type your member name exactly as it is shown to confirm.",
         )
+    assert v.member is not None
     receipt = members.erase(v.home, v.actor, v.name)
+    with _cache_lock:  # nothing of theirs stays in this process's memory either
+        for key in [k for k in _cache if k[0] == v.member.pseudonym]:
+            del _cache[key]
     # signed out now (the session went with the member): the page shows no menu
     return _page(request, "goodbye.html", member=None, receipt=receipt)
 

@@ -85,14 +85,16 @@ def visit(request: Request) -> Visit:
         return cached
     home = home_of(request)
     secret = request.cookies.get(COOKIE)
-    with home.transaction() as s:
+    # a read: most requests carry a live session, and reads never wait behind writers
+    with home.sessions() as s:
         found = accounts.find_session(s, secret) if secret else None
-        if found is None:
-            found, new_secret = accounts.open_session(s)
-            request.state.cookie = new_secret
-        member = s.get(Member, found.member_id) if found.member_id is not None else None
+        member = s.get(Member, found.member_id) if found and found.member_id else None
         if member is not None:
             s.expunge(member)
+    if found is None:  # only a new visitor's first request writes
+        with home.transaction() as s:
+            found, new_secret = accounts.open_session(s)
+        request.state.cookie = new_secret
     if member is not None:
         reveal(home, member)
     made = Visit(home, found, member)
