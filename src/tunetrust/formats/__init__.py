@@ -70,7 +70,10 @@ class ServiceFacts:
     the prefix that differs between files of one sequence; ``sorted_variants`` are the
     variant prefixes the service writes in time order. ``reexport_shift_ms`` is how far
     two downloads of one account may disagree on a play's end. ``export_hint`` tells a
-    member which download of the service to import, in the service's words.
+    member which download of the service to import, in the service's words;
+    ``export_steps`` how to ask the service for it, step by step (the web app's guide;
+    ``<strong>`` marks the service's own words for a box or a page, and is the only
+    markup allowed).
     """
 
     service: str
@@ -84,6 +87,7 @@ class ServiceFacts:
     sorted_variants: tuple[str, ...] = ()
     reexport_shift_ms: int = 0
     export_hint: str = ""
+    export_steps: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.service:

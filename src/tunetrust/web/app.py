@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -40,6 +41,17 @@ templates = Jinja2Templates(
     )
 )
 access_log = logging.getLogger("tunetrust.web")
+
+
+def _strong(text: str) -> markupsafe.Markup:
+    """Text with ``<strong>…</strong>`` kept and everything else escaped."""
+    escaped = str(markupsafe.escape(text))
+    return markupsafe.Markup(
+        escaped.replace("&lt;strong&gt;", "<strong>").replace("&lt;/strong&gt;", "</strong>")
+    )
+
+
+templates.env.filters["strong"] = _strong
 
 # Every route and who may use it: "anyone" (no sign-in needed), "member" (the signed-in
 # member, for their own things only). tests/test_web_security.py checks this table

@@ -118,7 +118,10 @@ def home_page(request: Request, v: MemberVisit) -> Response:
 @router.get("/guide")
 def guide(request: Request) -> Response:
     """How to request the export from the streaming service, and what we keep and drop."""
-    return page(request, "guide.html", nav="guide")
+    from tunetrust.formats import registry
+
+    services = [p.facts for p in registry() if p.facts.export_steps]
+    return page(request, "guide.html", nav="guide", services=services)
 
 
 # --- contributions and insights --------------------------------------------------------

@@ -81,6 +81,17 @@ FACTS = ServiceFacts(
     reexport_shift_ms=1_000,
     export_hint="import the zip of 'Extended streaming history' or 'Account data' "
     "exactly as the service sent it",
+    export_steps=(
+        "Sign in to your account on the service's website (not the app) and open "
+        '<strong>Account → Privacy settings</strong> (sometimes called "Account privacy").',
+        "Tick <strong>Extended streaming history</strong>: every play since you opened the "
+        "account, with how long you listened. The smaller <strong>Account data</strong> "
+        "package covers only the last year; it works too, with less detail.",
+        "Confirm the request from the e-mail the service sends you.",
+        "Wait. Account data usually arrives within 5 days, extended streaming history within "
+        "30 days. An e-mail brings a download link, which expires after about 14 days.",
+        "Download the zip file. Do not unpack or edit it: upload it as it is.",
+    ),
 )
 """Spotify's facts: read by the checks, the deduplication and :func:`normalise`."""
 
