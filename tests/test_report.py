@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,34 +12,16 @@ from tunetrust import Home, add_member, import_export
 from tunetrust.insights.report import render_html
 from tunetrust.insights.stats import Period, member_insights
 
+from .browser import chromium
 from .factories import export_zip
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHARTS = ("#months svg.chart", "#clock svg.chart", "#artists svg.chart", "#discovery svg.chart")
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        reason = "Debian's chromium is not installed (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
-        )
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture

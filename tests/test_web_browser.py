@@ -13,11 +13,9 @@ screenshot (under ``$TUNETRUST_SCREENSHOTS`` when set, else pytest's temporary f
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -36,12 +34,9 @@ from tunetrust.services.models import Actor
 from tunetrust.settings import Settings
 from tunetrust.store.home import Home, init_home
 
+from .browser import chromium
 from .factories import WEEKDAY_SPEC, consenting_members, export_zip
 
-CHROMIUM = next(
-    (p for p in ("/usr/lib/chromium/chromium", shutil.which("chromium")) if p and Path(p).exists()),
-    None,
-)
 TUNETRUST = Path(sys.executable).with_name("tunetrust")
 NAME = "Robin"
 PRICE = 10_000  # cents
@@ -71,30 +66,8 @@ class Server:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    reason = None
-    if CHROMIUM is None:
-        reason = "Debian's chromium is not installed (apt-get install chromium)"
-    elif importlib.util.find_spec("axe_playwright_python") is None:
-        reason = 'axe-core is not installed (pip install -e ".[dev]")'
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
-        )
+    with chromium(modules=("axe_playwright_python",)) as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from starlette.background import BackgroundTask
 
 from tunetrust.errors import InputError, NotFoundError
-from tunetrust.insights import charts
+from tunetrust.insights import charts, report
 from tunetrust.web.app import ACCESS, page
 from tunetrust.web.security import MemberPost, MemberVisit, Visit
 
@@ -238,22 +238,8 @@ def insights(
         i = _insights(v, period, year, start, end, tz)
     except InputError as problem:  # the form is shown again, with what to change
         return _page(request, "insights.html", status=400, problem=str(problem), **context)
-    new = {m["month"]: m["new_artists"] for m in i.new_artists_per_month}
-    figures = {
-        "months": charts.columns(
-            [(m["month"], m["ms"] / 3_600_000) for m in i.per_month],
-            f"Listening hours per month, {i.period}",
-        ),
-        "clock": charts.heatmap(i.clock_ms, f"Listening clock ({i.tz}), {i.period}"),
-        "artists": charts.bars(
-            [(a.name, a.ms / 3_600_000) for a in i.top_artists], "Top artists by hours"
-        ),
-        "discovery": charts.columns(
-            [(m["month"], float(new.get(m["month"], 0))) for m in i.per_month],
-            "New artists per month",
-            unit="artists",
-        ),
-    }
+    new = report.new_artists(i)
+    figures = report.figures(i)
     return _page(
         request,
         "insights.html",

@@ -1,0 +1,895 @@
+"""Web benchmark: members sign in with passkeys, open their insights, vote and upload.
+
+Run: ``.venv/bin/python bench/web.py [--members 200 --uploads 10 --listens 150000
+--big 100000] [--quick] [--json results.json]``.
+
+Everything runs on loopback (``http://localhost:PORT``), bounded in count (every loop
+runs over the members, views and uploads asked for) and in time (``--time-limit``: a
+request past it is not sent, and the run reports what it had). The server is the real
+one (``tunetrust serve``, uvicorn, the import worker in its process) started here as a
+child process, so its peak memory is its own ``VmHWM``. Issue targets, on 2 cores: the
+insights page under 300 ms p95 for a 100,000-listen member after the first view, a vote
+under 50 ms p95, every upload imported exactly once.
+
+1. A home is built through the library: ``--members`` members, ``--big-members`` of
+   them with a ``--big``-listen synthetic export, the last ``--uploads`` with none (they
+   upload theirs), the rest with ``--small-listens``; all consent to research; a buyer's
+   request is opened to a vote; each member gets an enrolment invitation link.
+2. Over HTTP, ``--concurrency`` clients at a time (threads): each member opens their
+   link, registers a passkey (``tests/softauthn.py``), signs out and signs in again with
+   it; opens the insights page (first view, then ``--views`` more for the big members);
+   votes. Then one client alone repeats the big members' views (page and JSON) and some
+   votes, so latency without queueing is seen too. Then ``--uploads`` members upload a
+   ``--listens``-listen export each, all at once, and follow their jobs to the end.
+3. The server is stopped and a new process makes the same service calls in-process
+   (``services.data.insights``, ``services.governance.vote`` on the same home, with the
+   same concurrency; ``services.data.import_contribution`` of the same zips into a
+   scratch home): the difference is the web layer's cost. The uploads are checked: one
+   contribution each, holding what the library stores from the same zip.
+
+The session cookie is ``Secure``; httpx (rightly) never sends a Secure cookie over
+http, so each simulated browser keeps its own cookie from ``Set-Cookie`` and sends it
+back itself. Client and server share the machine's cores, so HTTP latencies include the
+client's own work; the server's access log times each request inside the app too, and
+those figures are shown next to the client's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from _machine import describe
+
+try:  # the client Starlette's test client prefers; plain httpx where it is not installed
+    import httpx2 as httpx
+except ImportError:  # pragma: no cover
+    import httpx  # type: ignore[no-redef]
+
+REPO = Path(__file__).resolve().parent.parent
+# the software WebAuthn authenticator lives with the tests (tests/softauthn.py); bench
+# scripts may put the tests folder on the path to use it
+sys.path.insert(0, str(REPO / "tests"))
+
+COOKIE = "tunetrust_session"
+
+
+# --- measuring -------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    phase: str
+    label: str
+    seconds: float
+    status: int
+
+
+@dataclass
+class Recorder:
+    """Every timed request, the wall time of each phase, and what went wrong."""
+
+    deadline: float
+    join_until: float  # members not started joining by then are left out (and counted)
+    skipped: int = 0
+    samples: list[Sample] = field(default_factory=list)
+    walls: dict[str, float] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)  # phases cut short by the time limit
+    phase: str = ""
+
+    def add(self, label: str, seconds: float, status: int) -> None:
+        self.samples.append(Sample(self.phase, label, seconds, status))  # atomic in CPython
+
+    def run(self, phase: str, jobs: Iterable[Callable[[], None]], workers: int) -> None:
+        """Run ``jobs`` on ``workers`` threads as one phase; its wall time is recorded."""
+        self.phase = phase
+        start = time.perf_counter()
+        with ThreadPoolExecutor(workers) as pool:
+            for future in [pool.submit(job) for job in jobs]:
+                try:
+                    future.result()
+                except TimeUp:
+                    if phase not in self.stopped:
+                        self.stopped.append(phase)
+                except Exception as exc:  # one member's failure is reported, the rest go on
+                    if len(self.errors) < 20:
+                        self.errors.append(f"{phase}: {exc}")
+        self.walls[phase] = time.perf_counter() - start
+
+
+class TimeUp(Exception):
+    """The run's time limit passed: no more requests."""
+
+
+def pct(values: list[float], q: float) -> float:
+    """The nearest-rank percentile ``q`` (0–1) of ``values``."""
+    xs = sorted(values)
+    return xs[max(0, math.ceil(q * len(xs)) - 1)] if xs else float("nan")
+
+
+def vm(pid: int | str, key: str) -> int:
+    """A ``/proc/PID/status`` memory line (VmHWM, VmRSS) in bytes."""
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+# --- a simulated browser ---------------------------------------------------------------
+
+
+class Failed(Exception):
+    """A request answered something other than what a browser expects."""
+
+
+_local = threading.local()
+
+
+def _client() -> httpx.Client:
+    """One HTTP client (connection pool) per thread."""
+    if not hasattr(_local, "client"):
+        _local.client = httpx.Client(timeout=600, follow_redirects=False)
+    return _local.client  # type: ignore[no-any-return]
+
+
+class Browser:
+    """One member's browser: their session cookie, kept by hand (it is Secure, and this
+    is http on loopback), and every request timed into the recorder."""
+
+    def __init__(self, base: str, rec: Recorder) -> None:
+        self.base = base
+        self.rec = rec
+        self.cookie: str | None = None
+
+    def go(
+        self, label: str, method: str, path: str, expect: int = 200, **kw: Any
+    ) -> httpx.Response:
+        if time.perf_counter() > self.rec.deadline:
+            raise TimeUp
+        headers = dict(kw.pop("headers", {}))
+        if self.cookie:
+            headers["Cookie"] = f"{COOKIE}={self.cookie}"
+        client = _client()
+        start = time.perf_counter()
+        r = client.request(method, self.base + path, headers=headers, **kw)
+        seconds = time.perf_counter() - start
+        client.cookies.clear()  # the jar of a thread's client is shared by its browsers
+        for value in r.headers.get_list("set-cookie"):
+            if value.startswith(COOKIE + "="):
+                self.cookie = value.split(";", 1)[0].split("=", 1)[1]
+        self.rec.add(label, seconds, r.status_code)
+        if r.status_code != expect:
+            raise Failed(f"{label}: {r.status_code} {r.text[:160]!r}")
+        return r
+
+
+def csrf_of(html: str) -> str:
+    """The session's CSRF token in a page (a passkey form's attribute, or a form field)."""
+    found = re.search(r'data-csrf="([^"]+)"', html) or re.search(
+        r'name="csrf" value="([^"]+)"', html
+    )
+    if not found:
+        raise Failed("the page has no CSRF token")
+    return found.group(1)
+
+
+@dataclass
+class Member:
+    name: str
+    kind: str  # big, small, uploader
+    link: str  # the enrolment invitation's path
+    browser: Browser | None = None
+    csrf: str = ""
+
+
+def join_and_sign_in(m: Member, base: str, origin: str, rec: Recorder) -> None:
+    """Register a passkey through the invitation link, sign out, sign in with it."""
+    from softauthn import SoftAuthenticator
+
+    if time.perf_counter() > rec.join_until:
+        rec.skipped += 1
+        return
+    key = SoftAuthenticator(origin=origin, rp_id="localhost")
+    b = Browser(base, rec)
+    token = csrf_of(b.go("join: invitation page", "GET", m.link).text)
+    h = {"X-CSRF-Token": token}
+    options = b.go(
+        "join: passkey options", "POST", f"{m.link}/options", json={"name": m.name}, headers=h
+    )
+    b.go(
+        "join: passkey finish",
+        "POST",
+        f"{m.link}/finish",
+        json=key.register(options.json()),
+        headers=h,
+    )
+    token = csrf_of(b.go("welcome page (recovery codes)", "GET", "/welcome").text)
+    b.go("sign out", "POST", "/signout", expect=303, data={"csrf": token})
+
+    b = Browser(base, rec)  # signed out: a fresh visit
+    token = csrf_of(b.go("sign in: page", "GET", "/signin").text)
+    h = {"X-CSRF-Token": token}
+    options = b.go("sign in: passkey options", "POST", "/signin/options", headers=h)
+    b.go(
+        "sign in: passkey finish",
+        "POST",
+        "/signin/finish",
+        json=key.sign_in(options.json()),
+        headers=h,
+    )
+    m.csrf = csrf_of(b.go("home page", "GET", "/").text)
+    m.browser = b
+
+
+def view_insights(m: Member, label: str, json_too: bool = False) -> None:
+    assert m.browser is not None
+    page = m.browser.go(label, "GET", "/insights")
+    if m.kind == "big" and "Top artists" not in page.text:
+        raise Failed(f"{label}: the page shows no insights")
+    if json_too:
+        m.browser.go(label.replace("page", "JSON"), "GET", "/insights.json")
+
+
+def vote(m: Member, request_id: str, choice: str, label: str, follow: bool) -> None:
+    assert m.browser is not None
+    m.browser.go(
+        label, "POST", f"/votes/{request_id}", expect=303, data={"csrf": m.csrf, "choice": choice}
+    )
+    if follow:  # where the browser goes next: the request, the tally and the receipt
+        m.browser.go("vote page (after voting)", "GET", f"/votes/{request_id}")
+
+
+def upload(m: Member, zpath: Path, rec: Recorder, out: dict[str, Any]) -> None:
+    """Upload one export and follow its job to the end."""
+    assert m.browser is not None
+    start = time.perf_counter()
+    with zpath.open("rb") as fh:
+        r = m.browser.go(
+            "upload (POST /upload)",
+            "POST",
+            f"/upload?csrf={m.csrf}",
+            expect=303,
+            files={"export": (zpath.name, fh, "application/zip")},
+        )
+    job = r.headers["location"].rsplit("/", 1)[1]
+    while True:
+        info = m.browser.go("job status (JSON)", "GET", f"/jobs/{job}.json").json()
+        if info["state"] in ("done", "failed"):
+            break
+        time.sleep(0.5)
+    rec.add("upload → imported (job done)", time.perf_counter() - start, 200)
+    out[m.name] = {
+        "job": job,
+        "state": info["state"],
+        "contribution": info["contribution"],
+        "error": info["error"],
+    }
+
+
+# --- the home, built through the library ----------------------------------------------
+
+
+def write_export(path: Path, listens: int, seed: int) -> Path:
+    """A synthetic extended export (variant C) written as a zip."""
+    from tunetrust.formats.spotify.synth import render, synthesize, write_zip
+
+    write_zip(render(synthesize("extended-c", listens, seed), "extended-c"), path)
+    return path
+
+
+def build(root: Path, args: argparse.Namespace, origin: str, console: Console) -> dict[str, Any]:
+    """The home, its members and their data, an open request, the invitation links."""
+    from factories import WEEKDAY_SPEC  # tests/factories.py (the tests folder is on the path)
+    from tunetrust import Settings, init_home
+    from tunetrust.services import data, governance, members
+    from tunetrust.services.models import Actor
+
+    n, nb, nu = args.members, args.big_members, args.uploads
+    kinds = ["big"] * nb + ["small"] * (n - nb - nu) + ["uploader"] * nu
+    names = [f"member-{i:04d}" for i in range(n)]
+    exports = root / "exports"
+    exports.mkdir()
+    start = time.perf_counter()
+    with ProcessPoolExecutor(2) as pool:
+        bigs = [
+            pool.submit(write_export, exports / f"big-{i}.zip", args.big, 100 + i)
+            for i in range(nb)
+        ]
+        ups = [
+            pool.submit(write_export, exports / f"upload-{i}.zip", args.listens, 500 + i)
+            for i in range(nu)
+        ]
+        big_zips = [f.result() for f in bigs]
+        upload_zips = [f.result() for f in ups]
+    console.print(f"synthesized {nb} + {nu} exports in {time.perf_counter() - start:.0f} s")
+
+    start = time.perf_counter()
+    home = init_home(Settings(home=root / "home", web_origin=origin))
+    steward = Actor.steward()
+    links = []
+    try:
+        for i, (name, kind) in enumerate(zip(names, kinds, strict=True)):
+            members.join(home, steward, name)
+            me = Actor.member(name)
+            if kind == "big":
+                data.import_contribution(home, me, name, [big_zips[i]])
+            elif kind == "small" and args.small_listens:
+                z = write_export(exports / "small.zip", args.small_listens, 1000 + i)
+                data.import_contribution(home, me, name, [z])
+            members.set_consent(home, me, name, "research", granted=True)
+            links.append(members.invite(home, steward, member=name).link.removeprefix(origin))
+        governance.add_buyer(home, steward, "Lab", "lab@example.invalid", "SE")
+        req = governance.create_request(
+            home,
+            Actor.buyer("Lab"),
+            buyer="Lab",
+            spec_text=WEEKDAY_SPEC,  # public keys: cheap to plan
+            price=10_000,
+            currency="EUR",
+            licence="research-only",
+        )
+        governance.open_request(home, steward, req.id)
+    finally:
+        home.close()
+    console.print(f"built the home ({n} members) in {time.perf_counter() - start:.0f} s")
+    return {
+        "members": [Member(nm, k, link) for nm, k, link in zip(names, kinds, links, strict=True)],
+        "request": req.id,
+        "upload_zips": dict(zip(names[n - nu :], upload_zips, strict=True)),
+    }
+
+
+# --- the server ------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(home: Path, port: int, origin: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNETRUST_")}
+    argv = [
+        str(Path(sys.executable).parent / "tunetrust"),
+        "--home",
+        str(home),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--origin",
+        origin,
+    ]
+    server = subprocess.Popen(argv, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    for _ in range(600):  # at most 60 s to start
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/guide", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        if server.poll() is not None:
+            break
+        time.sleep(0.1)
+    server.kill()
+    raise SystemExit(f"the server did not start:\n{log.read_text()[-2000:]}")
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    server.send_signal(signal.SIGINT)  # uvicorn shuts down; the app stops its worker
+    try:
+        server.wait(30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def access_log(log: Path) -> dict[str, list[float]]:
+    """The server's own time per route (its access log: method, route pattern, ms)."""
+    found: dict[str, list[float]] = defaultdict(list)
+    pattern = re.compile(r"tunetrust\.web (\w+) (\S+) (\d+) ([\d.]+) ms")
+    for line in log.read_text(errors="replace").splitlines():
+        if m := pattern.search(line):
+            found[f"{m[1]} {m[2]}"].append(float(m[4]) / 1000)
+    return found
+
+
+# --- the same calls in-process ---------------------------------------------------------
+
+
+def in_process(spec: dict[str, Any]) -> dict[str, Any]:
+    """Time the service calls behind the pages in this process (run as a child)."""
+    from tunetrust import Settings, init_home
+    from tunetrust.insights.stats import Period
+    from tunetrust.services import data, governance, members
+    from tunetrust.services.models import Actor
+    from tunetrust.store.home import open_home
+
+    samples: list[Sample] = []
+    walls: dict[str, float] = {}
+
+    def timed(phase: str, label: str, call: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        result = call()
+        samples.append(Sample(phase, label, time.perf_counter() - start, 0))
+        return result
+
+    def run(phase: str, jobs: list[Callable[[], Any]], workers: int) -> None:
+        start = time.perf_counter()
+        with ThreadPoolExecutor(workers) as pool:
+            for f in [pool.submit(j) for j in jobs]:
+                f.result()
+        walls[phase] = time.perf_counter() - start
+
+    home = open_home(Settings(home=Path(spec["home"])))
+    memory = {"after opening the home": vm("self", "VmRSS")}
+    big, small, request = spec["big"], spec["small"], spec["request"]
+    c, views, alone = spec["concurrency"], spec["views"], spec["alone_views"]
+
+    def look(phase: str, label: str, name: str) -> Callable[[], Any]:
+        return lambda: timed(
+            phase, label, lambda: data.insights(home, Actor.member(name), name, Period())
+        )
+
+    def cast(phase: str, name: str, choice: str) -> Callable[[], Any]:
+        return lambda: timed(
+            phase, "vote", lambda: governance.vote(home, Actor.member(name), name, request, choice)
+        )
+
+    run(
+        "insights, first view",
+        [look("insights, first view", "insights (big), first call", n) for n in big],
+        1,
+    )
+    run(
+        "insights, repeat views",
+        [look("insights, repeat views", "insights (big)", n) for _ in range(views) for n in big],
+        c,
+    )
+    run(
+        "insights, one client",
+        [look("insights, one client", "insights (big)", n) for _ in range(alone) for n in big],
+        1,
+    )
+    run(
+        "insights, small members",
+        [look("insights, small members", "insights (small)", n) for n in small],
+        c,
+    )
+    run("votes", [cast("votes", n, "yes") for n in spec["voters"]], c)
+    run("votes, one client", [cast("votes, one client", n, "no") for n in spec["alone_voters"]], 1)
+    memory["peak after insights and votes"] = vm("self", "VmHWM")
+    home.close()
+
+    scratch = init_home(Settings(home=Path(spec["scratch"])))
+    listens = {}
+    start = time.perf_counter()
+    for name, z in zip(spec["uploaders"], spec["upload_zips"], strict=True):
+        members.join(scratch, Actor.steward(), name)
+        s = timed(
+            "imports",
+            "import",
+            lambda n=name, z=z: data.import_contribution(scratch, Actor.member(n), n, [Path(z)]),
+        )
+        listens[name] = s.listens_total
+    walls["imports"] = time.perf_counter() - start
+    scratch.close()
+    memory["peak after the imports"] = vm("self", "VmHWM")
+    return {
+        "samples": [asdict(s) for s in samples],
+        "walls": walls,
+        "memory": memory,
+        "listens": listens,
+    }
+
+
+def check_uploads(home_path: Path, jobs: dict[str, Any], expected: dict[str, int]) -> list[str]:
+    """Each uploader: one contribution, the job's, holding what the library stores."""
+    from tunetrust import Settings
+    from tunetrust.services import data, members
+    from tunetrust.services.models import Actor
+    from tunetrust.store.home import open_home
+
+    problems = []
+    home = open_home(Settings(home=home_path))
+    try:
+        for name in jobs:
+            want = expected.get(name)
+            job = jobs.get(name)
+            mine = data.list_contributions(home, Actor.member(name), name)
+            stored = members.member_profile(home, Actor.member(name), name).listens
+            if job is None or job["state"] != "done":
+                problems.append(f"{name}: job {job}")
+            elif [c.id for c in mine] != [job["contribution"]]:
+                problems.append(
+                    f"{name}: contributions {[c.id for c in mine]}, job {job['contribution']}"
+                )
+            elif want is not None and stored != want:
+                problems.append(f"{name}: {stored:,} listens stored, the library stores {want:,}")
+    finally:
+        home.close()
+    return problems
+
+
+# --- the report ------------------------------------------------------------------------
+
+# (row title, HTTP phase, HTTP label, in-process phase, in-process label)
+ROWS = [
+    ("join: invitation page", "join and sign in", "join: invitation page", None, None),
+    ("join: passkey options", "join and sign in", "join: passkey options", None, None),
+    ("join: passkey finish", "join and sign in", "join: passkey finish", None, None),
+    ("sign out", "join and sign in", "sign out", None, None),
+    ("sign in: page", "join and sign in", "sign in: page", None, None),
+    ("sign in: passkey options", "join and sign in", "sign in: passkey options", None, None),
+    ("sign in: passkey finish", "join and sign in", "sign in: passkey finish", None, None),
+    ("home page", "join and sign in", "home page", None, None),
+    (
+        "insights page, big member, first view",
+        "insights, first view",
+        "insights page (big)",
+        "insights, first view",
+        "insights (big), first call",
+    ),
+    (
+        "insights page, big member, repeat views, C clients",
+        "insights, repeat views",
+        "insights page (big)",
+        "insights, repeat views",
+        "insights (big)",
+    ),
+    (
+        "insights page, big member, one client",
+        "insights, one client",
+        "insights page (big)",
+        "insights, one client",
+        "insights (big)",
+    ),
+    (
+        "insights JSON, big member, one client",
+        "insights, one client",
+        "insights JSON (big)",
+        "insights, one client",
+        "insights (big)",
+    ),
+    (
+        "insights page, small member, first view",
+        "insights, first view",
+        "insights page (small)",
+        "insights, small members",
+        "insights (small)",
+    ),
+    (
+        "insights page, no listens yet",
+        "insights, first view",
+        "insights page (uploader)",
+        None,
+        None,
+    ),
+    ("vote, C clients", "votes", "vote", "votes", "vote"),
+    ("vote page (after voting)", "votes", "vote page (after voting)", None, None),
+    ("vote, one client", "votes, one client", "vote", "votes, one client", "vote"),
+    ("upload (POST /upload, all at once)", "uploads", "upload (POST /upload)", None, None),
+    ("job status (JSON)", "uploads", "job status (JSON)", None, None),
+    (
+        "upload → imported (job done)",
+        "uploads",
+        "upload → imported (job done)",
+        "imports",
+        "import",
+    ),
+]
+
+
+def _ms(x: float) -> str:
+    return "—" if math.isnan(x) else f"{x * 1000:,.0f}" if x >= 0.1 else f"{x * 1000:.1f}"
+
+
+def summarise(
+    samples: list[dict[str, Any]], walls: dict[str, float], phase: str | None, label: str | None
+) -> dict[str, Any] | None:
+    if phase is None:
+        return None
+    xs = [s["seconds"] for s in samples if s["phase"] == phase and s["label"] == label]
+    if not xs:
+        return None
+    wall = walls.get(phase) or float("nan")
+    return {
+        "n": len(xs),
+        "p50": pct(xs, 0.5),
+        "p95": pct(xs, 0.95),
+        "max": max(xs),
+        "per_second": len(xs) / wall,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--members", type=int, default=200)
+    parser.add_argument(
+        "--uploads", type=int, default=10, help="concurrent uploads, by as many members"
+    )
+    parser.add_argument(
+        "--listens", type=int, default=150_000, help="listens in each uploaded export"
+    )
+    parser.add_argument("--big", type=int, default=100_000, help="listens of each big member")
+    parser.add_argument("--big-members", type=int, default=5)
+    parser.add_argument("--small-listens", type=int, default=1_000, help="listens of the others")
+    parser.add_argument("--concurrency", type=int, default=8, help="clients at a time")
+    parser.add_argument(
+        "--views", type=int, default=10, help="repeat insights views per big member"
+    )
+    parser.add_argument(
+        "--alone-views", type=int, default=4, help="views per big member, one client"
+    )
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=1800,
+        help="seconds for the HTTP part; members start joining only in its first half",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="20 members, 2 uploads of 20,000, big 20,000"
+    )
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--in-process", type=Path, help=argparse.SUPPRESS)  # the child's spec
+    args = parser.parse_args()
+    if args.in_process:
+        spec = json.loads(args.in_process.read_text())
+        Path(spec["out"]).write_text(json.dumps(in_process(spec)))
+        return
+    if args.quick:
+        args.members, args.uploads, args.listens, args.big = 20, 2, 20_000, 20_000
+        args.big_members, args.views, args.alone_views, args.time_limit = 2, 3, 2, 300
+    if args.members < args.big_members + args.uploads:
+        parser.error("--members must be at least --big-members + --uploads")
+    console = Console(width=max(Console().width, 150))
+    port = free_port()
+    origin = f"http://localhost:{port}"
+    base = f"http://127.0.0.1:{port}"  # loopback; the origin's host is only the passkeys' rp id
+
+    with tempfile.TemporaryDirectory(prefix="tunetrust-bench-web-") as tmp:
+        root = Path(tmp)
+        built = build(root, args, origin, console)
+        ms: list[Member] = built["members"]
+        request = built["request"]
+        log = root / "server.log"
+        server = start_server(root / "home", port, origin, log)
+        memory = {"server after start": vm(server.pid, "VmRSS")}
+        now = time.perf_counter()
+        rec = Recorder(deadline=now + args.time_limit, join_until=now + args.time_limit / 2)
+        c = args.concurrency
+        jobs: dict[str, Any] = {}
+        try:
+            console.print(f"server up (pid {server.pid}); {len(ms)} members join and sign in …")
+            # the big members and the uploaders first: a time limit leaves out small ones
+            first = sorted(ms, key=lambda m: m.kind == "small")
+            rec.run(
+                "join and sign in",
+                [lambda m=m: join_and_sign_in(m, base, origin, rec) for m in first],
+                c,
+            )
+            ok = [m for m in ms if m.browser is not None]
+            bigs = [m for m in ok if m.kind == "big"]
+            rec.run(
+                "insights, first view",
+                [lambda m=m: view_insights(m, f"insights page ({m.kind})") for m in ok],
+                c,
+            )
+            rec.run(
+                "insights, repeat views",
+                [
+                    lambda m=m: view_insights(m, "insights page (big)")
+                    for _ in range(args.views)
+                    for m in bigs
+                ],
+                c,
+            )
+            rec.run(
+                "insights, one client",
+                [
+                    lambda m=m: view_insights(m, "insights page (big)", json_too=True)
+                    for _ in range(args.alone_views)
+                    for m in bigs
+                ],
+                1,
+            )
+            rec.run(
+                "votes", [lambda m=m: vote(m, request, "yes", "vote", follow=True) for m in ok], c
+            )
+            alone = ok[: min(50, len(ok))]
+            rec.run(
+                "votes, one client",
+                [lambda m=m: vote(m, request, "no", "vote", follow=False) for m in alone],
+                1,
+            )
+            memory["server peak, members' part"] = vm(server.pid, "VmHWM")
+            console.print(f"{args.uploads} uploads of {args.listens:,} listens at once …")
+            uploaders = [m for m in ok if m.kind == "uploader"]
+            zips = [built["upload_zips"][m.name] for m in uploaders]
+            rec.run(
+                "uploads",
+                [
+                    lambda m=m, z=z: upload(m, z, rec, jobs)
+                    for m, z in zip(uploaders, zips, strict=True)
+                ],
+                max(1, len(uploaders)),
+            )
+            memory["server peak, whole run"] = vm(server.pid, "VmHWM")
+        finally:
+            stop_server(server)
+        server_times = access_log(log)
+
+        console.print("the same calls in-process …")
+        out = root / "in-process.json"
+        spec = {
+            "home": str(root / "home"),
+            "scratch": str(root / "scratch"),
+            "out": str(out),
+            "big": [m.name for m in bigs],
+            "small": [m.name for m in ok if m.kind == "small"],
+            "request": request,
+            "concurrency": c,
+            "views": args.views,
+            "alone_views": args.alone_views,
+            "voters": [m.name for m in ok],
+            "alone_voters": [m.name for m in alone],
+            "uploaders": [m.name for m in uploaders],
+            "upload_zips": [str(z) for z in zips],
+        }
+        (root / "spec.json").write_text(json.dumps(spec))
+        child = subprocess.run([sys.executable, __file__, "--in-process", str(root / "spec.json")])
+        if child.returncode == 0:
+            inproc = json.loads(out.read_text())
+        else:  # still report what was measured over HTTP
+            rec.errors.append("the in-process run failed (see above)")
+            inproc = {"samples": [], "walls": {}, "memory": {}, "listens": {}}
+        problems = check_uploads(root / "home", jobs, inproc["listens"])
+
+    http = [asdict(s) for s in rec.samples]
+    rows = []
+    for title, hp, hl, ip, il in ROWS:
+        title = title.replace("C clients", f"{c} clients")
+        h = summarise(http, rec.walls, hp, hl)
+        i = summarise(inproc["samples"], inproc["walls"], ip, il)
+        rows.append({"measure": title, "http": h, "in_process": i})
+    bad = [s for s in rec.samples if s.status >= 400]
+    results = {
+        "machine": describe(),
+        "load_average": os.getloadavg(),
+        "options": {k: str(v) for k, v in vars(args).items() if k not in ("in_process",)},
+        "rows": rows,
+        "phases": rec.walls,
+        "phase_requests": {p: sum(1 for s in rec.samples if s.phase == p) for p in rec.walls},
+        "memory": {**memory, **{f"in-process: {k}": v for k, v in inproc["memory"].items()}},
+        "members_left_out": rec.skipped,
+        "errors": rec.errors,
+        "stopped_at_time_limit": rec.stopped,
+        "http_errors": len(bad),
+        "uploads": jobs,
+        "upload_problems": problems,
+        "server_log": {
+            k: {"n": len(v), "p50": pct(v, 0.5), "p95": pct(v, 0.95)}
+            for k, v in sorted(server_times.items())
+        },
+    }
+    report(console, results, args)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+def report(console: Console, results: dict[str, Any], args: argparse.Namespace) -> None:
+    c = args.concurrency
+    table = Table(
+        title=f"Web app over loopback ({args.members} members, {c} clients at a time) "
+        "against the same service calls in-process; milliseconds"
+    )
+    for col in (
+        "measure",
+        "n",
+        "HTTP p50",
+        "HTTP p95",
+        "HTTP /s",
+        "in-proc n",
+        "in-proc p50",
+        "in-proc p95",
+        "in-proc /s",
+    ):
+        table.add_column(col, justify="left" if col == "measure" else "right")
+    for r in results["rows"]:
+        h, i = r["http"], r["in_process"]
+        if h is None:
+            continue
+        table.add_row(
+            r["measure"],
+            str(h["n"]),
+            _ms(h["p50"]),
+            _ms(h["p95"]),
+            f"{h['per_second']:.1f}",
+            str(i["n"]) if i else "—",
+            _ms(i["p50"]) if i else "—",
+            _ms(i["p95"]) if i else "—",
+            f"{i['per_second']:.1f}" if i else "—",
+        )
+    console.print(table)
+    phases = Table(title="Phases")
+    for col in ("phase", "requests", "wall", "requests/s"):
+        phases.add_column(col, justify="left" if col == "phase" else "right")
+    for p, wall in results["phases"].items():
+        n = results["phase_requests"][p]
+        phases.add_row(p, str(n), f"{wall:.1f} s", f"{n / wall:.1f}")
+    console.print(phases)
+    server = Table(title="Time inside the app, from the server's access log (all phases together)")
+    for col in ("route", "n", "p50 ms", "p95 ms"):
+        server.add_column(col, justify="left" if col == "route" else "right")
+    for route, v in results["server_log"].items():
+        server.add_row(route, str(v["n"]), _ms(v["p50"]), _ms(v["p95"]))
+    console.print(server)
+    for k, v in results["memory"].items():
+        console.print(f"{k}: {v / 2**20:,.0f} MiB")
+    console.print(
+        ", ".join(f"{k}: {v}" for k, v in results["machine"].items()),
+        f"load average {results['load_average'][0]:.1f}",
+    )
+    for e in results["errors"]:
+        console.print(f"[red]{e}[/]")
+    if results["members_left_out"]:
+        console.print(
+            f"[red]{results['members_left_out']} members did not join: "
+            "half the time limit had passed[/]"
+        )
+    if results["stopped_at_time_limit"]:
+        console.print(
+            f"[red]stopped at the time limit: {', '.join(results['stopped_at_time_limit'])}[/]"
+        )
+    rows = {r["measure"]: r["http"] for r in results["rows"]}
+    big = rows[f"insights page, big member, repeat views, {c} clients"]
+    alone = rows["insights page, big member, one client"]
+    votes = rows[f"vote, {c} clients"]
+
+    def verdict(ok: bool) -> str:
+        return "[green]met[/]" if ok else "[red]missed[/]"
+
+    if big and alone:
+        console.print(
+            f"insights page p95 < 300 ms (big member, after the first view): {c} clients "
+            f"{_ms(big['p95'])} ms {verdict(big['p95'] < 0.3)}, one client "
+            f"{_ms(alone['p95'])} ms {verdict(alone['p95'] < 0.3)}"
+        )
+    if votes:
+        console.print(f"vote p95 < 50 ms: {_ms(votes['p95'])} ms {verdict(votes['p95'] < 0.05)}")
+    done = sum(1 for j in results["uploads"].values() if j["state"] == "done")
+    console.print(
+        f"uploads imported exactly once: {done} of {args.uploads} done, "
+        f"{len(results['upload_problems'])} problems "
+        + verdict(done == args.uploads and not results["upload_problems"])
+    )
+    for p in results["upload_problems"]:
+        console.print(f"[red]{p}[/]")
+
+
+if __name__ == "__main__":
+    main()
