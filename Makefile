@@ -39,6 +39,7 @@ bench: setup
 	$(BIN)/python bench/insights.py
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/web.py
 
 clean:
 	rm -rf $(VENV) $(HOME_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -228,11 +228,11 @@ def insights(
     tz: Annotated[str, Query(max_length=64)] = "UTC",
 ) -> Response:
     """My listening: every number of ``tunetrust insights``, the charts, a period picker."""
-    from tunetrust.services import members
 
     chosen = {"period": period, "year": year or "", "from": start or "", "to": end or "", "tz": tz}
     context: dict[str, Any] = {"nav": "insights", "chosen": chosen, "zones": time_zones()}
-    if members.member_profile(v.home, v.actor, v.name).listens == 0:
+    assert v.member is not None
+    if v.member.events_file is None:  # nothing stored yet (no need to count the listens)
         return _page(request, "insights.html", empty=True, **context)
     try:
         i = _insights(v, period, year, start, end, tz)
