@@ -16,11 +16,12 @@ from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from tunetrust.coop import audit
 from tunetrust.coop.keyring import derived_key
+from tunetrust.coop.members import add_member
 from tunetrust.errors import ConflictError, NotFoundError
 from tunetrust.store import keys
 from tunetrust.store.home import Home
@@ -103,6 +104,69 @@ def find_invitation(session: Session, token: str) -> Invitation:
             "this invitation link was used already or has expired; ask the steward for a new one"
         )
     return row
+
+
+@dataclass(frozen=True)
+class Joined:
+    """A person who joined (or enrolled) through an invitation."""
+
+    member_id: int
+    pseudonym: str
+    codes: list[str]
+
+
+def accept_invitation(
+    home: Home,
+    token: str,
+    invitation_id: str,
+    *,
+    name: str,
+    keep_incognito: bool,
+    credential: tuple[str, bytes, int],
+) -> Joined:
+    """Use the invitation once, make the member (unless it enrols one), keep the passkey
+    (``credential``: id, public key, counter) and fresh recovery codes.
+
+    Two tabs racing on one link: only one finds it unused. A name taken meanwhile leaves
+    the link usable again.
+    """
+    with home.transaction() as s:
+        invitation = find_invitation(s, token)
+        if invitation.id != invitation_id:
+            raise ConflictError("this sign-in step has expired; reload the page and try again")
+        taken = s.execute(
+            update(Invitation)
+            .where(Invitation.id == invitation.id, Invitation.used_at.is_(None))
+            .values(used_at=_now())
+        )
+        if not getattr(taken, "rowcount", 0):
+            raise ConflictError("this invitation link was used already")
+        member_id = invitation.member_id
+    if member_id is None:
+        try:
+            with audit.acting_as(f"invitation:{invitation_id}"):
+                member_id = add_member(home, name, keep_incognito=keep_incognito).id
+        except ConflictError:
+            with home.transaction() as s:
+                s.execute(
+                    update(Invitation).where(Invitation.id == invitation_id).values(used_at=None)
+                )
+            raise
+    made = make_recovery_codes(home)  # hashing is slow: outside the transaction
+    with home.transaction() as s:
+        row = s.get(Member, member_id)
+        assert row is not None
+        add_passkey(s, member_id, *credential)
+        codes = new_recovery_codes(s, member_id, made)
+        audit.record(
+            s,
+            actor=audit.member_actor(row.pseudonym),
+            action="member.passkey.add",
+            subject=row.pseudonym,
+            payload={"invitation": invitation_id},
+        )
+        pseudonym = row.pseudonym
+    return Joined(member_id, pseudonym, codes)
 
 
 # --- passkeys --------------------------------------------------------------------------
@@ -314,7 +378,9 @@ def forget(session: Session, member_id: int) -> int:
 
 __all__ = [
     "RecoveryCodes",
+    "Joined",
     "SessionView",
+    "accept_invitation",
     "add_passkey",
     "create_invitation",
     "end_session",

@@ -14,13 +14,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy import update
 
 from tunetrust.coop import accounts, audit
-from tunetrust.coop.members import add_member, get_member
+from tunetrust.coop.members import get_member
 from tunetrust.errors import ConflictError, ForbiddenError, InputError, NotFoundError
 from tunetrust.names import check_name
-from tunetrust.store.models import Invitation, Member
+from tunetrust.store.models import Member
 from tunetrust.web import passkeys
 from tunetrust.web.app import ACCESS, page
 from tunetrust.web.security import (
@@ -139,50 +138,18 @@ async def join_finish(request: Request, token: str, v: CheckedVisit) -> Response
     """Verify the new passkey; make the member (or enrol them); sign them in."""
     credential = await _json(request)
     state = _ceremony(v, "register")
-    home = v.home
     key = passkeys.verify_registration(_party(request), credential, str(state["challenge"]))
-    now = datetime.now(UTC)
-    with home.transaction() as s:
-        invitation = accounts.find_invitation(s, token)
-        if invitation.id != state.get("invitation"):
-            raise ConflictError("this sign-in step has expired; reload the page and try again")
-        # used once, even by two tabs at once: only one UPDATE finds it unused
-        taken = s.execute(
-            update(Invitation)
-            .where(Invitation.id == invitation.id, Invitation.used_at.is_(None))
-            .values(used_at=now)
-        )
-        if not getattr(taken, "rowcount", 0):
-            raise ConflictError("this invitation link was used already")
-        member_id = invitation.member_id
-    if member_id is None:
-        try:
-            with audit.acting_as(f"invitation:{invitation.id}"):
-                member = add_member(
-                    home, str(state["name"]), keep_incognito=bool(state["keep_incognito"])
-                )
-        except ConflictError:
-            with home.transaction() as s:  # the name went meanwhile: the link stays usable
-                s.execute(
-                    update(Invitation).where(Invitation.id == invitation.id).values(used_at=None)
-                )
-            raise
-        member_id = member.id
-    made = accounts.make_recovery_codes(home)
-    with home.transaction() as s:
-        row = s.get(Member, member_id)
-        assert row is not None
-        accounts.add_passkey(s, member_id, key.credential_id, key.public_key, key.sign_count)
-        codes = accounts.new_recovery_codes(s, member_id, made)
-        audit.record(
-            s,
-            actor=audit.member_actor(row.pseudonym),
-            action="member.passkey.add",
-            subject=row.pseudonym,
-            payload={"invitation": invitation.id},
-        )
-        signed, secret = accounts.sign_in(s, v.session.id, member_id)
-        accounts.set_state(s, signed.id, {"recovery_codes": codes})
+    joined = accounts.accept_invitation(
+        v.home,
+        token,
+        str(state.get("invitation")),
+        name=str(state["name"]),
+        keep_incognito=bool(state["keep_incognito"]),
+        credential=(key.credential_id, key.public_key, key.sign_count),
+    )
+    with v.home.transaction() as s:
+        signed, secret = accounts.sign_in(s, v.session.id, joined.member_id)
+        accounts.set_state(s, signed.id, {"recovery_codes": joined.codes})
     remember(request, secret)
     return JSONResponse({"next": "/welcome"})
 
