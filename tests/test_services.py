@@ -79,6 +79,8 @@ def test_every_service_call_returns_frozen_typed_objects(home: Home, tmp_path: P
     me = Actor.member("m00")
     call(members.list_members, STEWARD)
     call(members.invite, STEWARD, days=3)
+    opened = call(members.invite, STEWARD, open_admission=True)
+    call(members.close_invitation, STEWARD, opened.id)
     call(members.member_profile, me, "m00")
     call(members.consent_history, me, "m00")
     receipts = call(governance.consent_receipts, me, "m00")

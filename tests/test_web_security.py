@@ -17,9 +17,11 @@ import pytest
 from sqlalchemy import select
 
 from tests.factories import export_zip
+from tests.softauthn import SoftAuthenticator
 from tests.web_support import ORIGIN, Site, csrf_of, form, site
 from tunetrust.coop import accounts, audit
 from tunetrust.coop.jobs import uploads
+from tunetrust.errors import ConflictError
 from tunetrust.settings import ImportLimits
 from tunetrust.store.models import Job, Member, RecoveryCode
 from tunetrust.web.app import ACCESS
@@ -343,3 +345,26 @@ def test_a_recovery_code_signs_in_once(web: Site) -> None:
         stored = s.scalars(select(RecoveryCode.code_hash)).all()
     assert all(h.startswith("$argon2id$") for h in stored)
     assert not any(code in h for h in stored for code in codes)
+
+
+def test_open_admission_admits_anyone_until_the_steward_closes_it(web: Site) -> None:
+    from tunetrust.services.members import close_invitation, invite
+    from tunetrust.services.models import Actor
+
+    opened = invite(web.home, Actor.steward(), open_admission=True)
+    path = opened.link.removeprefix(ORIGIN)
+    for name in ("ann", "bob"):  # the same link, two people
+        c = web.client()
+        token = csrf_of(c.get(path).text)
+        key = SoftAuthenticator(ORIGIN, "localhost")
+        o = c.post(f"{path}/options", json={"name": name}, headers={"X-CSRF-Token": token})
+        done = c.post(
+            f"{path}/finish", json=key.register(o.json()), headers={"X-CSRF-Token": token}
+        )
+        assert done.status_code == 200, done.text
+        assert name in c.get("/").text
+    close_invitation(web.home, Actor.steward(), opened.id)
+    late = web.client().get(path)
+    assert late.status_code == 409 and "ask the steward for a new one" in late.text
+    with pytest.raises(ConflictError):  # an open link cannot enrol one member
+        invite(web.home, Actor.steward(), member="ann", open_admission=True)

@@ -26,18 +26,40 @@ def invite(
         ),
     ] = None,
     days: Annotated[int, typer.Option(help="How long the link works (1–30 days).")] = 7,
+    open_admission: Annotated[
+        bool,
+        typer.Option(
+            "--open",
+            help="Open admission: one link anyone may use to join until it expires or is "
+            "closed (tunetrust invite --close ID).",
+        ),
+    ] = False,
+    close: Annotated[
+        str | None,
+        typer.Option("--close", help="Stop the link with this id working now.", show_default=False),
+    ] = None,
     as_json: JSON_OPTION = False,
 ) -> None:
-    """Make a one-time link to join the cooperative in the web app; hand it to the person."""
-    from tunetrust.services.members import invite as make
+    """Make a link to join the cooperative in the web app (one-time, or open admission)."""
+    from tunetrust.services import members
 
     with _open(ctx) as home:
-        made = make(home, steward(home), member=member, days=days)
+        if close:
+            closed = members.close_invitation(home, steward(home), close)
+            if as_json:
+                emit("invite-close", closed)
+            else:
+                out.print(f"[green]Invitation {closed.id} closed[/]: its link no longer works")
+            return
+        made = members.invite(
+            home, steward(home), member=member, days=days, open_admission=open_admission
+        )
     if as_json:
         emit("invite", made)
         return
     who = f"for {escape(member)} " if member else ""
-    out.print(f"[green]Invitation {made.id}[/] {who}(one use, until {made.expires}):")
+    uses = "anyone may join with it" if made.reusable else "one use"
+    out.print(f"[green]Invitation {made.id}[/] {who}({uses}, until {made.expires}):")
     out.print(made.link, soft_wrap=True, highlight=False)
 
 

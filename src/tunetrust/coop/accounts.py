@@ -63,13 +63,20 @@ def _utc(at: datetime) -> datetime:
 
 
 def create_invitation(
-    home: Home, *, member: Member | None = None, days: int = INVITATION_DAYS
+    home: Home,
+    *,
+    member: Member | None = None,
+    days: int = INVITATION_DAYS,
+    reusable: bool = False,
 ) -> tuple[Invitation, str]:
-    """A one-time link's secret (returned, never stored) and its record.
+    """A link's secret (returned, never stored) and its record.
 
     With ``member``: the link enrols a passkey for a member who already exists (added at
-    the shell, or who lost every passkey and recovery code).
+    the shell, or who lost every passkey and recovery code). ``reusable``: open
+    admission, anyone with the link joins until it expires or is closed.
     """
+    if reusable and member is not None:
+        raise ConflictError("an open admission link cannot enrol one member")
     token = secrets.token_urlsafe(32)
     now = _now()
     invitation = Invitation(
@@ -78,6 +85,7 @@ def create_invitation(
         member_id=member.id if member else None,
         created_at=now,
         expires_at=now + timedelta(days=days),
+        reusable=reusable,
     )
     with home.transaction() as s:
         s.add(invitation)
@@ -89,6 +97,7 @@ def create_invitation(
             payload={
                 "enrols": member.pseudonym if member else None,
                 "expires": invitation.expires_at.isoformat(),
+                "reusable": reusable,
             },
         )
     return invitation, token
@@ -104,6 +113,22 @@ def find_invitation(session: Session, token: str) -> Invitation:
             "this invitation link was used already or has expired; ask the steward for a new one"
         )
     return row
+
+
+def close_invitation(home: Home, invitation_id: str) -> bool:
+    """Stop a link working now (closing admission); whether it was still open."""
+    with home.transaction() as s:
+        closed = s.execute(
+            update(Invitation)
+            .where(Invitation.id == invitation_id, Invitation.used_at.is_(None))
+            .values(used_at=_now())
+        )
+        if not getattr(closed, "rowcount", 0):
+            return False
+        audit.record(
+            s, actor=audit.actor(home), action="invitation.close", subject=invitation_id, payload={}
+        )
+    return True
 
 
 @dataclass(frozen=True)
@@ -134,23 +159,28 @@ def accept_invitation(
         invitation = find_invitation(s, token)
         if invitation.id != invitation_id:
             raise ConflictError("this sign-in step has expired; reload the page and try again")
-        taken = s.execute(
-            update(Invitation)
-            .where(Invitation.id == invitation.id, Invitation.used_at.is_(None))
-            .values(used_at=_now())
-        )
-        if not getattr(taken, "rowcount", 0):
-            raise ConflictError("this invitation link was used already")
+        reusable = invitation.reusable
+        if not reusable:
+            taken = s.execute(
+                update(Invitation)
+                .where(Invitation.id == invitation.id, Invitation.used_at.is_(None))
+                .values(used_at=_now())
+            )
+            if not getattr(taken, "rowcount", 0):
+                raise ConflictError("this invitation link was used already")
         member_id = invitation.member_id
     if member_id is None:
         try:
             with audit.acting_as(f"invitation:{invitation_id}"):
                 member_id = add_member(home, name, keep_incognito=keep_incognito).id
         except ConflictError:
-            with home.transaction() as s:
-                s.execute(
-                    update(Invitation).where(Invitation.id == invitation_id).values(used_at=None)
-                )
+            if not reusable:  # the name went meanwhile: the link stays usable
+                with home.transaction() as s:
+                    s.execute(
+                        update(Invitation)
+                        .where(Invitation.id == invitation_id)
+                        .values(used_at=None)
+                    )
             raise
     made = make_recovery_codes(home)  # hashing is slow: outside the transaction
     with home.transaction() as s:
@@ -382,6 +412,7 @@ __all__ = [
     "SessionView",
     "accept_invitation",
     "add_passkey",
+    "close_invitation",
     "create_invitation",
     "end_session",
     "failed",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tunetrust.coop import budget, consent, ledger, members, profile
 from tunetrust.coop.governance import iso_time
-from tunetrust.errors import InputError
+from tunetrust.errors import InputError, NotFoundError
 from tunetrust.services._access import acting, for_member, steward_only
 from tunetrust.services.models import (
     Actor,
@@ -19,6 +19,7 @@ from tunetrust.services.models import (
     ConsentRecord,
     ErasureReceipt,
     ExportReceipt,
+    InvitationClosed,
     InvitationInfo,
     MemberInfo,
     MemberProfile,
@@ -171,12 +172,21 @@ def erase(home: Home, actor: Actor, name: str) -> ErasureReceipt:
     )
 
 
-def invite(home: Home, actor: Actor, *, member: str | None = None, days: int = 7) -> InvitationInfo:
-    """A one-time link to join the cooperative (a steward admits people this way).
+def invite(
+    home: Home,
+    actor: Actor,
+    *,
+    member: str | None = None,
+    days: int = 7,
+    open_admission: bool = False,
+) -> InvitationInfo:
+    """A link to join the cooperative (a steward admits people this way).
 
-    With ``member``: the link lets a member who already exists (added at the shell, or
-    who lost every passkey and recovery code) register a passkey. The link's secret is
-    returned once; the database keeps its digest.
+    One-time by default. With ``member``: the link lets a member who already exists
+    (added at the shell, or who lost every passkey and recovery code) register a
+    passkey. With ``open_admission``: anyone with the link may join until it expires or
+    :func:`close_invitation` closes it. The link's secret is returned once; the database
+    keeps its digest.
     """
     steward_only(actor, "invite people")
     if not 1 <= days <= 30:
@@ -185,10 +195,24 @@ def invite(home: Home, actor: Actor, *, member: str | None = None, days: int = 7
 
     enrols = members.get_member(home, member) if member else None
     with acting(home, actor):
-        row, token = accounts.create_invitation(home, member=enrols, days=days)
+        row, token = accounts.create_invitation(
+            home, member=enrols, days=days, reusable=open_admission
+        )
     return InvitationInfo(
         id=row.id,
         link=f"{home.settings.web_origin}/join/{token}",
         expires=_when(row.expires_at),
         enrols=member,
+        reusable=open_admission,
     )
+
+
+def close_invitation(home: Home, actor: Actor, invitation_id: str) -> InvitationClosed:
+    """Stop a link (an open admission, or an unused invitation) working now."""
+    steward_only(actor, "close invitations")
+    from tunetrust.coop import accounts
+
+    with acting(home, actor):
+        if not accounts.close_invitation(home, invitation_id):
+            raise NotFoundError(f"no open invitation {invitation_id}")
+    return InvitationClosed(id=invitation_id)

@@ -434,6 +434,15 @@ class InvitationInfo(Model):
     link: str = Field(description="the link to hand to the person; shown once, kept hashed")
     expires: str
     enrols: str | None = Field(description="the existing member it enrols, if any")
+    reusable: bool = Field(
+        default=False, description="open admission: anyone may join with it until closed"
+    )
+
+
+class InvitationClosed(Model):
+    """An invitation (or an open admission) that no longer works."""
+
+    id: str
 
 
 class JobInfo(Model):
@@ -547,6 +556,7 @@ __all__ = [
     "TallyInfo",
     "Verification",
     "VoteCast",
+    "InvitationClosed",
     "InvitationInfo",
     "JobInfo",
     "BallotInfo",

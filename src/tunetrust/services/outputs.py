@@ -32,6 +32,7 @@ from tunetrust.services.models import (
     ErasureReceipt,
     ExportReceipt,
     InclusionProof,
+    InvitationClosed,
     InvitationInfo,
     JobInfo,
     KeyRotation,
@@ -111,6 +112,7 @@ OUTPUTS: dict[str, Any] = {
     "key-rotate": KeyRotation,
     "verify": Verification,
     "invite": InvitationInfo,
+    "invite-close": InvitationClosed,
     "job": JobInfo,
 }
 

@@ -319,7 +319,8 @@ class LedgerBalance(Base):
 
 
 class Invitation(Base):
-    """A one-time, expiring link to join (or, with ``member_id``, to enrol a passkey).
+    """An expiring link to join: one-time (or, with ``member_id``, to enrol a passkey), or
+    reusable until closed (``reusable``: the steward has opened admission).
 
     Only the SHA-256 of the link's secret is kept: the database never holds a usable link.
     """
@@ -332,7 +333,10 @@ class Invitation(Base):
     member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # used once, then set; for an open admission link: when the steward closed it
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # open admission: anyone with the link may join until it expires or is closed
+    reusable: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Passkey(Base):

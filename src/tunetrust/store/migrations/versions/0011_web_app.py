@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("created_at", WHEN, nullable=False),
         sa.Column("expires_at", WHEN, nullable=False),
         sa.Column("used_at", WHEN, nullable=True),
+        sa.Column("reusable", sa.Boolean, nullable=False, server_default=sa.false()),
     )
     op.create_table(
         "passkeys",
