@@ -23,7 +23,7 @@ from tunetrust.coop import accounts, audit
 from tunetrust.coop.jobs import uploads
 from tunetrust.errors import ConflictError
 from tunetrust.settings import ImportLimits
-from tunetrust.store.models import Job, Member, RecoveryCode
+from tunetrust.store.models import Job, Member, RecoveryCode, WebSession
 from tunetrust.web.app import ACCESS
 from tunetrust.web.security import CSP, HEADERS
 
@@ -368,3 +368,105 @@ def test_open_admission_admits_anyone_until_the_steward_closes_it(web: Site) -> 
     assert late.status_code == 409 and "ask the steward for a new one" in late.text
     with pytest.raises(ConflictError):  # an open link cannot enrol one member
         invite(web.home, Actor.steward(), member="ann", open_admission=True)
+
+
+# --- found in review -------------------------------------------------------------------
+
+
+def test_recovery_codes_never_rest_readable_in_the_database(web: Site) -> None:
+    c, _ = web.join("alice")
+    with web.home.sessions() as s:
+        states = repr([row.state for row in s.scalars(select(WebSession))])
+    codes = re.findall(r"<code>([a-z0-9-]+)</code>", c.get("/welcome").text)
+    assert len(codes) == accounts.RECOVERY_CODES
+    assert not any(code in states for code in codes)  # sealed under the cookie's key
+    # new codes are shown in the answer itself and kept nowhere
+    r = c.post("/account/recovery-codes", data={"csrf": form(c, "/account")})
+    fresh = re.findall(r"<code>([a-z0-9-]+)</code>", r.text)
+    with web.home.sessions() as s:
+        states = repr([row.state for row in s.scalars(select(WebSession))])
+    assert len(fresh) == accounts.RECOVERY_CODES and not any(f in states for f in fresh)
+
+
+def test_one_sign_in_challenge_signs_in_once(web: Site) -> None:
+    _, key = web.join("alice")
+    c = web.client()
+    token = csrf_of(c.get("/signin").text)
+    options = c.post("/signin/options", headers={"X-CSRF-Token": token}).json()
+    assertion = key.sign_in(options)
+    first = c.post("/signin/finish", json=assertion, headers={"X-CSRF-Token": token})
+    assert first.status_code == 200
+    again = c.post("/signin/finish", json=assertion, headers={"X-CSRF-Token": token})
+    assert again.status_code in (403, 409)  # the challenge was taken with the first
+
+
+def test_the_export_leaves_no_copy_on_disk(web: Site, tmp_path: Path) -> None:
+    c, _ = web.join("alice")
+    r = c.post("/rights/export", data={"csrf": form(c, "/rights")})
+    assert r.status_code == 200
+    assert zipfile.ZipFile(io.BytesIO(r.content)).testzip() is None
+    left = [p for p in (web.home.settings.home / "exports").rglob("*") if p.is_file()]
+    assert left == []
+
+
+def test_ids_in_urls_are_whole_ids_not_patterns(web: Site) -> None:
+    from tunetrust.services import governance
+    from tunetrust.services.models import Actor
+
+    c, _ = web.join("alice")
+    governance.add_buyer(web.home, Actor.steward(), "Lab", "lab@example.invalid", "SE")
+    from tests.factories import WEEKDAY_SPEC
+
+    draft = governance.create_request(
+        web.home,
+        Actor.buyer("Lab"),
+        buyer="Lab",
+        spec_text=WEEKDAY_SPEC,
+        price=1000,
+        currency="EUR",
+        licence="research-only",
+        voting_days=7,
+    )
+    token = form(c, "/votes")
+    for path in ("/contributions/______", "/contributions/%25%25%25%25%25%25", "/votes/______"):
+        assert c.get(path).status_code == 404, path
+    # a draft is nothing here, for a vote as for the page
+    assert c.get(f"/votes/{draft.id}").status_code == 404
+    r = c.post(f"/votes/{draft.id}", data={"csrf": token, "choice": "yes"})
+    assert r.status_code == 404 and "draft" not in r.text
+
+
+def test_bodies_are_bounded_and_malformed_uploads_refused(web: Site) -> None:
+    c, _ = web.join("alice")
+    token = form(c, "/upload")
+    big = c.post(
+        "/signin/options",
+        content=b"{" + b" " * 100_000 + b"}",
+        headers={"X-CSRF-Token": token, "Content-Type": "application/json"},
+    )
+    assert big.status_code == 413
+    up = form(c, "/upload")
+    r = c.post(
+        f"/upload?csrf={up}",
+        content=b"--b\r\nnot a part header at all",
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert r.status_code == 400, r.text
+    assert r.headers["content-security-policy"] == CSP
+    _nothing_stored(web)
+
+
+def test_trying_names_through_an_invitation_is_rate_limited(web: Site) -> None:
+    from tunetrust.services.members import invite
+    from tunetrust.services.models import Actor
+
+    web.join("alice")
+    path = invite(web.home, Actor.steward(), open_admission=True).link.removeprefix(ORIGIN)
+    c = web.client()
+    token = csrf_of(c.get(path).text)
+    answers = [
+        c.post(f"{path}/options", json={"name": "alice"}, headers={"X-CSRF-Token": token})
+        for _ in range(accounts.ATTEMPTS + 1)
+    ]
+    assert [a.status_code for a in answers[:-1]] == [409] * accounts.ATTEMPTS
+    assert answers[-1].status_code == 403

@@ -159,6 +159,8 @@ def accept_invitation(
         invitation = find_invitation(s, token)
         if invitation.id != invitation_id:
             raise ConflictError("this sign-in step has expired; reload the page and try again")
+        if passkey(s, credential[0]) is not None:
+            raise ConflictError("this passkey is registered here already; sign in with it")
         reusable = invitation.reusable
         if not reusable:
             taken = s.execute(
@@ -273,7 +275,8 @@ def new_recovery_codes(session: Session, member_id: int, made: RecoveryCodes) ->
 
 
 def use_recovery_code(home: Home, session: Session, member_id: int, code: str) -> bool:
-    """Whether ``code`` is one of the member's unused codes; if so it is used up now."""
+    """Whether ``code`` is one of the member's unused codes; if so it is used up now
+    (by a conditional update: two sign-ins racing with one code, only one wins)."""
     typed = _typed(code)
     row = session.scalar(
         select(RecoveryCode).where(
@@ -288,8 +291,12 @@ def use_recovery_code(home: Home, session: Session, member_id: int, code: str) -
         _HASHER.verify(row.code_hash, typed)
     except (VerificationError, InvalidHashError):
         return False
-    row.used_at = _now()
-    return True
+    used = session.execute(
+        update(RecoveryCode)
+        .where(RecoveryCode.id == row.id, RecoveryCode.used_at.is_(None))
+        .values(used_at=_now())
+    )
+    return bool(getattr(used, "rowcount", 0))
 
 
 def recovery_codes_left(session: Session, member_id: int) -> int:
@@ -323,6 +330,7 @@ def open_session(session: Session, member_id: int | None = None) -> tuple[Sessio
     """A new session and the cookie's secret (only its digest is stored)."""
     secret = secrets.token_urlsafe(32)
     now = _now()
+    session.execute(delete(WebSession).where(WebSession.expires_at < now))  # indexed: cheap
     life = timedelta(hours=SESSION_HOURS) if member_id else timedelta(minutes=ANONYMOUS_MINUTES)
     row = WebSession(
         id=_digest(secret),
@@ -346,6 +354,34 @@ def find_session(session: Session, secret: str) -> SessionView | None:
         if member is None or member.erased_at is not None:
             return None
     return _view(row)
+
+
+def take_ceremony(session: Session, session_id: str, kind: str) -> dict[str, object]:
+    """The session's pending ceremony of ``kind``, cleared in the caller's write
+    transaction: two requests racing with one challenge cannot both have it."""
+    row = session.get(WebSession, session_id, with_for_update=True)
+    state = dict(row.state or {}) if row is not None else {}
+    if state.get("ceremony") != kind or not isinstance(state.get("challenge"), str):
+        raise ConflictError("this sign-in step has expired; reload the page and try again")
+    assert row is not None
+    row.state = {}
+    return state
+
+
+def seal_codes(secret: str, codes: list[str]) -> str:
+    """Recovery codes waiting to be shown once, sealed under a key only the browser's
+    cookie holds: the database never keeps them readable."""
+    return keys.seal(_cookie_key(secret), "\n".join(codes).encode(), b"recovery-codes").hex()
+
+
+def open_codes(secret: str, sealed: str) -> list[str]:
+    """The codes :func:`seal_codes` sealed for this cookie."""
+    plain = keys.unseal(_cookie_key(secret), bytes.fromhex(sealed), b"recovery-codes", "codes")
+    return plain.decode().split("\n")
+
+
+def _cookie_key(secret: str) -> bytes:
+    return hashlib.sha256(b"tunetrust recovery codes v1\0" + secret.encode()).digest()
 
 
 def set_state(session: Session, session_id: str, state: dict[str, object]) -> None:
@@ -426,7 +462,10 @@ __all__ = [
     "passkey",
     "recovery_codes_left",
     "refused",
+    "open_codes",
+    "seal_codes",
     "set_state",
+    "take_ceremony",
     "sign_in",
     "source",
     "use_recovery_code",

@@ -22,7 +22,7 @@ def get_contribution(home: Home, contribution_id: str) -> Contribution:
             list(
                 s.scalars(
                     select(Contribution).where(
-                        Contribution.id.startswith(contribution_id.strip().lower())
+                        Contribution.id.startswith(contribution_id.strip().lower(), autoescape=True)
                     )
                 ).all()
             )

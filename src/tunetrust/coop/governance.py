@@ -251,7 +251,7 @@ def find_request(
     session: Session, request_id: str, *, lock: bool = False, share: bool = False
 ) -> DataRequest:
     """The request with this id or unique prefix; ``lock``/``share``: its row locked."""
-    query = select(DataRequest).where(DataRequest.id.startswith(request_id))
+    query = select(DataRequest).where(DataRequest.id.startswith(request_id, autoescape=True))
     if lock or share:
         query = query.with_for_update(read=share and not lock)
     rows = list(session.scalars(query))

@@ -24,7 +24,13 @@ import jinja2
 import markupsafe
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -57,6 +63,7 @@ templates.env.filters["strong"] = _strong
 # member, for their own things only). tests/test_web_security.py checks this table
 # against the app's real routes: a route without an entry fails the suite.
 ACCESS: dict[str, str] = {}
+MAX_BODY = 64 * 1024  # any request body but an upload's
 
 
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -111,7 +118,23 @@ def create_app(settings: Settings, *, worker: bool = True, home: Home | None = N
     @app.middleware("http")
     async def headers_and_log(request: Request, call_next: Any) -> Response:
         started = time.perf_counter()
-        response: Response = await call_next(request)
+        declared = request.headers.get("content-length", "")
+        too_big = declared.isdigit() and int(declared) > MAX_BODY
+        unsized = request.headers.get("transfer-encoding", "").lower() == "chunked"
+        # only the upload streams; every other body is small and must say its length
+        if request.url.path != "/upload" and (too_big or unsized):
+            response: Response = JSONResponse(
+                {"detail": "the request body is too large"}, status_code=413
+            )
+        else:
+            try:
+                response = await call_next(request)
+            except Exception as error:  # logged by type only: a message may hold a value
+                access_log.error("unhandled %s", type(error).__name__)
+                response = PlainTextResponse(
+                    "Something went wrong on the server; the steward can see it in the log.",
+                    status_code=500,
+                )
         for name, value in security.HEADERS.items():
             response.headers.setdefault(name, value)
         cookie = getattr(request.state, "cookie", None)

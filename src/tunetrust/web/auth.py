@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Body, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from tunetrust.coop import accounts, audit
@@ -23,6 +23,7 @@ from tunetrust.store.models import Member
 from tunetrust.web import passkeys
 from tunetrust.web.app import ACCESS, page
 from tunetrust.web.security import (
+    COOKIE,
     CheckedVisit,
     MemberPost,
     MemberVisit,
@@ -61,24 +62,15 @@ def _source(request: Request) -> str:
     return accounts.source(home_of(request), request.client.host if request.client else "?")
 
 
-async def _json(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise InputError("the request body is not JSON") from None
-    if not isinstance(body, dict):
-        raise InputError("the request body must be a JSON object")
-    return body
+# a script's JSON body, parsed and size-checked by the framework (a body that is not a JSON
+# object is refused as a bad form); handlers are plain functions, run off the event loop
+JsonBody = Annotated[dict[str, Any], Body()]
 
 
 def _ceremony(v: Visit, kind: str) -> dict[str, Any]:
-    """The pending ceremony of this session (used once)."""
-    state = dict(v.session.state)
-    if state.get("ceremony") != kind or not isinstance(state.get("challenge"), str):
-        raise ConflictError("this sign-in step has expired; reload the page and try again")
+    """The pending ceremony of this session, taken (used once) in a write transaction."""
     with v.home.transaction() as s:
-        accounts.set_state(s, v.session.id, {})
-    return state
+        return accounts.take_ceremony(s, v.session.id, kind)
 
 
 # --- joining ---------------------------------------------------------------------------
@@ -103,9 +95,8 @@ def get_member_name(home: Any, member: Member) -> str | None:
 
 
 @router.post("/join/{token}/options")
-async def join_options(request: Request, token: str, v: CheckedVisit) -> Response:
+def join_options(request: Request, token: str, v: CheckedVisit, body: JsonBody) -> Response:
     """Registration options for a new passkey; the chosen name is checked first."""
-    body = await _json(request)
     home = v.home
     with home.sessions() as s:
         invitation = accounts.find_invitation(s, token)
@@ -114,11 +105,17 @@ async def join_options(request: Request, token: str, v: CheckedVisit) -> Respons
         name = get_member_name(home, enrols) or ""
     else:
         name = check_name(str(body.get("name", "")))
+        where = _source(request)
+        with home.sessions() as s:
+            if accounts.refused(s, where):
+                raise ForbiddenError(SIGNIN_REFUSED)
         try:
             get_member(home, name)
         except NotFoundError:
             pass
-        else:
+        else:  # counted like a failed sign-in: names cannot be tried one after another
+            with home.transaction() as s:
+                accounts.failed(s, where)
             raise ConflictError("that name is taken; choose another")
     options, challenge = passkeys.registration(_party(request), name)
     state = {
@@ -134,9 +131,8 @@ async def join_options(request: Request, token: str, v: CheckedVisit) -> Respons
 
 
 @router.post("/join/{token}/finish")
-async def join_finish(request: Request, token: str, v: CheckedVisit) -> Response:
+def join_finish(request: Request, token: str, v: CheckedVisit, credential: JsonBody) -> Response:
     """Verify the new passkey; make the member (or enrol them); sign them in."""
-    credential = await _json(request)
     state = _ceremony(v, "register")
     key = passkeys.verify_registration(_party(request), credential, str(state["challenge"]))
     joined = accounts.accept_invitation(
@@ -149,7 +145,8 @@ async def join_finish(request: Request, token: str, v: CheckedVisit) -> Response
     )
     with v.home.transaction() as s:
         signed, secret = accounts.sign_in(s, v.session.id, joined.member_id)
-        accounts.set_state(s, signed.id, {"recovery_codes": joined.codes})
+        sealed = accounts.seal_codes(secret, joined.codes)  # readable with the cookie only
+        accounts.set_state(s, signed.id, {"sealed_codes": sealed})
     remember(request, secret)
     return JSONResponse({"next": "/welcome"})
 
@@ -157,11 +154,13 @@ async def join_finish(request: Request, token: str, v: CheckedVisit) -> Response
 @router.get("/welcome")
 def welcome(request: Request, v: MemberVisit) -> Response:
     """The recovery codes, shown once."""
-    codes = v.session.state.get("recovery_codes")
-    if codes:
+    sealed = v.session.state.get("sealed_codes")
+    secret = request.cookies.get(COOKIE)
+    codes = accounts.open_codes(secret, sealed) if isinstance(sealed, str) and secret else []
+    if sealed:
         with v.home.transaction() as s:
             accounts.set_state(s, v.session.id, {})
-    return page(request, "welcome.html", codes=codes or [])
+    return page(request, "welcome.html", codes=codes)
 
 
 # --- signing in ------------------------------------------------------------------------
@@ -176,7 +175,7 @@ def signin_page(request: Request) -> Response:
 
 
 @router.post("/signin/options")
-async def signin_options(request: Request, v: CheckedVisit) -> Response:
+def signin_options(request: Request, v: CheckedVisit) -> Response:
     """Options for the browser to offer this site's passkeys."""
     with v.home.sessions() as s:
         if accounts.refused(s, _source(request)):
@@ -188,9 +187,8 @@ async def signin_options(request: Request, v: CheckedVisit) -> Response:
 
 
 @router.post("/signin/finish")
-async def signin_finish(request: Request, v: CheckedVisit) -> Response:
+def signin_finish(request: Request, v: CheckedVisit, credential: JsonBody) -> Response:
     """Check the passkey's signature; sign in as its member."""
-    credential = await _json(request)
     where = _source(request)
     home = v.home
     with home.sessions() as s:
@@ -271,7 +269,7 @@ def account(request: Request, v: MemberVisit) -> Response:
 
 
 @router.post("/account/passkey/options")
-async def add_passkey_options(request: Request, v: MemberPost) -> Response:
+def add_passkey_options(request: Request, v: MemberPost) -> Response:
     """Options to register one more passkey for the signed-in member."""
     assert v.member is not None
     with v.home.sessions() as s:
@@ -283,10 +281,9 @@ async def add_passkey_options(request: Request, v: MemberPost) -> Response:
 
 
 @router.post("/account/passkey/finish")
-async def add_passkey_finish(request: Request, v: MemberPost) -> Response:
+def add_passkey_finish(request: Request, v: MemberPost, credential: JsonBody) -> Response:
     """Verify and keep the new passkey."""
     assert v.member is not None
-    credential = await _json(request)
     state = _ceremony(v, "add")
     key = passkeys.verify_registration(_party(request), credential, str(state["challenge"]))
     with v.home.transaction() as s:
@@ -308,8 +305,7 @@ def new_codes(request: Request, v: MemberPost) -> Response:
     made = accounts.make_recovery_codes(v.home)
     with v.home.transaction() as s:
         codes = accounts.new_recovery_codes(s, v.member.id, made)
-        accounts.set_state(s, v.session.id, {"recovery_codes": codes})
-    return RedirectResponse("/welcome", status_code=303)
+    return page(request, "welcome.html", codes=codes)  # shown in this answer, kept nowhere
 
 
 __all__ = ["router"]

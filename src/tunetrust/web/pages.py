@@ -13,8 +13,9 @@ privacy (statement, budget, releases, proofs of inclusion), and the member's rig
 
 from __future__ import annotations
 
+import re
+import secrets
 import shutil
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -25,8 +26,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
-from starlette.background import BackgroundTask
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from tunetrust.errors import InputError, NotFoundError
 from tunetrust.insights import charts, report
@@ -96,6 +96,17 @@ def _page(request: Request, template: str, status: int = 200, **context: Any) ->
     )
 
 
+WHOLE_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def _whole(identifier: str) -> str:
+    """Pages name things by their whole id: no prefixes, no patterns (the command line
+    takes prefixes; here they would tell a member about ids that are not theirs)."""
+    if not WHOLE_ID.fullmatch(identifier):
+        raise NotFoundError(NOTHING)
+    return identifier
+
+
 @contextmanager
 def _not_found() -> Iterator[None]:
     """A thing that does not exist reads like someone else's: both are 'nothing here'."""
@@ -134,7 +145,7 @@ def contribution(request: Request, contribution_id: str, v: MemberVisit) -> Resp
     from tunetrust.services import data
 
     with _not_found():
-        report = data.contribution_report(v.home, v.actor, contribution_id)
+        report = data.contribution_report(v.home, v.actor, _whole(contribution_id))
     uploaded = next(
         (
             c.at
@@ -350,7 +361,7 @@ def vote_page(request: Request, request_id: str, v: MemberVisit) -> Response:
     from tunetrust.services import governance
 
     with _not_found():
-        r = governance.request_for_member(v.home, v.actor, v.name, request_id)
+        r = governance.request_for_member(v.home, v.actor, v.name, _whole(request_id))
     return _page(request, "vote.html", nav="votes", r=r, explain=PURPOSES)
 
 
@@ -365,7 +376,8 @@ def vote_cast(
     from tunetrust.services import governance
 
     with _not_found():
-        cast = governance.vote(v.home, v.actor, v.name, request_id, choice)
+        shown = governance.request_for_member(v.home, v.actor, v.name, _whole(request_id))
+        cast = governance.vote(v.home, v.actor, v.name, shown.request.id, choice)
     return RedirectResponse(f"/votes/{cast.request}", status_code=303)
 
 
@@ -416,21 +428,31 @@ def rights(request: Request, v: MemberVisit) -> Response:
 
 @router.post("/rights/export")
 def export(request: Request, v: MemberPost) -> Response:
-    """Everything held about me, as one zip (written to a private temporary folder that
-    is removed once sent)."""
-    from tunetrust.services import members
+    """Everything held about me, as one zip.
 
-    folder = Path(tempfile.mkdtemp(prefix="tunetrust-export-"))  # 0700
+    It is written to a private folder in the home, opened, and its folder removed before
+    the first byte is sent: a download cut short leaves no decrypted copy behind.
+    """
+    from tunetrust.services import members
+    from tunetrust.store import private
+
+    folder = v.home.settings.home / "exports" / secrets.token_hex(16)
+    private.mkdir(folder)
     try:
         receipt = members.export_data(v.home, v.actor, v.name, folder / "export.zip")
-    except BaseException:
+        handle = Path(receipt.path).open("rb")
+    finally:
         shutil.rmtree(folder, ignore_errors=True)
-        raise
-    return FileResponse(
-        receipt.path,
+
+    def chunks() -> Iterator[bytes]:
+        with handle:
+            while block := handle.read(1 << 16):
+                yield block
+
+    return StreamingResponse(
+        chunks(),
         media_type="application/zip",
-        filename="tunetrust-my-data.zip",
-        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
+        headers={"Content-Disposition": 'attachment; filename="tunetrust-my-data.zip"'},
     )
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from tunetrust.coop import accounts
 from tunetrust.coop.keyring import reveal
@@ -112,8 +113,10 @@ def signed_in(request: Request) -> Visit:
 
 async def check_csrf(request: Request) -> Visit:
     """Refuse a state-changing request without this session's CSRF token."""
-    v = visit(request)
-    sent = request.headers.get("x-csrf-token") or request.query_params.get("csrf")
+    v = await run_in_threadpool(visit, request)  # the database, off the event loop
+    sent = request.headers.get("x-csrf-token")
+    if sent is None and request.url.path == "/upload":  # its body is a file being streamed
+        sent = request.query_params.get("csrf")
     if sent is None and request.headers.get("content-type", "").startswith(
         "application/x-www-form-urlencoded"
     ):

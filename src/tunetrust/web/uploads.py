@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.concurrency import run_in_threadpool
 
 from tunetrust.coop import jobs as job_records
-from tunetrust.errors import InputError, TuneTrustError
+from tunetrust.errors import InputError
 from tunetrust.formats.package import open_package
 from tunetrust.services import jobs
 from tunetrust.services.outputs import to_json
+from tunetrust.settings import ImportLimits
 from tunetrust.web.app import ACCESS, page
 from tunetrust.web.security import MemberPost, MemberVisit
 
@@ -37,6 +41,7 @@ ACCESS.update(
     }
 )
 FIELD = b"export"  # the form's file field
+FIELDS_ALLOWANCE = 2**20  # what the form's other parts may add to the file
 
 
 class TooLarge(InputError):
@@ -56,6 +61,7 @@ class _Receiver:
         self.sink = sink
         self.limit = limit
         self.written = 0
+        self.total = 0
         self.filename = ""
         self.in_file = False
         self.seen_file = False
@@ -98,6 +104,9 @@ class _Receiver:
             self.filename = params[b"filename"].decode("utf-8", "replace")
 
     def _data(self, data: bytes, start: int, end: int) -> None:
+        self.total += end - start  # every part counts: other fields cannot carry a flood
+        if self.total > self.limit + FIELDS_ALLOWANCE:
+            raise TooLarge("the upload is larger than an export may be")
         if not self.in_file:
             return
         self.written += end - start
@@ -110,6 +119,13 @@ class _Receiver:
 
     def _end(self) -> None:
         self.in_file = False
+
+
+def _check_package(path: Path, limits: ImportLimits) -> None:
+    """Entries, declared sizes and compression ratios, as any import checks them (a zip
+    bomb stops here, before anything is queued)."""
+    with open_package([path], limits):
+        pass
 
 
 @router.get("/upload")
@@ -138,24 +154,22 @@ async def upload(request: Request, v: MemberPost) -> Response:
     with store.stage(key) as sink:
         receiver = _Receiver(sink, limits.max_total_bytes)
         parser = MultipartParser(params[b"boundary"], receiver.callbacks())  # type: ignore[arg-type]
-        async for chunk in request.stream():
-            parser.write(chunk)
-        parser.finalize()
+        try:
+            async for chunk in request.stream():
+                parser.write(chunk)
+            parser.finalize()
+        except MultipartParseError:
+            raise InputError("the upload is not a well-formed form; use the upload page") from None
         if not receiver.seen_file or receiver.written == 0:
             raise InputError("choose your export's zip file first")
     # (a refusal above discards the staged file: nothing is stored)
     store.publish(key)
     try:
-        local = store.path(key)  # type: ignore[attr-defined]
-        with open_package([local], limits):
-            pass  # entries, sizes and compression ratios checked: a zip bomb stops here
-    except TuneTrustError:
+        await run_in_threadpool(_check_package, store.path(key), limits)  # type: ignore[attr-defined]
+    except BaseException:
         store.delete(key)
         raise
-    except Exception:
-        store.delete(key)
-        raise
-    job = jobs.submit_import(home, v.actor, v.name, key, receiver.filename)
+    job = await run_in_threadpool(jobs.submit_import, home, v.actor, v.name, key, receiver.filename)
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
