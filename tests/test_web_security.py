@@ -470,3 +470,26 @@ def test_trying_names_through_an_invitation_is_rate_limited(web: Site) -> None:
     ]
     assert [a.status_code for a in answers[:-1]] == [409] * accounts.ATTEMPTS
     assert answers[-1].status_code == 403
+
+
+def test_a_failed_join_leaves_the_link_usable_and_no_member_behind(web: Site) -> None:
+    from tunetrust.coop.members import list_members
+    from tunetrust.services.members import invite
+    from tunetrust.services.models import Actor
+
+    web.join("alice")
+    # the credential the browser made is stored already when the join finishes
+    bob_key = SoftAuthenticator(ORIGIN, "localhost")
+    path2 = invite(web.home, Actor.steward()).link.removeprefix(ORIGIN)
+    c2 = web.client()
+    t2 = {"X-CSRF-Token": csrf_of(c2.get(path2).text)}
+    o2 = c2.post(f"{path2}/options", json={"name": "bob"}, headers=t2).json()
+    reg = bob_key.register(o2)
+    with web.home.transaction() as s:  # someone registered this credential meanwhile
+        alice_id = s.scalars(select(Member.id)).first()
+        assert alice_id is not None
+        accounts.add_passkey(s, alice_id, reg["id"], b"key", 0)
+    refused = c2.post(f"{path2}/finish", json=reg, headers=t2)
+    assert refused.status_code == 409 and "registered here already" in refused.text
+    assert "bob" not in [m.name for m in list_members(web.home)]
+    assert c2.get(path2).status_code == 200  # the link still works

@@ -17,11 +17,12 @@ from datetime import UTC, datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tunetrust.coop import audit
 from tunetrust.coop.keyring import derived_key
-from tunetrust.coop.members import add_member
+from tunetrust.coop.members import insert_member, name_is_taken, name_refused, new_member
 from tunetrust.errors import ConflictError, NotFoundError
 from tunetrust.store import keys
 from tunetrust.store.home import Home
@@ -149,55 +150,51 @@ def accept_invitation(
     keep_incognito: bool,
     credential: tuple[str, bytes, int],
 ) -> Joined:
-    """Use the invitation once, make the member (unless it enrols one), keep the passkey
-    (``credential``: id, public key, counter) and fresh recovery codes.
-
-    Two tabs racing on one link: only one finds it unused. A name taken meanwhile leaves
-    the link usable again.
+    """In one transaction: use the invitation (once, unless it is an open admission),
+    make the member (unless it enrols one), keep the passkey (``credential``: id, public
+    key, counter) and fresh recovery codes. Any failure leaves nothing done: the link
+    still works and no member without a passkey is left behind.
     """
-    with home.transaction() as s:
-        invitation = find_invitation(s, token)
-        if invitation.id != invitation_id:
-            raise ConflictError("this sign-in step has expired; reload the page and try again")
-        if passkey(s, credential[0]) is not None:
-            raise ConflictError("this passkey is registered here already; sign in with it")
-        reusable = invitation.reusable
-        if not reusable:
-            taken = s.execute(
-                update(Invitation)
-                .where(Invitation.id == invitation.id, Invitation.used_at.is_(None))
-                .values(used_at=_now())
+    made = make_recovery_codes(home)  # hashing is slow: before the transaction
+    joining: Member | None = None
+    try:
+        with home.transaction() as s:
+            invitation = find_invitation(s, token)
+            if invitation.id != invitation_id:
+                raise ConflictError("this sign-in step has expired; reload the page and try again")
+            if passkey(s, credential[0]) is not None:
+                raise ConflictError("this passkey is registered here already; sign in with it")
+            if not invitation.reusable:
+                taken = s.execute(
+                    update(Invitation)
+                    .where(Invitation.id == invitation.id, Invitation.used_at.is_(None))
+                    .values(used_at=_now())
+                )
+                if not getattr(taken, "rowcount", 0):
+                    raise ConflictError("this invitation link was used already")
+            member_id = invitation.member_id
+            if member_id is None:
+                joining = new_member(home, name, keep_incognito=keep_incognito)
+                with audit.acting_as(f"invitation:{invitation_id}"):
+                    insert_member(home, s, joining)
+                member_id = joining.id
+            row = s.get(Member, member_id)
+            assert row is not None
+            add_passkey(s, member_id, *credential)
+            s.flush()
+            codes = new_recovery_codes(s, member_id, made)
+            audit.record(
+                s,
+                actor=audit.member_actor(row.pseudonym),
+                action="member.passkey.add",
+                subject=row.pseudonym,
+                payload={"invitation": invitation_id},
             )
-            if not getattr(taken, "rowcount", 0):
-                raise ConflictError("this invitation link was used already")
-        member_id = invitation.member_id
-    if member_id is None:
-        try:
-            with audit.acting_as(f"invitation:{invitation_id}"):
-                member_id = add_member(home, name, keep_incognito=keep_incognito).id
-        except ConflictError:
-            if not reusable:  # the name went meanwhile: the link stays usable
-                with home.transaction() as s:
-                    s.execute(
-                        update(Invitation)
-                        .where(Invitation.id == invitation_id)
-                        .values(used_at=None)
-                    )
-            raise
-    made = make_recovery_codes(home)  # hashing is slow: outside the transaction
-    with home.transaction() as s:
-        row = s.get(Member, member_id)
-        assert row is not None
-        add_passkey(s, member_id, *credential)
-        codes = new_recovery_codes(s, member_id, made)
-        audit.record(
-            s,
-            actor=audit.member_actor(row.pseudonym),
-            action="member.passkey.add",
-            subject=row.pseudonym,
-            payload={"invitation": invitation_id},
-        )
-        pseudonym = row.pseudonym
+            pseudonym = row.pseudonym
+    except IntegrityError:  # a unique key taken meanwhile: the name, or the passkey
+        if joining is not None and name_is_taken(home, joining):
+            raise name_refused(home, name, joining) from None
+        raise ConflictError("this passkey is registered here already; sign in with it") from None
     return Joined(member_id, pseudonym, codes)
 
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from tunetrust.coop import audit
 from tunetrust.coop.keyring import derived_key, reveal, seal_name, seal_new_data_key
@@ -26,10 +27,20 @@ from tunetrust.store.models import Member
 
 def add_member(home: Home, name: str, *, keep_incognito: bool = False) -> Member:
     """Add a member with a fresh random pseudonym and data key; look-alike names are refused."""
-    typed, name = name, check_name(name)
-    key = lookup_key(derived_key(home, keys.NAME_KEY), name)
+    member = new_member(home, name, keep_incognito=keep_incognito)
+    try:
+        with home.transaction() as s:
+            insert_member(home, s, member)
+    except IntegrityError:
+        raise name_refused(home, name, member) from None
+    return member
+
+
+def new_member(home: Home, name: str, *, keep_incognito: bool = False) -> Member:
+    """A member row not stored yet: the name checked and sealed, a pseudonym, a data key."""
+    name = check_name(name)
     member = Member(
-        name_key=key,
+        name_key=lookup_key(derived_key(home, keys.NAME_KEY), name),
         pseudonym=secrets.token_hex(16),
         created_at=datetime.now(UTC),
         keep_incognito=keep_incognito,
@@ -37,20 +48,33 @@ def add_member(home: Home, name: str, *, keep_incognito: bool = False) -> Member
     )
     seal_name(seal_new_data_key(home, member), member, name)
     member.show_name(name)
-    try:
-        with home.transaction() as s:
-            s.add(member)
-            s.flush()
-            audit.record(
-                s,
-                actor=audit.actor(home),
-                action="member.add",
-                subject=member.pseudonym,
-                payload={"keep_incognito": keep_incognito},
-            )
-    except IntegrityError:
-        raise _name_taken(home, typed, name, key) from None
     return member
+
+
+def insert_member(home: Home, session: Session, member: Member) -> None:
+    """Store a :func:`new_member` row in the caller's transaction, and audit it (a name
+    taken meanwhile fails the transaction with an IntegrityError: see name_refused)."""
+    session.add(member)
+    session.flush()
+    audit.record(
+        session,
+        actor=audit.actor(home),
+        action="member.add",
+        subject=member.pseudonym,
+        payload={"keep_incognito": member.keep_incognito},
+    )
+
+
+def name_is_taken(home: Home, member: Member) -> bool:
+    """Whether another member holds ``member``'s name (or a look-alike of it)."""
+    assert member.name_key is not None
+    return _holder(home, member.name_key) is not None
+
+
+def name_refused(home: Home, typed: str, member: Member) -> ConflictError:
+    """Why ``member``'s name (as the person typed it) was refused."""
+    assert member.name is not None and member.name_key is not None
+    return _name_taken(home, typed, member.name, member.name_key)
 
 
 def _name_taken(home: Home, typed: str, name: str, key: str) -> ConflictError:
