@@ -493,3 +493,20 @@ def test_a_failed_join_leaves_the_link_usable_and_no_member_behind(web: Site) ->
     assert refused.status_code == 409 and "registered here already" in refused.text
     assert "bob" not in [m.name for m in list_members(web.home)]
     assert c2.get(path2).status_code == 200  # the link still works
+
+
+def test_an_old_session_cannot_add_a_way_in(web: Site) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    c, _ = web.join("alice")
+    token = form(c, "/account")
+    with web.home.transaction() as s:  # signed in 20 minutes ago
+        s.execute(update(WebSession).values(created_at=datetime.now(UTC) - timedelta(minutes=20)))
+    for r in (
+        c.post("/account/recovery-codes", data={"csrf": token}),
+        c.post("/account/passkey/options", headers={"X-CSRF-Token": token}),
+    ):
+        assert r.status_code == 403 and "sign in again" in r.text
+    assert c.get("/account").status_code == 200  # still signed in for everything else

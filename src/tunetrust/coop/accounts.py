@@ -39,6 +39,7 @@ INVITATION_DAYS = 7
 SESSION_HOURS = 12  # a signed-in session ends after this, or when the member signs out
 ANONYMOUS_MINUTES = 30  # a session nobody signed into (a form, a pending ceremony)
 RECOVERY_CODES = 8
+FRESH_MINUTES = 15  # adding a passkey or new recovery codes needs a sign-in this recent
 ATTEMPTS = 10  # failed sign-ins from one place …
 ATTEMPT_WINDOW = timedelta(minutes=15)  # … within this long, then refused until it passes
 _SOURCE_KEY = b"tunetrust sign-in source v1"
@@ -317,10 +318,16 @@ class SessionView:
     member_id: int | None
     csrf: str
     state: dict[str, object]
+    opened: datetime  # when it opened: for a signed-in session, when the member signed in
+
+    @property
+    def fresh(self) -> bool:
+        """Signed in within ``FRESH_MINUTES``: long enough to change how one signs in."""
+        return _now() - _utc(self.opened) < timedelta(minutes=FRESH_MINUTES)
 
 
 def _view(row: WebSession) -> SessionView:
-    return SessionView(row.id, row.member_id, row.csrf, dict(row.state or {}))
+    return SessionView(row.id, row.member_id, row.csrf, dict(row.state or {}), row.created_at)
 
 
 def open_session(session: Session, member_id: int | None = None) -> tuple[SessionView, str]:

@@ -168,11 +168,11 @@ def create_app(settings: Settings, *, worker: bool = True, home: Home | None = N
         assert isinstance(error, TuneTrustError)
         status = error.status
         message = str(error)
-        if isinstance(error, ForbiddenError) and security.visit(request).member is not None:
+        hidden = isinstance(error, ForbiddenError) and not isinstance(error, security.Refused)
+        if hidden and security.visit(request).member is not None:
             # a member asking for another member's things learns nothing: not even that
-            # they exist (CSRF refusals stay 403: they say what to do)
-            if "form has expired" not in message:
-                status, message = 404, "there is nothing here"
+            # they exist (a refusal that says what to do stays a 403)
+            status, message = 404, "there is nothing here"
         if _wants_json(request):
             return JSONResponse({"detail": message}, status_code=status)
         return page(request, "error.html", status=status, message=message)

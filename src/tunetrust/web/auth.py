@@ -27,6 +27,7 @@ from tunetrust.web.security import (
     CheckedVisit,
     MemberPost,
     MemberVisit,
+    Refused,
     Visit,
     home_of,
     remember,
@@ -52,6 +53,16 @@ ACCESS.update(
     }
 )
 SIGNIN_REFUSED = "too many failed sign-ins from here; wait 15 minutes and try again"
+SIGN_IN_AGAIN = (
+    "to change how you sign in, sign out and sign in again first (it has been more than "
+    f"{accounts.FRESH_MINUTES} minutes): a borrowed session cannot add a way in"
+)
+
+
+def _fresh(v: Visit) -> None:
+    """Refuse changing how a member signs in on a session that is not recent."""
+    if not v.session.fresh:
+        raise Refused(SIGN_IN_AGAIN)
 
 
 def _party(request: Request) -> passkeys.Party:
@@ -271,6 +282,7 @@ def account(request: Request, v: MemberVisit) -> Response:
 @router.post("/account/passkey/options")
 def add_passkey_options(request: Request, v: MemberPost) -> Response:
     """Options to register one more passkey for the signed-in member."""
+    _fresh(v)
     assert v.member is not None
     with v.home.sessions() as s:
         existing = [p.credential_id for p in accounts.member_passkeys(s, v.member.id)]
@@ -301,6 +313,7 @@ def add_passkey_finish(request: Request, v: MemberPost, credential: JsonBody) ->
 @router.post("/account/recovery-codes")
 def new_codes(request: Request, v: MemberPost) -> Response:
     """New recovery codes (the old ones stop working), shown once."""
+    _fresh(v)
     assert v.member is not None
     made = accounts.make_recovery_codes(v.home)
     with v.home.transaction() as s:

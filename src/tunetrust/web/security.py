@@ -43,6 +43,11 @@ HEADERS = {
 }
 
 
+class Refused(ForbiddenError):
+    """A refusal that says what to do (a form without its token, a session too old to
+    change how one signs in): always shown as 403, never hidden as "nothing here"."""
+
+
 class SignInRequired(Exception):
     """A page for members was asked for without a signed-in session."""
 
@@ -124,7 +129,7 @@ async def check_csrf(request: Request) -> Visit:
         value = form.get("csrf")
         sent = value if isinstance(value, str) else None
     if not sent or not secrets.compare_digest(sent, v.csrf):
-        raise ForbiddenError(
+        raise Refused(
             "this form has expired or did not come from this site; reload the page and try again"
         )
     return v
@@ -161,6 +166,7 @@ __all__ = [
     "member_post",
     "CSP",
     "HEADERS",
+    "Refused",
     "SignInRequired",
     "Visit",
     "check_csrf",
