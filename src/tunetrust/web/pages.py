@@ -20,12 +20,13 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from tunetrust.errors import InputError, NotFoundError
@@ -228,18 +229,34 @@ def _insights(v: Visit, kind: str, year: Text, start: Text, end: Text, tz: str) 
     return computed
 
 
-@router.get("/insights")
-def insights(
-    request: Request,
-    v: MemberVisit,
+@dataclass(frozen=True)
+class Chosen:
+    """The period and zone the member picked (the insights page's GET form)."""
+
+    period: str
+    year: str | None
+    start: str | None
+    end: str | None
+    tz: str
+
+
+def _chosen(
     period: Annotated[str, Query(max_length=10)] = "all",
     year: Text = None,
     start: Annotated[str | None, Query(alias="from", max_length=40)] = None,
     end: Annotated[str | None, Query(alias="to", max_length=40)] = None,
     tz: Annotated[str, Query(max_length=64)] = "UTC",
-) -> Response:
-    """My listening: every number of ``tunetrust insights``, the charts, a period picker."""
+) -> Chosen:
+    return Chosen(period, year, start, end, tz)
 
+
+ChosenPeriod = Annotated[Chosen, Depends(_chosen)]
+
+
+@router.get("/insights")
+def insights(request: Request, v: MemberVisit, q: ChosenPeriod) -> Response:
+    """My listening: every number of ``tunetrust insights``, the charts, a period picker."""
+    period, year, start, end, tz = q.period, q.year, q.start, q.end, q.tz
     chosen = {"period": period, "year": year or "", "from": start or "", "to": end or "", "tz": tz}
     context: dict[str, Any] = {"nav": "insights", "chosen": chosen, "zones": time_zones()}
     assert v.member is not None
@@ -264,18 +281,11 @@ def insights(
 
 
 @router.get("/insights.json")
-def insights_json(
-    v: MemberVisit,
-    period: Annotated[str, Query(max_length=10)] = "all",
-    year: Text = None,
-    start: Annotated[str | None, Query(alias="from", max_length=40)] = None,
-    end: Annotated[str | None, Query(alias="to", max_length=40)] = None,
-    tz: Annotated[str, Query(max_length=64)] = "UTC",
-) -> Response:
+def insights_json(v: MemberVisit, q: ChosenPeriod) -> Response:
     """The same numbers as ``tunetrust insights --json``."""
     from tunetrust.services.outputs import to_json
 
-    return JSONResponse(to_json("insights", _insights(v, period, year, start, end, tz)))
+    return JSONResponse(to_json("insights", _insights(v, q.period, q.year, q.start, q.end, q.tz)))
 
 
 # --- consent ---------------------------------------------------------------------------
