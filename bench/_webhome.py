@@ -38,9 +38,9 @@ def write_export(path: Path, listens: int, seed: int) -> Path:
 
 def build(root: Path, args: argparse.Namespace, origin: str, console: Console) -> dict[str, Any]:
     """The home, its members and their data, an open request, the invitation links."""
-    from factories import WEEKDAY_SPEC  # tests/factories.py (the tests folder is on the path)
+    from factories import lab_request  # tests/factories.py (the tests folder is on the path)
     from tunetrust import Settings, init_home
-    from tunetrust.services import data, governance, members
+    from tunetrust.services import data, members
     from tunetrust.services.models import Actor
 
     n, nb, nu = args.members, args.big_members, args.uploads
@@ -77,23 +77,13 @@ def build(root: Path, args: argparse.Namespace, origin: str, console: Console) -
                 data.import_contribution(home, me, name, [z])
             members.set_consent(home, me, name, "research", granted=True)
             links.append(members.invite(home, steward, member=name).link.removeprefix(origin))
-        governance.add_buyer(home, steward, "Lab", "lab@example.invalid", "SE")
-        req = governance.create_request(
-            home,
-            Actor.buyer("Lab"),
-            buyer="Lab",
-            spec_text=WEEKDAY_SPEC,  # public keys: cheap to plan
-            price=10_000,
-            currency="EUR",
-            licence="research-only",
-        )
-        governance.open_request(home, steward, req.id)
+        request_id = lab_request(home, 10_000)  # WEEKDAY_SPEC: public keys, cheap to plan
     finally:
         home.close()
     console.print(f"built the home ({n} members) in {time.perf_counter() - start:.0f} s")
     return {
         "members": [Member(nm, k, link) for nm, k, link in zip(names, kinds, links, strict=True)],
-        "request": req.id,
+        "request": request_id,
         "upload_zips": dict(zip(names[n - nu :], upload_zips, strict=True)),
     }
 

@@ -161,14 +161,18 @@ def consenting_members(home: Home, root: Path, count: int, listens: int = 200) -
     return names
 
 
-def passed_request(home: Home, voters: list[str], price: int, spec: str = WEEKDAY_SPEC) -> str:
-    """A buyer 'Lab' proposes ``spec``; the vote opens, every voter says yes, it closes
-    passed; the request's id."""
+def lab_request(home: Home, price: int, spec: str = WEEKDAY_SPEC, *, opened: bool = True) -> str:
+    """Buyer 'Lab' (added if new) proposes ``spec``; the vote opens unless ``opened`` is
+    False (a draft); the request's id."""
+    from tunetrust.errors import ConflictError
     from tunetrust.services import governance
     from tunetrust.services.models import Actor
 
     steward = Actor.steward()
-    governance.add_buyer(home, steward, "Lab", "lab@example.invalid", "SE")
+    try:
+        governance.add_buyer(home, steward, "Lab", "lab@example.invalid", "SE")
+    except ConflictError:
+        pass  # Lab is a buyer already
     req = governance.create_request(
         home,
         Actor.buyer("Lab"),
@@ -178,8 +182,19 @@ def passed_request(home: Home, voters: list[str], price: int, spec: str = WEEKDA
         currency="EUR",
         licence="research-only",
     )
-    governance.open_request(home, steward, req.id)
-    for name in voters:
-        governance.vote(home, Actor.member(name), name, req.id, "yes")
-    assert governance.close_request(home, steward, req.id).state == "passed"
+    if opened:
+        governance.open_request(home, steward, req.id)
     return req.id
+
+
+def passed_request(home: Home, voters: list[str], price: int, spec: str = WEEKDAY_SPEC) -> str:
+    """A buyer 'Lab' proposes ``spec``; the vote opens, every voter says yes, it closes
+    passed; the request's id."""
+    from tunetrust.services import governance
+    from tunetrust.services.models import Actor
+
+    request_id = lab_request(home, price, spec)
+    for name in voters:
+        governance.vote(home, Actor.member(name), name, request_id, "yes")
+    assert governance.close_request(home, Actor.steward(), request_id).state == "passed"
+    return request_id

@@ -35,7 +35,7 @@ from tunetrust.settings import Settings
 from tunetrust.store.home import Home, init_home
 
 from .browser import chromium
-from .factories import WEEKDAY_SPEC, consenting_members, export_zip
+from .factories import consenting_members, export_zip, lab_request
 
 TUNETRUST = Path(sys.executable).with_name("tunetrust")
 NAME = "Robin"
@@ -77,7 +77,6 @@ def server(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     origin = f"http://localhost:{port}"  # WebAuthn refuses an IP address as the site
     home = init_home(Settings(home=root / "home", web_origin=origin))
     others = consenting_members(home, root, 2)
-    governance.add_buyer(home, Actor.steward(), "Lab", "lab@example.invalid", "SE")
     log_path = root / "server.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -317,16 +316,7 @@ def test_a_member_walks_the_whole_site_on_a_desktop_and_a_phone(
     assert dp.get_by_text("You allow this now.").is_visible()
 
     # 5. a buyer asks; the vote opens (steward); the member votes yes on the phone
-    request = governance.create_request(
-        home,
-        Actor.buyer("Lab"),
-        buyer="Lab",
-        spec_text=WEEKDAY_SPEC,
-        price=PRICE,
-        currency="EUR",
-        licence="research-only",
-    ).id
-    governance.open_request(home, steward, request)
+    request = lab_request(home, PRICE)
     phone.open("/votes", "votes-open")
     pp.get_by_role("link", name=f"Read and vote on the request from Lab ({request[:8]})").tap()
     pp.wait_for_url(f"**/votes/{request}")

@@ -16,7 +16,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.factories import consenting_members, export_zip, passed_request
+from tests.factories import consenting_members, export_zip, lab_request, passed_request
 from tests.softauthn import SoftAuthenticator
 from tunetrust.coop import accounts
 from tunetrust.coop import audit as audit_log
@@ -294,27 +294,11 @@ def test_a_consent_change_gives_a_receipt_only_its_member_can_open(
 # --- votes ------------------------------------------------------------------------------
 
 
-def _open_request(coop: Coop, price: int = 100_000) -> str:
-    governance.add_buyer(coop.home, STEWARD, "Lab", "lab@example.invalid", "SE")
-    from tests.factories import WEEKDAY_SPEC
-
-    req = governance.create_request(
-        coop.home,
-        Actor.buyer("Lab"),
-        buyer="Lab",
-        spec_text=WEEKDAY_SPEC,
-        price=price,
-        currency="EUR",
-        licence="research-only",
-    )
-    return governance.open_request(coop.home, STEWARD, req.id).id
-
-
 def test_voting_changing_a_vote_and_the_ballot_receipt(coop: Coop, alice: TestClient) -> None:
     members.set_consent(coop.home, Actor.member("alice"), "alice", "research", granted=True)
     others = consenting_members(coop.home, coop.root, 2, listens=200)
     bob = coop.join("bob")  # joins before the vote opens, never consents
-    rid = _open_request(coop)
+    rid = lab_request(coop.home, 100_000)
     listing = alice.get("/votes").text
     assert "Lab (Sweden)" in listing and f"/votes/{rid}" in listing
     page = alice.get(f"/votes/{rid}").text

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.factories import export_zip
+from tests.factories import export_zip, lab_request
 from tests.softauthn import SoftAuthenticator
 from tests.web_support import ORIGIN, Site, csrf_of, form, site
 from tunetrust.coop import accounts, audit
@@ -410,29 +410,14 @@ def test_the_export_leaves_no_copy_on_disk(web: Site, tmp_path: Path) -> None:
 
 
 def test_ids_in_urls_are_whole_ids_not_patterns(web: Site) -> None:
-    from tunetrust.services import governance
-    from tunetrust.services.models import Actor
-
     c, _ = web.join("alice")
-    governance.add_buyer(web.home, Actor.steward(), "Lab", "lab@example.invalid", "SE")
-    from tests.factories import WEEKDAY_SPEC
-
-    draft = governance.create_request(
-        web.home,
-        Actor.buyer("Lab"),
-        buyer="Lab",
-        spec_text=WEEKDAY_SPEC,
-        price=1000,
-        currency="EUR",
-        licence="research-only",
-        voting_days=7,
-    )
+    draft = lab_request(web.home, 1000, opened=False)
     token = form(c, "/votes")
     for path in ("/contributions/______", "/contributions/%25%25%25%25%25%25", "/votes/______"):
         assert c.get(path).status_code == 404, path
     # a draft is nothing here, for a vote as for the page
-    assert c.get(f"/votes/{draft.id}").status_code == 404
-    r = c.post(f"/votes/{draft.id}", data={"csrf": token, "choice": "yes"})
+    assert c.get(f"/votes/{draft}").status_code == 404
+    r = c.post(f"/votes/{draft}", data={"csrf": token, "choice": "yes"})
     assert r.status_code == 404 and "draft" not in r.text
 
 

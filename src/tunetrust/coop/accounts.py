@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tunetrust.coop import audit
-from tunetrust.coop.keyring import derived_key
+from tunetrust.coop.keyring import derived_key, reveal
 from tunetrust.coop.members import insert_member, name_is_taken, name_refused, new_member
 from tunetrust.errors import ConflictError, NotFoundError
 from tunetrust.store import keys
@@ -39,6 +39,7 @@ INVITATION_DAYS = 7
 SESSION_HOURS = 12  # a signed-in session ends after this, or when the member signs out
 ANONYMOUS_MINUTES = 30  # a session nobody signed into (a form, a pending ceremony)
 RECOVERY_CODES = 8
+PASSKEY_TAKEN = "this passkey is registered here already; sign in with it"
 FRESH_MINUTES = 15  # adding a passkey or new recovery codes needs a sign-in this recent
 ATTEMPTS = 10  # failed sign-ins from one place …
 ATTEMPT_WINDOW = timedelta(minutes=15)  # … within this long, then refused until it passes
@@ -117,6 +118,15 @@ def find_invitation(session: Session, token: str) -> Invitation:
     return row
 
 
+def invitation_for(home: Home, token: str) -> tuple[Invitation, str | None]:
+    """The invitation a link opens, and the name of the member it enrols (None: it
+    admits someone new)."""
+    with home.sessions() as s:
+        invitation = find_invitation(s, token)
+        enrols = s.get(Member, invitation.member_id) if invitation.member_id else None
+        return invitation, reveal(home, enrols).name if enrols else None
+
+
 def close_invitation(home: Home, invitation_id: str) -> bool:
     """Stop a link working now (closing admission); whether it was still open."""
     with home.transaction() as s:
@@ -138,7 +148,6 @@ class Joined:
     """A person who joined (or enrolled) through an invitation."""
 
     member_id: int
-    pseudonym: str
     codes: list[str]
 
 
@@ -163,8 +172,6 @@ def accept_invitation(
             invitation = find_invitation(s, token)
             if invitation.id != invitation_id:
                 raise ConflictError("this sign-in step has expired; reload the page and try again")
-            if passkey(s, credential[0]) is not None:
-                raise ConflictError("this passkey is registered here already; sign in with it")
             if not invitation.reusable:
                 taken = s.execute(
                     update(Invitation)
@@ -181,25 +188,38 @@ def accept_invitation(
                 member_id = joining.id
             row = s.get(Member, member_id)
             assert row is not None
-            add_passkey(s, member_id, *credential)
-            s.flush()
+            register_passkey(s, row, credential, invitation=invitation_id)
             codes = new_recovery_codes(s, member_id, made)
-            audit.record(
-                s,
-                actor=audit.member_actor(row.pseudonym),
-                action="member.passkey.add",
-                subject=row.pseudonym,
-                payload={"invitation": invitation_id},
-            )
-            pseudonym = row.pseudonym
     except IntegrityError:  # a unique key taken meanwhile: the name, or the passkey
         if joining is not None and name_is_taken(home, joining):
             raise name_refused(home, name, joining) from None
-        raise ConflictError("this passkey is registered here already; sign in with it") from None
-    return Joined(member_id, pseudonym, codes)
+        raise ConflictError(PASSKEY_TAKEN) from None
+    return Joined(member_id, codes)
 
 
 # --- passkeys --------------------------------------------------------------------------
+
+
+def register_passkey(
+    session: Session,
+    member: Member,
+    credential: tuple[str, bytes, int],
+    *,
+    invitation: str | None = None,
+) -> None:
+    """Keep a verified passkey (id, public key, counter) for a member, on the audit log;
+    a passkey registered here already is refused (it signs in as its own member)."""
+    if passkey(session, credential[0]) is not None:
+        raise ConflictError(PASSKEY_TAKEN)
+    add_passkey(session, member.id, *credential)
+    session.flush()  # a credential registered meanwhile fails here, in the caller's transaction
+    audit.record(
+        session,
+        actor=audit.member_actor(member.pseudonym),
+        action="member.passkey.add",
+        subject=member.pseudonym,
+        payload={"invitation": invitation} if invitation else {},
+    )
 
 
 def add_passkey(
@@ -452,12 +472,14 @@ __all__ = [
     "SessionView",
     "accept_invitation",
     "add_passkey",
+    "register_passkey",
     "close_invitation",
     "create_invitation",
     "end_session",
     "failed",
     "find_invitation",
     "find_session",
+    "invitation_for",
     "forget",
     "make_recovery_codes",
     "member_passkeys",

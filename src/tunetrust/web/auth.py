@@ -14,12 +14,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import IntegrityError
 
-from tunetrust.coop import accounts, audit
+from tunetrust.coop import accounts
 from tunetrust.coop.members import get_member
 from tunetrust.errors import ConflictError, ForbiddenError, InputError, NotFoundError
 from tunetrust.names import check_name
-from tunetrust.store.models import Member
 from tunetrust.web import passkeys
 from tunetrust.web.app import ACCESS, page
 from tunetrust.web.security import (
@@ -69,8 +69,14 @@ def _party(request: Request) -> passkeys.Party:
     return passkeys.Party(request.app.state.origin)
 
 
-def _source(request: Request) -> str:
-    return accounts.source(home_of(request), request.client.host if request.client else "?")
+def _not_refused(request: Request) -> str:
+    """Where the request comes from (a keyed digest), unless it failed too often lately."""
+    home = home_of(request)
+    where = accounts.source(home, request.client.host if request.client else "?")
+    with home.sessions() as s:
+        if accounts.refused(s, where):
+            raise ForbiddenError(SIGNIN_REFUSED)
+    return where
 
 
 # a script's JSON body, parsed and size-checked by the framework (a body that is not a JSON
@@ -90,36 +96,20 @@ def _ceremony(v: Visit, kind: str) -> dict[str, Any]:
 @router.get("/join/{token}")
 def join_page(request: Request, token: str) -> Response:
     """The invitation: who it is for, and the passkey step."""
-    home = home_of(request)
-    with home.sessions() as s:
-        invitation = accounts.find_invitation(s, token)
-        enrols = s.get(Member, invitation.member_id) if invitation.member_id else None
-        enrols_name = get_member_name(home, enrols) if enrols else None
-    return page(request, "join.html", token=token, enrols=enrols_name)
-
-
-def get_member_name(home: Any, member: Member) -> str | None:
-    """The unsealed name of a member row."""
-    from tunetrust.coop.keyring import reveal
-
-    return reveal(home, member).name
+    _, enrols = accounts.invitation_for(home_of(request), token)
+    return page(request, "join.html", token=token, enrols=enrols)
 
 
 @router.post("/join/{token}/options")
 def join_options(request: Request, token: str, v: CheckedVisit, body: JsonBody) -> Response:
     """Registration options for a new passkey; the chosen name is checked first."""
     home = v.home
-    with home.sessions() as s:
-        invitation = accounts.find_invitation(s, token)
-        enrols = s.get(Member, invitation.member_id) if invitation.member_id else None
+    invitation, enrols = accounts.invitation_for(home, token)
     if enrols is not None:
-        name = get_member_name(home, enrols) or ""
+        name = enrols
     else:
         name = check_name(str(body.get("name", "")))
-        where = _source(request)
-        with home.sessions() as s:
-            if accounts.refused(s, where):
-                raise ForbiddenError(SIGNIN_REFUSED)
+        where = _not_refused(request)
         try:
             get_member(home, name)
         except NotFoundError:
@@ -188,9 +178,7 @@ def signin_page(request: Request) -> Response:
 @router.post("/signin/options")
 def signin_options(request: Request, v: CheckedVisit) -> Response:
     """Options for the browser to offer this site's passkeys."""
-    with v.home.sessions() as s:
-        if accounts.refused(s, _source(request)):
-            raise ForbiddenError(SIGNIN_REFUSED)
+    _not_refused(request)
     options, challenge = passkeys.authentication(_party(request))
     with v.home.transaction() as s:
         accounts.set_state(s, v.session.id, {"ceremony": "signin", "challenge": challenge})
@@ -200,11 +188,8 @@ def signin_options(request: Request, v: CheckedVisit) -> Response:
 @router.post("/signin/finish")
 def signin_finish(request: Request, v: CheckedVisit, credential: JsonBody) -> Response:
     """Check the passkey's signature; sign in as its member."""
-    where = _source(request)
+    where = _not_refused(request)
     home = v.home
-    with home.sessions() as s:
-        if accounts.refused(s, where):
-            raise ForbiddenError(SIGNIN_REFUSED)
     state = _ceremony(v, "signin")
     try:
         with home.transaction() as s:
@@ -236,11 +221,8 @@ def signin_recovery(
     v: CheckedVisit,
 ) -> Response:
     """Sign in with the member's name and one of their one-time recovery codes."""
-    where = _source(request)
+    where = _not_refused(request)
     home = v.home
-    with home.transaction() as s:
-        if accounts.refused(s, where):
-            raise ForbiddenError(SIGNIN_REFUSED)
     try:
         member = get_member(home, name)
     except (NotFoundError, InputError):
@@ -298,15 +280,12 @@ def add_passkey_finish(request: Request, v: MemberPost, credential: JsonBody) ->
     assert v.member is not None
     state = _ceremony(v, "add")
     key = passkeys.verify_registration(_party(request), credential, str(state["challenge"]))
-    with v.home.transaction() as s:
-        accounts.add_passkey(s, v.member.id, key.credential_id, key.public_key, key.sign_count)
-        audit.record(
-            s,
-            actor=audit.member_actor(v.member.pseudonym),
-            action="member.passkey.add",
-            subject=v.member.pseudonym,
-            payload={},
-        )
+    try:
+        with v.home.transaction() as s:
+            credential_key = (key.credential_id, key.public_key, key.sign_count)
+            accounts.register_passkey(s, v.member, credential_key)
+    except IntegrityError:  # the same passkey registered meanwhile
+        raise ConflictError(accounts.PASSKEY_TAKEN) from None
     return JSONResponse({"next": "/account"})
 
 
