@@ -421,3 +421,28 @@ def test_forget_deletes_a_members_jobs_and_returns_their_uploads(
     assert sorted(forgotten) == sorted(keys[:2])
     assert jobs.member_jobs(coop, STEWARD, "ann") == []
     assert len(jobs.member_jobs(coop, STEWARD, "bob")) == 1
+
+
+def test_leftovers_of_killed_processes_are_swept_and_live_uploads_kept(coop: Home) -> None:
+    import os
+
+    members.join(coop, STEWARD, "ann")
+    store = records.uploads(coop)
+    queued = _submit(coop, "ann", export_zip(coop.settings.home.parent, "extended-c", 300))
+    queued_key = records.get(coop, queued.id).params["upload"]
+    store.put("orphan.zip", b"no job names me")  # stored, never queued
+    store.put("fresh.zip", b"still arriving elsewhere")
+    with store.stage("cut.zip"):  # a server killed mid-upload leaves the staged file
+        pass
+    staged = Path(store.uri("cut.zip.tmp"))
+    staged.write_bytes(b"half an upload")
+    store.put(".run-deadbeef-1/export.zip", b"a killed worker's run copy")
+    old = time.time() - 2 * 3600
+    for key in ("orphan.zip", queued_key, ".run-deadbeef-1/export.zip"):
+        os.utime(store.uri(key), (old, old))
+    os.utime(staged, (old, old))
+
+    assert records.sweep_uploads(coop) == 3
+    assert sorted(store.list()) == sorted([queued_key, "fresh.zip"])
+    assert not Path(store.uri(".run-deadbeef-1")).exists()
+    assert _work(coop) == 1 and _status(coop, queued).state == "done"  # the live one imports

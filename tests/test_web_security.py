@@ -9,11 +9,13 @@ from __future__ import annotations
 import io
 import logging
 import re
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tests.factories import export_zip, lab_request
@@ -495,3 +497,36 @@ def test_an_old_session_cannot_add_a_way_in(web: Site) -> None:
     ):
         assert r.status_code == 403 and "sign in again" in r.text
     assert c.get("/account").status_code == 200  # still signed in for everything else
+
+
+def test_a_killed_servers_export_copies_are_removed_at_start(web: Site) -> None:
+    import os
+
+    from tunetrust.web.pages import EXPORTS, sweep_exports
+
+    root = web.home.settings.home / EXPORTS
+    for name in ("left-by-a-killed-server", "under-way-elsewhere"):
+        (root / name).mkdir(parents=True)
+        (root / name / "export.zip").write_bytes(b"decrypted listening history")
+    old = time.time() - 3600
+    os.utime(root / "left-by-a-killed-server", (old, old))
+    with TestClient(web.app, base_url=ORIGIN):  # the app's start runs the sweep
+        pass
+    assert sorted(p.name for p in root.iterdir()) == ["under-way-elsewhere"]
+    assert sweep_exports(web.home, older_than=0) == 1 and list(root.iterdir()) == []
+
+
+def test_adding_a_passkey_registered_already_is_refused(web: Site) -> None:
+    c, _ = web.join("alice")
+    _, bob_key = web.join("bob")
+    token = form(c, "/account")
+    options = c.post("/account/passkey/options", headers={"X-CSRF-Token": token}).json()
+    bobs = bob_key.register(options)  # a credential, then stored for bob before alice finishes
+    with web.home.transaction() as s:
+        bob_id = s.scalars(select(Member.id).order_by(Member.id.desc())).first()
+        assert bob_id is not None
+        accounts.add_passkey(s, bob_id, bobs["id"], b"key", 0)
+    r = c.post("/account/passkey/finish", json=bobs, headers={"X-CSRF-Token": token})
+    assert r.status_code == 409 and "registered here already" in r.text
+    with web.home.sessions() as s:
+        assert len(accounts.member_passkeys(s, bob_id)) == 2  # bob's own and the one stored

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import secrets
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import CursorResult, and_, delete, or_, select, update
@@ -275,6 +276,38 @@ def member_jobs(home: Home, member_id: int) -> list[Job]:
                 .order_by(Job.created_at.desc(), Job.id.desc())
             )
         )
+
+
+LEFT_AFTER = timedelta(hours=1)  # an upload file no live job names, this old, is left over
+
+
+def sweep_uploads(home: Home, *, older_than: timedelta = LEFT_AFTER) -> int:
+    """Delete what killed processes left in the uploads store; how many files went.
+
+    A server killed mid-upload leaves a staged ``.tmp`` file; one killed between storing
+    an upload and queueing its job leaves a file no job names; a worker killed mid-import
+    leaves its run folder. Files a queued or running job names (its upload, its run
+    folder) stay; so does anything younger than ``older_than``, which may be an upload
+    still arriving at another server sharing the home.
+    """
+    with home.sessions() as s:
+        live = list(s.scalars(select(Job).where(Job.state.in_((QUEUED, RUNNING)))))
+    kept = set(_upload_keys(live)) | {f".run-{j.id}-" for j in live}
+    store = uploads(home)
+    cutoff = datetime.now(UTC).timestamp() - older_than.total_seconds()
+    swept = 0
+    for key in store.list():
+        top = key.split("/", 1)[0]
+        if top in kept or any(top.startswith(k) for k in kept if k.startswith(".run-")):
+            continue
+        local = Path(store.uri(key))
+        if local.stat().st_mtime < cutoff:
+            local.unlink(missing_ok=True)
+            swept += 1
+    for folder in sorted(Path(store.uri("")).glob(".run-*")):  # emptied run folders
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    return swept
 
 
 def forget(session: Session, member_id: int) -> list[str]:

@@ -324,6 +324,7 @@ class Worker:
         if self._thread is not None and self._thread.is_alive():
             return
         jobs.release_orphans(self.home, self.name.split(":")[0])  # a killed server's jobs
+        jobs.sweep_uploads(self.home)  # and the files killed processes left
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="tunetrust-worker", daemon=True)
         self._thread.start()

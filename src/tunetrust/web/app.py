@@ -93,6 +93,7 @@ def create_app(settings: Settings, *, worker: bool = True, home: Home | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pages.sweep_exports(home)  # decrypted copies a killed server may have left
         if worker:
             w = Worker(home)
             w.start()

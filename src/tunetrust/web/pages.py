@@ -17,6 +17,7 @@ import re
 import secrets
 import shutil
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response, Streamin
 
 from tunetrust.errors import InputError, NotFoundError
 from tunetrust.insights import charts, report
+from tunetrust.store.home import Home
 from tunetrust.web.app import ACCESS, page
 from tunetrust.web.security import MemberPost, MemberVisit, Visit
 
@@ -436,6 +438,20 @@ def rights(request: Request, v: MemberVisit) -> Response:
     return _page(request, "rights.html", nav="rights")
 
 
+EXPORTS = "exports"  # below the home: an export's private folder, gone before it is sent
+
+
+def sweep_exports(home: Home, *, older_than: float = 600) -> int:
+    """Folders a server killed mid-export left (each a decrypted copy): removed at start.
+
+    Younger ones may be another server's export under way, a second or two long."""
+    cutoff = time.time() - older_than
+    left = [f for f in (home.settings.home / EXPORTS).glob("*") if f.stat().st_mtime < cutoff]
+    for folder in left:
+        shutil.rmtree(folder, ignore_errors=True)
+    return len(left)
+
+
 @router.post("/rights/export")
 def export(request: Request, v: MemberPost) -> Response:
     """Everything held about me, as one zip.
@@ -446,7 +462,7 @@ def export(request: Request, v: MemberPost) -> Response:
     from tunetrust.services import members
     from tunetrust.store import private
 
-    folder = v.home.settings.home / "exports" / secrets.token_hex(16)
+    folder = v.home.settings.home / EXPORTS / secrets.token_hex(16)
     private.mkdir(folder)
     try:
         receipt = members.export_data(v.home, v.actor, v.name, folder / "export.zip")
