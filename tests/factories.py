@@ -198,3 +198,13 @@ def passed_request(home: Home, voters: list[str], price: int, spec: str = WEEKDA
         governance.vote(home, Actor.member(name), name, request_id, "yes")
     assert governance.close_request(home, Actor.steward(), request_id).state == "passed"
     return request_id
+
+
+def stored_listens(home: Home, member: str) -> Any:
+    """A member's stored listens (an Arrow table) without the per-home contribution id,
+    in a fixed order: comparable between two homes that imported the same export."""
+    from tunetrust.coop.members import get_member
+
+    m = get_member(home, member)
+    table = home.events.read(m.pseudonym, m.events_file).drop(["contribution"])
+    return table.sort_by([(c, "ascending") for c in table.column_names])

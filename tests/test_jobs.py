@@ -19,11 +19,10 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pytest
 from sqlalchemy import select, update
 
-from tests.factories import export_zip, fabricated_rows, json_bytes, zip_of
+from tests.factories import export_zip, fabricated_rows, json_bytes, stored_listens, zip_of
 from tunetrust import Home, Settings, init_home, open_home
 from tunetrust.coop import jobs as records
 from tunetrust.coop.members import get_member
@@ -62,13 +61,6 @@ def _work(home: Home, name: str = "w1") -> int:
 
 def _status(home: Home, info: JobInfo, member: str = "ann") -> JobInfo:
     return jobs.job_status(home, Actor.member(member), info.id)
-
-
-def _listens(home: Home, member: str) -> pa.Table:
-    """A member's stored listens, without the per-home contribution id, in a fixed order."""
-    m = get_member(home, member)
-    table = home.events.read(m.pseudonym, m.events_file).drop(["contribution"])
-    return table.sort_by([(c, "ascending") for c in table.column_names])
 
 
 def _contributions(home: Home) -> list[Contribution]:
@@ -115,7 +107,7 @@ def test_an_upload_is_stored_as_a_direct_import_stores_it(coop: Home, tmp_path: 
             k: v for k, v in expected.to_dict().items() if k not in ignore
         }
         assert got.listens_added == expected.listens_added > 2_000
-        assert _listens(coop, "ann").equals(_listens(direct, "ann"))
+        assert stored_listens(coop, "ann").equals(stored_listens(direct, "ann"))
     finally:
         direct.close()
     assert [j.id for j in jobs.member_jobs(coop, Actor.member("ann"), "ann")] == [info.id]

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import export_zip
+from tests.factories import export_zip, stored_listens
 from tunetrust.coop import jobs as job_records
-from tunetrust.services import jobs, members
+from tunetrust.services import data, jobs, members
 from tunetrust.services.models import Actor
 from tunetrust.settings import Settings
 from tunetrust.store.home import init_home, open_home
@@ -113,8 +113,14 @@ def test_a_server_killed_mid_import_finishes_the_job_once_after_restart(tmp_path
         except subprocess.TimeoutExpired:
             second.kill()
 
+    # imported exactly once, and what is stored is what a plain import of the zip stores
+    reference = init_home(Settings(home=tmp_path / "reference"))
+    members.join(reference, Actor.steward(), "alice")
+    data.import_contribution(reference, Actor.member("alice"), "alice", [upload])
+    assert stored_listens(home, "alice").equals(stored_listens(reference, "alice"))
+    reference.close()
     with home.sessions() as s:
-        assert s.query(Contribution).count() == 1  # imported exactly once
+        assert s.query(Contribution).count() == 1
         row = s.get(Job, job.id)
         assert row is not None and row.attempts == 2
     assert job_records.uploads(home).list() == []  # the upload is gone once the job ended
