@@ -33,7 +33,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response, Streamin
 from tunetrust.errors import InputError, NotFoundError
 from tunetrust.insights import charts, report
 from tunetrust.store.home import Home
-from tunetrust.web.app import ACCESS, page
+from tunetrust.web.app import ACCESS, page, templates
 from tunetrust.web.security import MemberPost, MemberVisit, Visit
 
 router = APIRouter()
@@ -85,18 +85,8 @@ def _country(code: str | None) -> str:
     return str(found.name) if found else (code or "unknown")
 
 
-def _page(request: Request, template: str, status: int = 200, **context: Any) -> Response:
-    """A page with the helpers every template here may use."""
-    return page(
-        request,
-        template,
-        status,
-        when=_when,
-        country=_country,
-        hours=charts.hours,
-        pct=charts.percent,
-        **context,
-    )
+# the helpers the templates here use, registered once
+templates.env.globals.update(when=_when, country=_country, hours=charts.hours, pct=charts.percent)
 
 
 WHOLE_ID = re.compile(r"[0-9a-f]{32}")
@@ -120,13 +110,13 @@ def _not_found() -> Iterator[None]:
 
 
 @router.get("/")
-def home_page(request: Request, v: MemberVisit) -> Response:
+def homepage(request: Request, v: MemberVisit) -> Response:
     """The member's home: where they stand, and what to do next."""
     from tunetrust.services import data, members
 
     profile = members.member_profile(v.home, v.actor, v.name)
     contributions = data.list_contributions(v.home, v.actor, v.name)
-    return _page(request, "home.html", nav="home", profile=profile, contributions=contributions)
+    return page(request, "home.html", nav="home", profile=profile, contributions=contributions)
 
 
 @router.get("/guide")
@@ -157,7 +147,7 @@ def contribution(request: Request, contribution_id: str, v: MemberVisit) -> Resp
         ),
         None,
     )
-    return _page(
+    return page(
         request,
         "contribution.html",
         nav="home",
@@ -263,14 +253,14 @@ def insights(request: Request, v: MemberVisit, q: ChosenPeriod) -> Response:
     context: dict[str, Any] = {"nav": "insights", "chosen": chosen, "zones": time_zones()}
     assert v.member is not None
     if v.member.events_file is None:  # nothing stored yet (no need to count the listens)
-        return _page(request, "insights.html", empty=True, **context)
+        return page(request, "insights.html", empty=True, **context)
     try:
         i = _insights(v, period, year, start, end, tz)
     except InputError as problem:  # the form is shown again, with what to change
-        return _page(request, "insights.html", status=400, problem=str(problem), **context)
+        return page(request, "insights.html", status=400, problem=str(problem), **context)
     new = report.new_artists(i)
     figures = report.figures(i)
-    return _page(
+    return page(
         request,
         "insights.html",
         i=i,
@@ -294,7 +284,7 @@ def insights_json(v: MemberVisit, q: ChosenPeriod) -> Response:
 
 
 @router.get("/consent")
-def consent_page(request: Request, v: MemberVisit) -> Response:
+def consentpage(request: Request, v: MemberVisit) -> Response:
     """Grant or withdraw per purpose; every decision with its receipt."""
     from tunetrust.services import governance, members
 
@@ -302,7 +292,7 @@ def consent_page(request: Request, v: MemberVisit) -> Response:
     receipts = governance.consent_receipts(v.home, v.actor, v.name)
     # each decision wrote one row and one audit entry, in the same order
     rows = list(zip(history.history, _padded(receipts, history.history), strict=True))
-    return _page(
+    return page(
         request,
         "consent.html",
         nav="consent",
@@ -350,7 +340,7 @@ def consent_receipt(request: Request, seq: int, v: MemberVisit) -> Response:
 
     with _not_found():
         receipt = governance.consent_receipt(v.home, v.actor, v.name, seq)
-    return _page(request, "receipt.html", nav="consent", receipt=receipt, explain=PURPOSES)
+    return page(request, "receipt.html", nav="consent", receipt=receipt, explain=PURPOSES)
 
 
 # --- votes -----------------------------------------------------------------------------
@@ -364,17 +354,17 @@ def votes(request: Request, v: MemberVisit) -> Response:
     found = governance.requests_for_member(v.home, v.actor, v.name)
     open_now = [r for r in found if r.request.state == "open"]
     decided = [r for r in found if r.request.state != "open"]
-    return _page(request, "votes.html", nav="votes", open_now=open_now, decided=decided)
+    return page(request, "votes.html", nav="votes", open_now=open_now, decided=decided)
 
 
 @router.get("/votes/{request_id}")
-def vote_page(request: Request, request_id: str, v: MemberVisit) -> Response:
+def votepage(request: Request, request_id: str, v: MemberVisit) -> Response:
     """One request explained, the live tally, my ballot and its receipt."""
     from tunetrust.services import governance
 
     with _not_found():
         r = governance.request_for_member(v.home, v.actor, v.name, _whole(request_id))
-    return _page(request, "vote.html", nav="votes", r=r, explain=PURPOSES)
+    return page(request, "vote.html", nav="votes", r=r, explain=PURPOSES)
 
 
 @router.post("/votes/{request_id}")
@@ -401,7 +391,7 @@ def money(request: Request, v: MemberVisit) -> Response:
     """My payouts, my privacy budget per purpose, the releases I was in."""
     from tunetrust.services import members, releases
 
-    return _page(
+    return page(
         request,
         "money.html",
         nav="money",
@@ -435,7 +425,7 @@ def proof(release_id: str, v: MemberVisit) -> Response:
 @router.get("/rights")
 def rights(request: Request, v: MemberVisit) -> Response:
     """Download everything held about me; erase it all."""
-    return _page(request, "rights.html", nav="rights")
+    return page(request, "rights.html", nav="rights")
 
 
 EXPORTS = "exports"  # below the home: an export's private folder, gone before it is sent
@@ -492,7 +482,7 @@ def erase(
     from tunetrust.services import members
 
     if confirm != v.name:
-        return _page(
+        return page(
             request,
             "rights.html",
             status=400,
@@ -505,7 +495,7 @@ def erase(
         for key in [k for k in _cache if k[0] == v.member.pseudonym]:
             del _cache[key]
     # signed out now (the session went with the member): the page shows no menu
-    return _page(request, "goodbye.html", member=None, receipt=receipt)
+    return page(request, "goodbye.html", member=None, receipt=receipt)
 
 
 __all__ = ["router"]
