@@ -89,17 +89,24 @@ def test_every_post_without_the_csrf_token_is_refused(web: Site) -> None:
 
 
 def test_a_new_session_id_at_sign_in_and_the_old_one_is_gone(web: Site) -> None:
-    c = web.client()
-    c.get("/signin")
-    before = c.cookies.get("tunetrust_session")
     _, key = web.join("alice")
-    signed, done = web.sign_in(key)
+    c = web.client()
+    token = csrf_of(c.get("/signin").text)
+    before = c.cookies.get("tunetrust_session")  # the anonymous session of this browser
+    options = c.post("/signin/options", headers={"X-CSRF-Token": token})
+    done = c.post(
+        "/signin/finish", json=key.sign_in(options.json()), headers={"X-CSRF-Token": token}
+    )
     assert done.status_code == 200, done.text
-    after = signed.cookies.get("tunetrust_session")
+    after = c.cookies.get("tunetrust_session")
     assert before and after and before != after
-    # the anonymous cookie of the signed-in browser no longer opens any session
     with web.home.sessions() as s:
-        assert accounts.find_session(s, "not-a-cookie") is None
+        assert accounts.find_session(s, before) is None  # fixation: the old id opens nothing
+        signed = accounts.find_session(s, after)
+        assert signed is not None and signed.member_id is not None
+    stale = web.client()
+    stale.cookies.set("tunetrust_session", before)
+    assert stale.get("/").status_code == 303  # a planted cookie is not signed in
 
 
 def test_headers_on_pages_errors_and_static_files(web: Site) -> None:
@@ -198,7 +205,7 @@ def test_an_oversized_upload_is_refused_mid_stream_and_nothing_is_stored(tmp_pat
             headers={"Content-Type": "multipart/form-data; boundary=tunetrust-test-boundary"},
         )
         assert r.status_code == 413, r.text
-        assert "my_data.zip: larger than the 0 MiB" in r.text or "my_data.zip" in r.text
+        assert "my_data.zip: larger than the 256 KiB an export may be" in r.text
         _nothing_stored(s)
         # with the length declared, refused before the body is read
         r = c.post(

@@ -50,8 +50,9 @@ class TooLarge(InputError):
     status = 413
 
 
-def _mib(n: int) -> str:
-    return f"{n / 2**20:,.0f} MiB"
+def _size(n: int) -> str:
+    """A limit as a person reads it: 4,096 MiB, 256 KiB."""
+    return f"{n / 2**20:,.0f} MiB" if n >= 2**20 else f"{n / 2**10:,.0f} KiB"
 
 
 class _Receiver:
@@ -112,7 +113,7 @@ class _Receiver:
         self.written += end - start
         if self.written > self.limit:
             raise TooLarge(
-                f"{self.filename or 'the upload'}: larger than the {_mib(self.limit)} "
+                f"{self.filename or 'the upload'}: larger than the {_size(self.limit)} "
                 "an export may be — upload the zip the service sent, unchanged"
             )
         self.sink.write(data[start:end])
@@ -133,7 +134,7 @@ def upload_page(request: Request, v: MemberVisit) -> Response:
     """The upload form and the member's earlier uploads."""
     limit = v.home.settings.limits.max_total_bytes
     recent = jobs.member_jobs(v.home, v.actor, v.name)
-    return page(request, "upload.html", nav="upload", jobs=recent, limit=_mib(limit))
+    return page(request, "upload.html", nav="upload", jobs=recent, limit=_size(limit))
 
 
 @router.post("/upload")
@@ -144,7 +145,7 @@ async def upload(request: Request, v: MemberPost) -> Response:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limits.max_total_bytes + 2**20:
         raise TooLarge(
-            f"the upload is larger than the {_mib(limits.max_total_bytes)} an export may be"
+            f"the upload is larger than the {_size(limits.max_total_bytes)} an export may be"
         )
     kind, params = parse_options_header(request.headers.get("content-type", ""))
     if kind != b"multipart/form-data" or b"boundary" not in params:
