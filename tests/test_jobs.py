@@ -438,3 +438,17 @@ def test_leftovers_of_killed_processes_are_swept_and_live_uploads_kept(coop: Hom
     assert sorted(store.list()) == sorted([queued_key, "fresh.zip"])
     assert not Path(store.uri(".run-deadbeef-1")).exists()
     assert _work(coop) == 1 and _status(coop, queued).state == "done"  # the live one imports
+
+
+def test_a_job_row_edited_to_point_outside_the_uploads_store_reads_nothing(home: Home) -> None:
+    members.join(home, STEWARD, "ann")
+    ann = get_member(home, "ann")
+    key_file = home.settings.home / "master.key"
+    before = key_file.read_bytes()
+    for upload in ("../master.key", "../../etc/passwd", "/etc/passwd"):
+        job = records.enqueue(home, kind="import", member_id=ann.id, params={"upload": upload})
+        assert _work(home) == 1
+        ended = records.get(home, job.id)
+        assert ended.state == "failed" and ended.error, upload
+        assert "root:" not in (ended.error or "")
+    assert key_file.read_bytes() == before and _contributions(home) == []

@@ -133,7 +133,10 @@ def run_job(home: Home, job: Job, *, beat: float = STALE_AFTER.total_seconds() /
         ended = _run(home, job, progress)
     key = job.params.get("upload")
     if ended and key:
-        jobs.uploads(home).delete(str(key))
+        try:
+            jobs.uploads(home).delete(str(key))
+        except InputError:  # not a key of the store (a row edited by hand): no file of ours
+            pass
 
 
 def _run(home: Home, job: Job, progress: _Heartbeat) -> bool:
