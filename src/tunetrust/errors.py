@@ -15,6 +15,8 @@ never contain personal field values, only file names, row numbers and field name
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class TuneTrustError(Exception):
     """Base of every error TuneTrust raises on purpose."""
@@ -23,9 +25,17 @@ class TuneTrustError(Exception):
 
 
 class InputError(TuneTrustError):
-    """The caller gave input we cannot use."""
+    """The caller gave input we cannot use.
+
+    ``fields``: each problem as (the field's path, what is wrong), for interfaces that
+    point at fields one by one (the HTTP API's problem details); the message says it all.
+    """
 
     status = 400
+
+    def __init__(self, message: str = "", *, fields: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.fields = list(fields)
 
 
 class ExportError(InputError):

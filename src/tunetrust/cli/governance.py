@@ -39,7 +39,7 @@ def buyer_add(
     country: Annotated[str, typer.Option(help="Two-letter country code.")],
     as_json: JSON_OPTION = False,
 ) -> None:
-    """Register a buyer; prints its API token once (only a hash is kept)."""
+    """Register a buyer; prints its first API token once (only a digest is kept)."""
     from tunetrust.services.governance import add_buyer
 
     with _open(ctx) as home:
@@ -47,7 +47,11 @@ def buyer_add(
     if as_json:
         emit("buyer-add", buyer)
         return
-    out.print(f"[green]Added buyer[/] {escape(buyer.name)}; API token (shown once): {buyer.token}")
+    out.print(
+        f"[green]Added buyer[/] {escape(buyer.name)}. API token {buyer.token_id} for /api/v1 "
+        f"and the buyer portal (until {buyer.expires}; shown once):"
+    )
+    out.print(buyer.token, soft_wrap=True, highlight=False)
 
 
 @request_app.command("create")

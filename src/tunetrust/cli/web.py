@@ -1,4 +1,4 @@
-"""The web app's commands: ``invite`` (a one-time link to join) and ``serve``."""
+"""The web app's commands: ``invite`` (a link to join), ``serve`` and ``token`` (API tokens)."""
 
 from __future__ import annotations
 
@@ -104,3 +104,98 @@ def serve(
         log_level="warning",
         proxy_headers=True,
     )
+
+
+token_app = typer.Typer(
+    help="API tokens for /api/v1, the buyer portal and the steward's console.",
+    no_args_is_help=True,
+)
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("add")
+def token_add(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Argument(help="Who it acts as: buyer, auditor, steward or member.")],
+    holder: Annotated[
+        str, typer.Argument(help="The buyer's, auditor's, steward's or member's name.")
+    ],
+    label: Annotated[str, typer.Option(help="What it is for (shown in lists).")] = "",
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scope",
+            help="Narrow it to these scopes (repeat); default: all of its kind's "
+            "(docs/api.md lists them).",
+            show_default=False,
+        ),
+    ] = None,
+    days: Annotated[int, typer.Option(help="How long it works (1–365 days).")] = 90,
+    as_json: JSON_OPTION = False,
+) -> None:
+    """Make an API token; its secret is printed once (only a digest is kept)."""
+    from tunetrust.services.tokens import issue_token
+
+    with _open(ctx) as home:
+        made = issue_token(
+            home,
+            steward(home),
+            kind=kind,
+            holder=holder,
+            label=label,
+            scopes=scope or None,
+            days=days,
+        )
+    if as_json:
+        emit("token-add", made)
+        return
+    info = made.info
+    out.print(
+        f"[green]Token {info.id}[/] for {escape(info.holder)} ({info.kind}: "
+        f"{', '.join(info.scopes)}; until {info.expires}). Shown once:"
+    )
+    out.print(made.token, soft_wrap=True, highlight=False)
+
+
+@token_app.command("list")
+def token_list(ctx: typer.Context, as_json: JSON_OPTION = False) -> None:
+    """Every token: holder, scopes, expiry, revocation, last use (never a secret)."""
+    from rich.table import Table
+
+    from tunetrust.services.tokens import list_tokens
+
+    with _open(ctx) as home:
+        found = list_tokens(home, steward(home))
+    if as_json:
+        emit("token-list", found)
+        return
+    table = Table("id", "kind", "holder", "label", "scopes", "expires", "revoked", "last used")
+    for t in found:
+        table.add_row(
+            t.id,
+            t.kind,
+            escape(t.holder),
+            escape(t.label),
+            ", ".join(t.scopes),
+            t.expires[:16],
+            (t.revoked or "")[:16],
+            (t.last_used or "")[:16],
+        )
+    out.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    ctx: typer.Context,
+    token_id: Annotated[str, typer.Argument(help="The token's id (from token list).")],
+    as_json: JSON_OPTION = False,
+) -> None:
+    """Revoke a token now: its calls and browser sessions stop."""
+    from tunetrust.services.tokens import revoke_token
+
+    with _open(ctx) as home:
+        done = revoke_token(home, steward(home), token_id)
+    if as_json:
+        emit("token-revoke", done)
+        return
+    out.print(f"[green]Token {done.id} revoked[/] at {done.revoked}")

@@ -20,7 +20,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tunetrust.coop import audit
+from tunetrust.coop import audit, tokens
 from tunetrust.coop.keyring import derived_key, reveal
 from tunetrust.coop.members import insert_member, name_is_taken, name_refused, new_member
 from tunetrust.errors import ConflictError, NotFoundError
@@ -339,6 +339,7 @@ class SessionView:
     csrf: str
     state: dict[str, object]
     opened: datetime  # when it opened: for a signed-in session, when the member signed in
+    token_id: str | None = None  # signed in with an API token (buyer portal, console)
 
     @property
     def fresh(self) -> bool:
@@ -347,18 +348,25 @@ class SessionView:
 
 
 def _view(row: WebSession) -> SessionView:
-    return SessionView(row.id, row.member_id, row.csrf, dict(row.state or {}), row.created_at)
+    return SessionView(
+        row.id, row.member_id, row.csrf, dict(row.state or {}), row.created_at, row.token_id
+    )
 
 
-def open_session(session: Session, member_id: int | None = None) -> tuple[SessionView, str]:
-    """A new session and the cookie's secret (only its digest is stored)."""
+def open_session(
+    session: Session, member_id: int | None = None, *, token_id: str | None = None
+) -> tuple[SessionView, str]:
+    """A new session and the cookie's secret (only its digest is stored); ``token_id``: a
+    buyer's, auditor's or steward's session, signed in with their API token."""
     secret = secrets.token_urlsafe(32)
     now = _now()
     session.execute(delete(WebSession).where(WebSession.expires_at < now))  # indexed: cheap
-    life = timedelta(hours=SESSION_HOURS) if member_id else timedelta(minutes=ANONYMOUS_MINUTES)
+    signed = member_id is not None or token_id is not None
+    life = timedelta(hours=SESSION_HOURS) if signed else timedelta(minutes=ANONYMOUS_MINUTES)
     row = WebSession(
         id=_digest(secret),
         member_id=member_id,
+        token_id=token_id,
         csrf=secrets.token_urlsafe(32),
         state={},
         created_at=now,
@@ -377,6 +385,8 @@ def find_session(session: Session, secret: str) -> SessionView | None:
         member = session.get(Member, row.member_id)
         if member is None or member.erased_at is not None:
             return None
+    if row.token_id is not None and tokens.live(session, row.token_id) is None:
+        return None  # signed in with a token since revoked or expired
     return _view(row)
 
 
@@ -415,12 +425,15 @@ def set_state(session: Session, session_id: str, state: dict[str, object]) -> No
         row.state = dict(state)
 
 
-def sign_in(session: Session, old_id: str | None, member_id: int) -> tuple[SessionView, str]:
-    """End the anonymous session and open a signed-in one (a new id: no fixation)."""
+def sign_in(
+    session: Session, old_id: str | None, member_id: int | None, *, token_id: str | None = None
+) -> tuple[SessionView, str]:
+    """End the anonymous session and open a signed-in one (a new id: no fixation): a
+    member's, or one signed in with an API token (``token_id``)."""
     if old_id:
         session.execute(delete(WebSession).where(WebSession.id == old_id))
     session.execute(delete(WebSession).where(WebSession.expires_at < _now()))
-    return open_session(session, member_id)
+    return open_session(session, member_id, token_id=token_id)
 
 
 def end_session(session: Session, session_id: str) -> None:

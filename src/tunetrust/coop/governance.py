@@ -14,8 +14,6 @@ everything after reads only those.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tunetrust.coop import audit, ledger
+from tunetrust.coop import audit, ledger, tokens
 from tunetrust.coop.contributions import member_weights
 from tunetrust.coop.members import get_member
 from tunetrust.errors import ConflictError, InputError, NotFoundError
@@ -89,30 +87,35 @@ def country_code(text: str) -> str:
     return code
 
 
-def add_buyer(home: Home, name: str, contact: str, country: str) -> tuple[Buyer, str]:
-    """Register a buyer; returns it with its API token (shown once, stored hashed)."""
-    token = secrets.token_urlsafe(32)
+def add_buyer(
+    home: Home, name: str, contact: str, country: str, *, days: int = 90
+) -> tuple[Buyer, str]:
+    """Register a buyer with a first API token (all buyer scopes, ``days`` long); returns
+    the buyer and the token's secret (shown once, stored as a digest)."""
     buyer = Buyer(
         name=name.strip(),
         contact=contact.strip(),
         country=country_code(country),
-        token_sha256=hashlib.sha256(token.encode()).hexdigest(),
+        token_sha256=None,
         created_at=datetime.now(UTC),
     )
     try:
         with home.transaction() as s:
             s.add(buyer)
             s.flush()
+            token, secret = tokens.issue(
+                s, kind="buyer", name=buyer.name, label="first token", days=days, buyer_id=buyer.id
+            )
             audit.record(
                 s,
                 actor=audit.actor(home),
                 action="buyer.add",
                 subject=f"buyer:{buyer.id}",
-                payload={"name": buyer.name},
+                payload={"name": buyer.name, "token": token.id},
             )
     except IntegrityError:
         raise ConflictError(f"a buyer named {name!r} exists already") from None
-    return buyer, token
+    return buyer, secret
 
 
 def find_buyer(session: Session, name: str) -> Buyer:

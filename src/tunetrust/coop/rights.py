@@ -20,7 +20,7 @@ from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.orm import Session
 
 from tunetrust import faults
-from tunetrust.coop import accounts, audit, budget, governance, jobs
+from tunetrust.coop import accounts, audit, budget, governance, jobs, tokens
 from tunetrust.coop.budget import Epsilon
 from tunetrust.coop.consent import in_force
 from tunetrust.coop.keyring import data_key
@@ -29,6 +29,7 @@ from tunetrust.store import db, private
 from tunetrust.store.events import EVENTS_SCHEMA
 from tunetrust.store.home import Home
 from tunetrust.store.models import (
+    ApiToken,
     AuditEntry,
     AuditPayload,
     BudgetCap,
@@ -72,8 +73,9 @@ budget.json            your privacy budget: the epsilon each release spent from 
                        streaming account (it counts against this year's budget)
 sign_in.json           how you sign in to the web app: your passkeys (their ids, when
                        added and last used), how many recovery codes you have left,
-                       your open sessions and the invitations made for you (never a
-                       secret: codes and links are kept only as hashes)
+                       your open sessions, the invitations made for you and your
+                       personal API tokens (never a secret: codes, links and tokens
+                       are kept only as hashes)
 uploads.json           every upload you made in the web app and how its import ended
 audit.json             every audit-log entry about you, with its payload
 raw/                   your original exports, decrypted from the vault
@@ -426,6 +428,18 @@ def _sign_in(session: Session, member_id: int) -> dict[str, Any]:
             }
             for i in rows(Invitation)
         ],
+        "api_tokens": [
+            {
+                "id": t.id,
+                "label": t.label,
+                "scopes": list(t.scopes or ()),
+                "made": _when(t.created_at),
+                "expires": _when(t.expires_at),
+                "revoked": _when(t.revoked_at),
+                "last_used": _when(t.last_used_at),
+            }
+            for t in rows(ApiToken)  # the secrets are digests
+        ],
     }
 
 
@@ -553,7 +567,7 @@ def erase_member(home: Home, name: str) -> ErasureReport:
             ballots = governance.drop_ballots(s, row.id, actor=audit.actor(home))
             # no way back in: passkeys, recovery codes, sessions, invitations and
             # unfinished uploads go with the rest
-            sign_ins = accounts.forget(s, row.id)
+            sign_ins = accounts.forget(s, row.id) + tokens.forget(s, row.id)
             uploads = jobs.forget(s, row.id)
             row.name_sealed = None  # unreadable anyway once the data key is gone
             row.name_key = None  # frees the name, and look-alikes of it

@@ -61,7 +61,7 @@ DEFAULT_MIN_LISTENERS = 10
 
 
 def _fail(where: str, problem: str) -> InputError:
-    return InputError(f"release spec, {where}: {problem}")
+    return InputError(f"release spec, {where}: {problem}", fields=[(where, problem)])
 
 
 @dataclass(frozen=True)
@@ -272,7 +272,9 @@ def parse_spec(text: str, *, source_name: str = "spec") -> ReleaseSpec:
     try:
         fields = _Document.model_validate(doc)
     except ValidationError as exc:
-        raise InputError(_problems(exc)) from None
+        raise InputError(
+            _problems(exc), fields=[(_path(e["loc"]), _problem(e)) for e in exc.errors()]
+        ) from None
     return fields.spec(source=text)
 
 

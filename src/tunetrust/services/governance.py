@@ -8,11 +8,13 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tunetrust.coop import audit, budget, governance, ledger
+from tunetrust.coop import audit, budget, governance, ledger, tokens
+from tunetrust.coop.consent import consenting
 from tunetrust.coop.contributions import member_weights
 from tunetrust.coop.governance import RequestView
 from tunetrust.coop.members import get_member
 from tunetrust.errors import ForbiddenError, NotFoundError
+from tunetrust.releases.build import plan_release
 from tunetrust.releases.spec import ReleaseSpec, parse_spec
 from tunetrust.services import sale
 from tunetrust.services._access import acting, for_member, reader, steward_only
@@ -26,6 +28,7 @@ from tunetrust.services.models import (
     LedgerCheckInfo,
     MemberRequest,
     PaymentInfo,
+    ReleasePlanInfo,
     RequestInfo,
     RulesChangeInfo,
     RulesInForce,
@@ -46,8 +49,17 @@ def add_buyer(home: Home, actor: Actor, name: str, contact: str, country: str) -
     """Register a buyer; its API token is in the result once (only a hash is kept)."""
     steward_only(actor, "register buyers")
     with acting(home, actor):
-        buyer, token = governance.add_buyer(home, name, contact, country)
-    return BuyerCreated(name=buyer.name, country=buyer.country, token=token)
+        buyer, secret = governance.add_buyer(home, name, contact, country)
+    with home.sessions() as s:
+        token = tokens.authenticate(s, secret)
+    assert token is not None  # made just now
+    return BuyerCreated(
+        name=buyer.name,
+        country=buyer.country,
+        token=secret,
+        token_id=token.id,
+        expires=governance.iso_time(token.expires_at) or "",
+    )
 
 
 def rules(home: Home, actor: Actor) -> RulesReport:
@@ -146,6 +158,7 @@ def close_request(
 
 def tally(home: Home, actor: Actor, request_id: str) -> TallyInfo:
     """The live count of an open request (counts and turnout, never who voted how)."""
+    _may_see(home, actor, request_id)
     return TallyInfo.model_validate(governance.tally(home, request_id).to_dict())
 
 
@@ -157,14 +170,57 @@ def deliver(home: Home, actor: Actor, request_id: str) -> RequestInfo:
     return _info(governance.show_request(home, request_id), payment)
 
 
+def _buyer_of(home: Home, request_id: str) -> str | None:
+    with home.sessions() as s:
+        req = governance.find_request(s, request_id)
+        buyer = s.get(Buyer, req.buyer_id)
+        return buyer.name if buyer else None
+
+
+def _may_see(home: Home, actor: Actor, request_id: str) -> None:
+    """Stewards and auditors see every request, a buyer their own; members see requests
+    weighed for them (``request_for_member``). Another buyer's request is not found."""
+    if actor.kind in ("steward", "auditor"):
+        return
+    if actor.kind == "buyer":
+        if _buyer_of(home, request_id) != actor.name:
+            raise NotFoundError(f"no data request {request_id!r} of yours")
+        return
+    raise ForbiddenError("members see requests as they weigh them: request_for_member")
+
+
 def show_request(home: Home, actor: Actor, request_id: str) -> RequestInfo:
-    """A request with its live tally."""
+    """A request with its live tally (a buyer: their own only)."""
+    _may_see(home, actor, request_id)
     return _info(governance.show_request(home, request_id))
 
 
 def list_requests(home: Home, actor: Actor) -> list[RequestInfo]:
-    """Every request, newest first."""
-    return [_info(v) for v in governance.list_requests(home)]
+    """Every request, newest first (a buyer: their own)."""
+    if actor.kind not in ("steward", "auditor", "buyer"):
+        raise ForbiddenError("members see requests as they weigh them: requests_for_member")
+    views = governance.list_requests(home)
+    if actor.kind == "buyer":
+        views = [v for v in views if v.buyer == actor.name]
+    return [_info(v) for v in views]
+
+
+def request_plan(home: Home, actor: Actor, request_id: str) -> ReleasePlanInfo:
+    """What a request's release would be if it were built now: the members it would
+    include (a count), their ε cost, the expected accuracy of each metric and how many
+    keys are expected to pass the release threshold. Before the vote it is worked out
+    over the members consenting now; once open, over the members eligible to vote."""
+    _may_see(home, actor, request_id)
+    with home.sessions() as s:
+        req = governance.find_request(s, request_id)
+        spec = parse_spec(req.spec)
+        if req.state == "draft":
+            present = set(s.scalars(select(Member.id).where(Member.erased_at.is_(None))))
+            only = consenting(s, req.purpose) & present
+        else:
+            only = set(req.eligible or [])
+    planned = plan_release(home, spec, only=only, allow_empty=True)
+    return ReleasePlanInfo.model_validate(planned.to_dict())
 
 
 def balances(home: Home, actor: Actor) -> list[LedgerBalanceInfo]:

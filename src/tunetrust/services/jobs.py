@@ -33,6 +33,8 @@ from datetime import timedelta
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 
+from sqlalchemy import select
+
 from tunetrust.coop import jobs
 from tunetrust.coop.governance import iso_time
 from tunetrust.coop.jobs import MAX_ATTEMPTS, STALE_AFTER
@@ -40,9 +42,9 @@ from tunetrust.coop.keyring import reveal
 from tunetrust.coop.members import get_member
 from tunetrust.errors import ConflictError, ForbiddenError, InputError, TuneTrustError
 from tunetrust.ingest.pipeline import ContributionRejected, ImportSummary
-from tunetrust.services._access import for_member
+from tunetrust.services._access import for_member, steward_only
 from tunetrust.services.data import import_contribution
-from tunetrust.services.models import Actor, JobInfo
+from tunetrust.services.models import Actor, JobInfo, JobOverview
 from tunetrust.store import private
 from tunetrust.store.home import Home
 from tunetrust.store.models import Job, Member
@@ -103,6 +105,32 @@ def member_jobs(home: Home, actor: Actor, member: str) -> list[JobInfo]:
     """A member's imports, newest first."""
     for_member(actor, member, "see a member's imports")
     return [_info(j) for j in jobs.member_jobs(home, get_member(home, member).id)]
+
+
+def all_jobs(home: Home, actor: Actor, *, limit: int = 200) -> list[JobOverview]:
+    """The newest jobs of every member, by pseudonym (the steward's console)."""
+    steward_only(actor, "see every job")
+    with home.sessions() as s:
+        rows = s.execute(
+            select(Job, Member.pseudonym)
+            .join(Member, Member.id == Job.member_id)
+            .order_by(Job.created_at.desc(), Job.id)
+            .limit(limit)
+        ).all()
+        return [
+            JobOverview(
+                id=job.id,
+                member=pseudonym,
+                kind=job.kind,
+                state=job.state,
+                stage=job.stage,
+                attempts=job.attempts,
+                created=iso_time(job.created_at) or "",
+                updated=iso_time(job.updated_at) or "",
+                error=job.error,
+            )
+            for job, pseudonym in rows
+        ]
 
 
 def _info(job: Job) -> JobInfo:

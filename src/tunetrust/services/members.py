@@ -6,7 +6,10 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy import func, select
+
 from tunetrust.coop import budget, consent, ledger, members, profile
+from tunetrust.coop.contributions import member_weights
 from tunetrust.coop.governance import iso_time
 from tunetrust.errors import InputError, NotFoundError
 from tunetrust.services._access import acting, for_member, steward_only
@@ -22,11 +25,13 @@ from tunetrust.services.models import (
     InvitationClosed,
     InvitationInfo,
     MemberInfo,
+    MemberOverview,
     MemberProfile,
     Statement,
     StatementLine,
 )
 from tunetrust.store.home import Home
+from tunetrust.store.models import Contribution, Member, Passkey
 
 
 def _when(at: datetime) -> str:
@@ -216,3 +221,33 @@ def close_invitation(home: Home, actor: Actor, invitation_id: str) -> Invitation
         if not accounts.close_invitation(home, invitation_id):
             raise NotFoundError(f"no open invitation {invitation_id}")
     return InvitationClosed(id=invitation_id)
+
+
+def member_overview(home: Home, actor: Actor) -> list[MemberOverview]:
+    """Every member by pseudonym, oldest first, with their contributions' verdicts and
+    current payout weight (the steward's console; no name is shown)."""
+    steward_only(actor, "see the members' overview")
+    with home.sessions() as s:
+        rows = list(s.scalars(select(Member).order_by(Member.created_at, Member.id)))
+        verdicts: dict[int, Counter[str]] = {}
+        for member_id, verdict, n in s.execute(
+            select(Contribution.member_id, Contribution.verdict, func.count()).group_by(
+                Contribution.member_id, Contribution.verdict
+            )
+        ):
+            verdicts.setdefault(member_id, Counter())[verdict] = int(n)
+        passkeys = set(s.scalars(select(Passkey.member_id).distinct()))
+        weights = member_weights(s, [m.id for m in rows])
+        return [
+            MemberOverview(
+                pseudonym=m.pseudonym,
+                joined=_when(m.created_at),
+                erased=m.erased_at is not None,
+                account_bound=m.account_hash is not None or m.account_marker is not None,
+                signs_in=m.id in passkeys,
+                contributions=sum(verdicts.get(m.id, Counter()).values()),
+                verdicts=dict(sorted(verdicts.get(m.id, Counter()).items())),
+                quality=round(weights.get(m.id, 0.0), 4),
+            )
+            for m in rows
+        ]

@@ -280,11 +280,13 @@ class RequestInfo(Model):
 
 
 class BuyerCreated(Model):
-    """A registered buyer and their API token, shown once (only a hash is kept)."""
+    """A registered buyer and their first API token, shown once (only a hash is kept)."""
 
     name: str
     country: str
-    token: str
+    token: str = Field(description="the bearer secret for /api/v1: shown this once")
+    token_id: str = Field(description="the token's public handle (revoke with it)")
+    expires: str
 
 
 class VoteCast(Model):
@@ -564,3 +566,72 @@ __all__ = [
     "MemberRelease",
     "MemberRequest",
 ]
+
+
+# --- the HTTP API: tokens, deliveries, the steward's console ---------------------------
+
+
+class TokenInfo(Model):
+    """An API token as lists show it (never its secret: only a digest is kept)."""
+
+    id: str = Field(description="the public handle: revoke with it")
+    kind: Literal["buyer", "member", "auditor", "steward"]
+    holder: str = Field(description="the buyer, auditor or steward it acts as; 'you' for a member")
+    label: str
+    scopes: list[str]
+    created: str
+    expires: str
+    revoked: str | None
+    last_used: str | None = Field(description="to within ten minutes")
+
+
+class TokenIssued(Model):
+    """A new token; ``token`` is shown this once."""
+
+    token: str = Field(description="the bearer secret: send it as 'Authorization: Bearer …'")
+    info: TokenInfo
+
+
+class DeliveryFile(Model):
+    """One file of a delivered release, as the manifest lists it."""
+
+    name: str
+    sha256: str
+    bytes: int
+
+
+class Delivery(Model):
+    """What a buyer receives for a delivered request: the release's files and manifest."""
+
+    request: str
+    release: str
+    merkle_root: str
+    manifest: dict[str, Any]
+    files: list[DeliveryFile] = Field(description="every file, the manifest and SHA256SUMS too")
+
+
+class MemberOverview(Model):
+    """A member as the steward's console lists them: by pseudonym, with their verdicts."""
+
+    pseudonym: str
+    joined: str
+    erased: bool
+    account_bound: bool
+    signs_in: bool = Field(description="has a passkey for the web app")
+    contributions: int
+    verdicts: dict[str, int] = Field(description="verdict → how many contributions got it")
+    quality: float = Field(description="the member's current payout weight")
+
+
+class JobOverview(Model):
+    """A background job as the steward's console lists it (the member by pseudonym)."""
+
+    id: str
+    member: str = Field(description="the member's pseudonym")
+    kind: str
+    state: str
+    stage: str
+    attempts: int
+    created: str
+    updated: str
+    error: str | None

@@ -51,6 +51,8 @@ from tunetrust.services.models import (
     RulesReport,
     Settled,
     Statement,
+    TokenInfo,
+    TokenIssued,
     Verification,
     VoteCast,
 )
@@ -114,6 +116,9 @@ OUTPUTS: dict[str, Any] = {
     "invite": InvitationInfo,
     "invite-close": InvitationClosed,
     "job": JobInfo,
+    "token-add": TokenIssued,
+    "token-list": list[TokenInfo],
+    "token-revoke": TokenInfo,
 }
 
 

@@ -3,19 +3,25 @@ the releases they were in."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict
 
 from sqlalchemy import select
 
+from tunetrust.coop import audit
 from tunetrust.coop.budget import Epsilon
-from tunetrust.coop.governance import iso_time
+from tunetrust.coop.governance import find_request, iso_time
 from tunetrust.coop.members import get_member
+from tunetrust.errors import ConflictError, ForbiddenError, NotFoundError
 from tunetrust.releases import build, manifest
 from tunetrust.releases.spec import parse_spec
+from tunetrust.services import sale
 from tunetrust.services._access import acting, for_member, reader, steward_only
 from tunetrust.services.members import amount
 from tunetrust.services.models import (
     Actor,
+    Delivery,
+    DeliveryFile,
     InclusionProof,
     Manifest,
     MemberRelease,
@@ -135,3 +141,74 @@ def member_releases(home: Home, actor: Actor, member: str) -> list[MemberRelease
             )
         )
     return out
+
+
+def preview(home: Home, actor: Actor, spec_text: str) -> ReleasePlanInfo:
+    """A spec checked as ``create_request`` checks it, and planned over the members
+    consenting now: what a buyer sees before proposing (counts only, nothing personal)."""
+    if actor.kind not in ("buyer", "steward"):
+        raise ForbiddenError("only a buyer or a steward can check a spec")
+    spec = parse_spec(spec_text)
+    sale.check_purpose(home, spec)
+    planned = build.plan_release(home, spec, allow_empty=True)
+    return ReleasePlanInfo.model_validate(planned.to_dict())
+
+
+def _delivered(home: Home, actor: Actor, request_id: str) -> tuple[str, str]:
+    """The release of a delivered request the actor may download: (request id, release)."""
+    with home.sessions() as s:
+        req = find_request(s, request_id)
+        buyer = s.get(Buyer, req.buyer_id)
+        mine = actor.kind in ("steward", "auditor") or (
+            actor.kind == "buyer" and buyer is not None and buyer.name == actor.name
+        )
+        if not mine:
+            raise NotFoundError(f"no data request {request_id!r} of yours")
+        if req.state not in ("delivered", "paid") or req.release_id is None:
+            raise ConflictError(
+                f"request {req.id[:12]} is {req.state}; its release can be downloaded "
+                "once it is delivered"
+            )
+        return req.id, req.release_id
+
+
+def delivery(home: Home, actor: Actor, request_id: str) -> Delivery:
+    """A delivered request's release: its manifest and every file with its digest."""
+    rid, release_id = _delivered(home, actor, request_id)
+    files = build.release_files(home, release_id)
+    found = manifest.read_manifest(files)
+    listed = []
+    for name in (*manifest.FILES, manifest.MANIFEST, manifest.CHECKSUMS):
+        try:
+            data = files.get(name)
+        except FileNotFoundError:  # a release built before SHA256SUMS existed
+            continue
+        listed.append(
+            DeliveryFile(name=name, sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+        )
+    return Delivery(
+        request=rid,
+        release=release_id,
+        merkle_root=str(found["merkle_root"]),
+        manifest=found,
+        files=listed,
+    )
+
+
+def release_file(home: Home, actor: Actor, request_id: str, name: str) -> bytes:
+    """One file of a delivered request's release (a name the delivery lists); the
+    download is audited in the buyer's name."""
+    names = {f.name for f in delivery(home, actor, request_id).files}
+    if name not in names:
+        raise NotFoundError(f"no file {name!r} in this release")
+    _, release_id = _delivered(home, actor, request_id)
+    data = build.release_files(home, release_id).get(name)
+    with acting(home, actor), home.transaction() as s:
+        audit.record(
+            s,
+            actor=audit.actor(home),
+            action="release.download",
+            subject=request_id,
+            payload={"release": release_id, "file": name},
+        )
+    return data

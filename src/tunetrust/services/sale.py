@@ -23,9 +23,16 @@ from tunetrust.errors import ConflictError, InputError
 from tunetrust.releases.build import build_release, plan_release, public_keys, release_folder
 from tunetrust.releases.manifest import read_manifest
 from tunetrust.releases.noise import plan_noise
-from tunetrust.releases.spec import parse_spec
+from tunetrust.releases.spec import ReleaseSpec, parse_spec
 from tunetrust.store.home import Home
 from tunetrust.store.models import BudgetSpend, DataRequest, Member, Release, Vote
+
+
+def check_purpose(home: Home, spec: ReleaseSpec) -> None:
+    """Refuse a spec whose purpose the cooperative does not know (the text not repeated)."""
+    if spec.purpose not in home.settings.purposes:
+        problem = f"unknown purpose; choose from {', '.join(home.settings.purposes)}"
+        raise InputError(f"release spec, purpose: {problem}", fields=[("purpose", problem)])
 
 
 def create_request(
@@ -46,9 +53,7 @@ def create_request(
     expected to be empty) is checked when the vote opens.
     """
     spec = parse_spec(spec_text)
-    if spec.purpose not in home.settings.purposes:  # the buyer's text is not repeated
-        allowed = ", ".join(home.settings.purposes)
-        raise InputError(f"release spec, purpose: unknown purpose; choose from {allowed}")
+    check_purpose(home, spec)
     # what open's plan_release would refuse on the spec alone, by the same checks: a
     # calendar without a period, a budget no noise can be calibrated to
     if spec.keys == "public":

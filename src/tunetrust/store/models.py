@@ -218,7 +218,8 @@ class Buyer(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     contact: Mapped[str] = mapped_column(String(200))
     country: Mapped[str] = mapped_column(String(2))
-    token_sha256: Mapped[str] = mapped_column(String(64))
+    # an earlier version's token hash: moved to ``api_tokens`` by migration 0012
+    token_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -384,6 +385,10 @@ class WebSession(Base):
     state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    # signed in with an API token (buyer portal, steward's console) instead of a passkey
+    token_id: Mapped[str | None] = mapped_column(
+        ForeignKey("api_tokens.id"), nullable=True, default=None
+    )
 
 
 class SignInAttempt(Base):
@@ -422,3 +427,49 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ApiToken(Base):
+    """A bearer token for ``/api/v1`` (and the buyer portal, the steward's console).
+
+    Only the SHA-256 of the secret is kept; ``id`` is the public handle lists and
+    revocation use. ``kind`` says who it acts as: a buyer (``buyer_id``), a member
+    (``member_id``: their personal token), an auditor or a steward (``name``).
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    buyer_id: Mapped[int | None] = mapped_column(ForeignKey("buyers.id"), nullable=True, index=True)
+    member_id: Mapped[int | None] = mapped_column(
+        ForeignKey("members.id"), nullable=True, index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))  # the buyer's, auditor's or steward's name
+    label: Mapped[str] = mapped_column(String(200))  # what its holder said it is for
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class IdempotencyKey(Base):
+    """The first response to a POST sent with an ``Idempotency-Key``, replayed to repeats.
+
+    ``state`` is ``running`` while the first is being served (a repeat meanwhile is told
+    to wait), then ``done`` with the status and body kept for a day.
+    """
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("principal", "key", name="uq_idempotency_principal_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    principal: Mapped[str] = mapped_column(String(120))
+    key: Mapped[str] = mapped_column(String(200))
+    fingerprint: Mapped[str] = mapped_column(String(64))  # method, route and body
+    state: Mapped[str] = mapped_column(String(16))
+    status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    body: Mapped[Any] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -87,6 +87,7 @@ def create_app(settings: Settings, *, worker: bool = True, home: Home | None = N
     """The web app for the home ``settings`` name (``worker``: run imports in this process)."""
     from tunetrust.services.jobs import Worker
     from tunetrust.web import auth, pages, uploads
+    from tunetrust.web.api import create_api
 
     home = home or open_home(settings)
     workers: list[Worker] = []
@@ -105,7 +106,7 @@ def create_app(settings: Settings, *, worker: bool = True, home: Home | None = N
     app = FastAPI(
         title="TuneTrust",
         lifespan=lifespan,
-        docs_url=None,  # the members' app has no API explorer (the buyers' API will: #16)
+        docs_url=None,  # the pages have no API explorer; /api/v1/openapi.json is the API's
         redoc_url=None,
         openapi_url=None,
     )
@@ -115,6 +116,7 @@ def create_app(settings: Settings, *, worker: bool = True, home: Home | None = N
     app.include_router(auth.router)
     app.include_router(pages.router)
     app.include_router(uploads.router)
+    app.mount("/api/v1", create_api(home))
 
     @app.middleware("http")
     async def headers_and_log(request: Request, call_next: Any) -> Response:
@@ -163,6 +165,12 @@ def create_app(settings: Settings, *, worker: bool = True, home: Home | None = N
         if _wants_json(request) or request.method != "GET":
             return JSONResponse({"detail": "sign in first"}, status_code=401)
         return RedirectResponse("/signin", status_code=303)
+
+    @app.exception_handler(security.StaffSignInRequired)
+    async def staff_sign_in_first(request: Request, _: Exception) -> Response:
+        if _wants_json(request) or request.method != "GET":
+            return JSONResponse({"detail": "sign in with your API token first"}, status_code=401)
+        return RedirectResponse("/staff/signin", status_code=303)
 
     @app.exception_handler(TuneTrustError)
     async def refused(request: Request, error: Exception) -> Response:

@@ -174,7 +174,7 @@ def _day(text: str | None, what: str) -> date | None:
         raise InputError(f"the {what} date must look like 2024-03-31") from None
 
 
-def _period(kind: str, year: str | None, start: str | None, end: str | None) -> Any:
+def period_of(kind: str, year: str | None, start: str | None, end: str | None) -> Any:
     """The period the picker chose: all time, one calendar year, or from–to."""
     from tunetrust.insights.stats import Period
 
@@ -213,7 +213,7 @@ def _insights(v: Visit, kind: str, year: Text, start: Text, end: Text, tz: str) 
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    computed = data.insights(v.home, v.actor, v.name, _period(kind, year, start, end), tz=tz)
+    computed = data.insights(v.home, v.actor, v.name, period_of(kind, year, start, end), tz=tz)
     with _cache_lock:
         _cache[key] = computed
         while len(_cache) > INSIGHTS_CACHED:

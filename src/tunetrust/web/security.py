@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from tunetrust.coop import accounts
+from tunetrust.coop import accounts, tokens
 from tunetrust.coop.keyring import reveal
 from tunetrust.errors import ForbiddenError
 from tunetrust.services.models import Actor
@@ -59,6 +59,7 @@ class Visit:
     home: Home
     session: accounts.SessionView
     member: Member | None
+    staff: tokens.TokenView | None = None  # a buyer, auditor or steward signed in by token
 
     @property
     def csrf(self) -> str:
@@ -97,15 +98,36 @@ def visit(request: Request) -> Visit:
         member = s.get(Member, found.member_id) if found and found.member_id else None
         if member is not None:
             s.expunge(member)
+        staff = tokens.live(s, found.token_id) if found and found.token_id else None
     if found is None:  # only a new visitor's first request writes
         with home.transaction() as s:
             found, new_secret = accounts.open_session(s)
         request.state.cookie = new_secret
     if member is not None:
         reveal(home, member)
-    made = Visit(home, found, member)
+    made = Visit(home, found, member, staff)
     request.state.visit = made
     return made
+
+
+class StaffSignInRequired(Exception):
+    """A page of the buyer portal or the steward's console, without a token session."""
+
+
+def staff(request: Request) -> Visit:
+    """A buyer's, auditor's or steward's visit (signed in with their API token)."""
+    v = visit(request)
+    if v.staff is None:
+        raise StaffSignInRequired
+    return v
+
+
+async def staff_post(request: Request) -> Visit:
+    """A staff member's state-changing request, its CSRF token checked first."""
+    v = await check_csrf(request)
+    if v.staff is None:
+        raise StaffSignInRequired
+    return v
 
 
 def signed_in(request: Request) -> Visit:
@@ -151,6 +173,8 @@ async def member_post(request: Request) -> Visit:
 MemberVisit = Annotated[Visit, Depends(signed_in)]
 CheckedVisit = Annotated[Visit, Depends(check_csrf)]
 MemberPost = Annotated[Visit, Depends(member_post)]
+StaffVisit = Annotated[Visit, Depends(staff)]
+StaffPost = Annotated[Visit, Depends(staff_post)]
 
 
 def remember(request: Request, secret: str) -> None:
@@ -168,6 +192,11 @@ __all__ = [
     "HEADERS",
     "Refused",
     "SignInRequired",
+    "StaffPost",
+    "StaffSignInRequired",
+    "StaffVisit",
+    "staff",
+    "staff_post",
     "Visit",
     "check_csrf",
     "home_of",
