@@ -23,12 +23,12 @@ from tunetrust.coop import audit as audit_log
 from tunetrust.coop import jobs as job_records
 from tunetrust.errors import ForbiddenError
 from tunetrust.insights.stats import Period
-from tunetrust.services import audit, data, governance, jobs, members, releases
+from tunetrust.services import audit, data, governance, jobs, members, releases, tokens
 from tunetrust.services.models import Actor
 from tunetrust.services.outputs import OUTPUTS, json_schema, to_json
 from tunetrust.store.models import Base
 
-MODULES = (members, data, governance, releases, audit, jobs)
+MODULES = (members, data, governance, releases, audit, jobs, tokens)
 SPEC = WEEKDAY_SPEC
 STEWARD = Actor.steward()
 
@@ -102,6 +102,9 @@ def test_every_service_call_returns_frozen_typed_objects(home: Home, tmp_path: P
     assert call(releases.inclusion, me, built.id, "m00").checks
 
     lab = call(governance.add_buyer, STEWARD, "Lab", "lab@example.invalid", "SE")
+    buyer = Actor.buyer("Lab")
+    preview = call(releases.preview, buyer, SPEC)
+    assert preview.members_included == 12
     req = call(
         governance.create_request,
         Actor.buyer("Lab"),
@@ -111,6 +114,7 @@ def test_every_service_call_returns_frozen_typed_objects(home: Home, tmp_path: P
         currency="EUR",
         licence="research-only",
     )
+    assert call(governance.request_plan, buyer, req.id).members_included == 12
     call(governance.open_request, STEWARD, req.id)
     for name in names:
         call(governance.vote, Actor.member(name), name, req.id, "yes")
@@ -124,8 +128,18 @@ def test_every_service_call_returns_frozen_typed_objects(home: Home, tmp_path: P
     call(governance.close_request, STEWARD, req.id)
     delivered = call(governance.deliver, STEWARD, req.id)
     assert delivered.state == "paid" and delivered.payment is not None
-    call(governance.show_request, me, req.id)
-    call(governance.list_requests, me)
+    call(governance.show_request, buyer, req.id)
+    assert [r.id for r in call(governance.list_requests, buyer)] == [req.id]
+    got = call(releases.delivery, buyer, req.id)
+    assert {f.name for f in got.files} >= {"data.csv", "manifest.json", "SHA256SUMS"}
+    assert releases.release_file(home, buyer, req.id, "data.csv")
+    called.add("tunetrust.services.releases.release_file")  # bytes: not a service model
+    overview = call(members.member_overview, STEWARD)
+    assert len(overview) == 12 and all(m.contributions == 1 for m in overview)
+    issued = call(tokens.issue_token, STEWARD, kind="auditor", holder="outside-auditor")
+    mine = call(tokens.issue_token, me, kind="member", holder="m00", label="my script")
+    assert [t.id for t in call(tokens.list_tokens, me)] == [mine.info.id]
+    assert call(tokens.revoke_token, STEWARD, issued.info.id).revoked is not None
     call(governance.rules, me)
     call(governance.rules_in_force, me)
     call(governance.set_rules, STEWARD, reason="a test of the walk", quorum=0.6)
@@ -150,6 +164,7 @@ def test_every_service_call_returns_frozen_typed_objects(home: Home, tmp_path: P
     call(jobs.run_job, claimed)
     assert call(jobs.job_status, me, job.id).state == "done"
     call(jobs.member_jobs, me, "m00")
+    assert [j.id for j in call(jobs.all_jobs, STEWARD)] == [job.id]
     call(members.export_data, me, "m00", tmp_path / "m00.zip")
     call(members.erase, me, "m00")
 

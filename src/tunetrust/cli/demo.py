@@ -20,7 +20,7 @@ from tunetrust.errors import ConflictError
 from tunetrust.formats.spotify.synth import render, synthesize, write_zip
 from tunetrust.insights.report import render_html
 from tunetrust.insights.stats import Period
-from tunetrust.services import audit, data, governance, members
+from tunetrust.services import audit, data, governance, members, tokens
 from tunetrust.services.models import Actor, PaymentInfo
 from tunetrust.settings import Settings
 from tunetrust.store import private
@@ -152,6 +152,9 @@ def run_demo(
             for who in ("member-01", "member-02")
         }
         links["someone new"] = members.invite(home, steward, days=2).link
+        console_token = tokens.issue_token(
+            home, steward, kind="steward", holder=steward.name, label="the demo", days=2
+        ).token
 
         h = f"{program} --home {settings.home}"
         console.rule("5. The members' web app")
@@ -165,6 +168,16 @@ def run_demo(
         for who, link in links.items():
             console.print(f"  {who + ':':<14} {link}", soft_wrap=True, highlight=False)
         console.print(f"  an open vote waits for them: request {pending.id}", highlight=False)
+        console.print(
+            f"The steward's console and the buyer portal: open {settings.web_origin}/staff/signin "
+            "and paste a token (shown once; docs/api.md):\n"
+            f"  steward:       {console_token}\n"
+            f"  buyer:         {lab.token}\n"
+            f"The HTTP API:    curl -H 'Authorization: Bearer {lab.token}' "
+            f"{settings.web_origin}/api/v1/requests",
+            soft_wrap=True,
+            highlight=False,
+        )
         console.rule("Where to look")
         console.print(
             f"insights report:     {report}\n"

@@ -157,8 +157,12 @@ def close_request(
 
 
 def tally(home: Home, actor: Actor, request_id: str) -> TallyInfo:
-    """The live count of an open request (counts and turnout, never who voted how)."""
-    _may_see(home, actor, request_id)
+    """The live count of an open request (counts and turnout, never who voted how); a
+    member sees the count of any request put to a vote."""
+    if actor.kind == "member":
+        request_for_member(home, actor, actor.name, request_id)  # a draft: not found
+    else:
+        _may_see(home, actor, request_id)
     return TallyInfo.model_validate(governance.tally(home, request_id).to_dict())
 
 

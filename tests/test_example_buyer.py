@@ -1,0 +1,194 @@
+"""examples/buyer.py against a real server: a buyer proposes, the cooperative delivers,
+the buyer downloads and verifies.
+
+A real ``tunetrust serve`` runs on a home whose members imported synthetic exports and
+consented to research. The example runs as the buyer would run it (a process, its
+token in ``TUNETRUST_TOKEN``) and submits ``examples/spec.yaml``; meanwhile the test,
+as the steward, opens the vote, has every member vote yes, closes it and delivers
+through the API. The example must exit 0 having written the release's files byte for
+byte, and its ``verify()`` must refuse a file changed after download.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.factories import consenting_members
+from tunetrust.releases.build import release_files
+from tunetrust.services import governance, releases
+from tunetrust.services import tokens as token_service
+from tunetrust.services.models import Actor
+from tunetrust.settings import Settings
+from tunetrust.store.home import Home, init_home
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "buyer.py"
+SPEC = REPO / "examples" / "spec.yaml"
+TUNETRUST = str(Path(sys.executable).parent / "tunetrust")
+STEWARD = Actor.steward()
+MEMBERS = 5
+
+
+def _example() -> ModuleType:
+    """examples/buyer.py imported as a module (it is a script, not part of the package)."""
+    spec = importlib.util.spec_from_file_location("example_buyer", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _serve(root: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNETRUST_")}
+    argv = [TUNETRUST, "--home", str(root), "serve", "--port", str(port), "--no-worker"]
+    with log.open("ab") as sink:  # the child keeps its own copy of the descriptor
+        server = subprocess.Popen(argv, env=env, stdout=sink, stderr=sink)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/signin", timeout=2):
+                return server
+        except OSError:
+            time.sleep(0.2)
+    server.kill()
+    raise AssertionError(f"the server did not start: {log.read_text()[-2000:]}")
+
+
+def _buyer(base: str, token: str, *args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNETRUST_")}
+    return subprocess.Popen(
+        [sys.executable, str(EXAMPLE), "--url", base, *args],
+        env=env | {"TUNETRUST_TOKEN": token},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _proposed(home: Home, seconds: float = 30) -> str:
+    """The id of the buyer's request once the example has proposed it."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = governance.list_requests(home, STEWARD)
+        if found:
+            assert len(found) == 1 and found[0].state == "draft"
+            return found[0].id
+        time.sleep(0.2)
+    raise AssertionError("the example proposed no request")
+
+
+@pytest.mark.slow
+def test_the_buyer_example_proposes_waits_downloads_and_verifies(tmp_path: Path) -> None:
+    root = tmp_path / "home"
+    home = init_home(Settings(home=root))
+    voters = consenting_members(home, tmp_path, MEMBERS)
+    buyer = governance.add_buyer(home, STEWARD, "Lab", "lab@example.invalid", "SE")
+    steward = token_service.issue_token(home, STEWARD, kind="steward", holder="steward")
+    port = _port()
+    server = _serve(root, port, tmp_path / "server.log")
+    base = f"http://127.0.0.1:{port}"
+    out = tmp_path / "out"
+    try:
+        # a refusal is printed as its detail and each field at fault, and nothing is proposed
+        typo = tmp_path / "typo.yaml"
+        typo.write_text(SPEC.read_text().replace("[weekday]", "[weekdy]"))
+        refused = _buyer(base, buyer.token, "--spec", str(typo), "--price", "1", "--out", "x")
+        stdout, stderr = refused.communicate(timeout=60)
+        assert refused.returncode == 1, (stdout, stderr)
+        assert "  spec.group_by: unknown key 'weekdy'" in stderr
+        assert governance.list_requests(home, STEWARD) == []
+
+        example = _buyer(
+            base,
+            buyer.token,
+            *("--spec", str(SPEC), "--price", "25000", "--currency", "EUR"),
+            *("--licence", "research-only", "--wait", "60", "--out", str(out)),
+        )
+        rid = _proposed(home)
+        governance.open_request(home, STEWARD, rid)
+        for name in voters:
+            governance.vote(home, Actor.member(name), name, rid, "yes")
+        closed = governance.close_request(home, STEWARD, rid, early_reason="all have voted")
+        assert closed.state == "passed"
+        delivered = httpx.post(
+            f"{base}/api/v1/requests/{rid}/deliver",
+            headers={
+                "Authorization": f"Bearer {steward.token}",
+                "Idempotency-Key": str(uuid.uuid4()),
+            },
+            timeout=60,
+        )
+        assert delivered.status_code == 200, delivered.text
+        stdout, stderr = example.communicate(timeout=60)
+        assert example.returncode == 0, (stdout, stderr)
+        assert "Plan: 5 members included" in stdout
+        assert "5 files verified" in stdout
+
+        delivery = releases.delivery(home, STEWARD, rid)
+        files = release_files(home, delivery.release)
+        assert sorted(p.name for p in out.iterdir()) == sorted(f.name for f in delivery.files)
+        for f in delivery.files:
+            assert (out / f.name).read_bytes() == files.get(f.name), f.name
+
+        # asked again for the same request, it downloads and verifies again
+        again = _buyer(base, buyer.token, "--request", rid, "--out", str(tmp_path / "again"))
+        stdout, stderr = again.communicate(timeout=60)
+        assert again.returncode == 0, (stdout, stderr)
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        home.close()
+
+    _tampering_is_found(delivery.model_dump(mode="json"), out)
+
+
+def _tampering_is_found(delivery: dict[str, Any], out: Path) -> None:
+    verify = _example().verify
+    downloaded = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert verify(delivery, downloaded) == []
+
+    csv = downloaded["data.csv"]  # one bit of its last number flipped: the same size
+    changed = {**downloaded, "data.csv": csv[:-2] + bytes([csv[-2] ^ 1]) + csv[-1:]}
+    assert "data.csv: does not match its size and SHA-256 in the delivery" in verify(
+        delivery, changed
+    )
+
+    # a delivery altered to list the changed file's digest: SHA256SUMS and the manifest
+    # still catch it
+    lying = {**delivery, "files": [dict(f) for f in delivery["files"]]}
+    for f in lying["files"]:
+        if f["name"] == "data.csv":
+            f["sha256"] = hashlib.sha256(changed["data.csv"]).hexdigest()
+            f["bytes"] = len(changed["data.csv"])
+    assert verify(lying, changed) == [
+        "data.csv: does not match its SHA-256 in manifest.json",
+        "data.csv: does not match its SHA-256 in SHA256SUMS",
+    ]
+
+    missing = {k: v for k, v in downloaded.items() if k != "schema.json"}
+    assert "schema.json: listed in the delivery but not downloaded" in verify(delivery, missing)
