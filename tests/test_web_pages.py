@@ -8,6 +8,7 @@ import io
 import re
 import zipfile
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from tests.factories import consenting_members, export_zip, lab_request, passed_request
 from tests.softauthn import SoftAuthenticator
@@ -464,3 +466,49 @@ def test_insights_are_kept_per_stored_file_and_never_stale(coop: Coop, alice: Te
         "insights", data.insights(coop.home, Actor.member("alice"), "alice", Period())
     )
     assert after == expected and after["plays"] > before["plays"]
+
+
+def test_a_personal_api_token_is_made_shown_once_used_and_revoked(coop: Coop) -> None:
+    alice, bob = coop.join("alice"), coop.join("bob")
+    csrf = csrf_of(alice, "/account")
+    made = alice.post(
+        "/account/tokens",
+        data={"csrf": csrf, "label": "my dashboard", "days": "7", "scope": ["me:read"]},
+    )
+    assert made.status_code == 200, made.text
+    secret = re.search(r'<code class="secret">(tt_[\w-]+)</code>', made.text)
+    assert secret, "the new token is shown"
+    assert_clean_page(made.text)
+    page = alice.get("/account").text
+    assert secret.group(1) not in page, "shown once: not on the page again"
+    assert "my dashboard" in page and "me:read" in page
+    bearer = {"Authorization": f"Bearer {secret.group(1)}"}
+    api = TestClient(coop.app, base_url=ORIGIN)  # no cookie: the token alone
+    consents = api.get("/api/v1/me/consent", headers=bearer)
+    assert consents.status_code == 200 and consents.json()["member"] == "alice"
+    # narrowed to me:read: it cannot vote or change consent
+    refused = api.put("/api/v1/me/consent/research", json={"granted": True}, headers=bearer)
+    assert refused.status_code == 403 and "consent:write" in refused.json()["detail"]
+    (token_id,) = re.findall(r'action="/account/tokens/(\w+)/revoke"', page)
+    # bob cannot revoke alice's token: not found, and it still works
+    other = bob.post(f"/account/tokens/{token_id}/revoke", data={"csrf": csrf_of(bob, "/account")})
+    assert other.status_code == 404
+    assert api.get("/api/v1/me/consent", headers=bearer).status_code == 200
+    gone = alice.post(
+        f"/account/tokens/{token_id}/revoke", data={"csrf": csrf}, follow_redirects=False
+    )
+    assert gone.status_code == 303
+    assert api.get("/api/v1/me/consent", headers=bearer).status_code == 401
+    assert "revoked" in alice.get("/account").text
+
+
+def test_a_personal_token_needs_a_fresh_sign_in(coop: Coop) -> None:
+    alice = coop.join("alice")
+    csrf = csrf_of(alice, "/account")
+    with coop.home.transaction() as s:  # the session opened an hour ago
+        s.execute(
+            text("UPDATE web_sessions SET created_at = :t"),
+            {"t": datetime.now(UTC) - timedelta(hours=1)},
+        )
+    stale = alice.post("/account/tokens", data={"csrf": csrf, "label": "x", "days": "7"})
+    assert stale.status_code == 403 and "tt_" not in stale.text

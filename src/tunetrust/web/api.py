@@ -1112,13 +1112,13 @@ def create_api(home: Home) -> FastAPI:
         assert isinstance(error, RequestValidationError)
         fields = []
         for e in error.errors():
+            if e.get("type") == "json_invalid":
+                fields.append(("(body)", "not valid JSON"))
+                continue
             loc = [str(p) for p in e.get("loc", ())]
-            where = (
-                ".".join(loc[1:])
-                if loc and loc[0] in ("body", "query", "path", "header")
-                else ".".join(loc)
-            )
-            fields.append((where or "(body)", str(e.get("msg", "invalid"))))
+            if loc and loc[0] in ("body", "query", "path", "header"):
+                loc = loc[1:]
+            fields.append((".".join(loc) or "(body)", str(e.get("msg", "invalid"))))
         names = ", ".join(sorted({f for f, _ in fields}))
         return problem(400, f"this request has a missing or wrong value in: {names}", errors=fields)
 

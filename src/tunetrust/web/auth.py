@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tunetrust.coop import accounts
 from tunetrust.coop.members import get_member
+from tunetrust.coop.tokens import SCOPES
 from tunetrust.errors import ConflictError, ForbiddenError, InputError, NotFoundError
 from tunetrust.names import check_name
 from tunetrust.web import passkeys
@@ -50,6 +51,8 @@ ACCESS.update(
         "POST /account/passkey/options": "member",
         "POST /account/passkey/finish": "member",
         "POST /account/recovery-codes": "member",
+        "POST /account/tokens": "member",
+        "POST /account/tokens/{token_id}/revoke": "member",
     }
 )
 SIGNIN_REFUSED = "too many failed sign-ins from here; wait 15 minutes and try again"
@@ -251,14 +254,30 @@ def signout(request: Request, v: MemberPost) -> Response:
 # --- the member's own sign-in methods --------------------------------------------------
 
 
-@router.get("/account")
-def account(request: Request, v: MemberVisit) -> Response:
-    """Passkeys and recovery codes: add a passkey, make new codes."""
+def _account(request: Request, v: Visit, status: int = 200, **extra: Any) -> Response:
+    from tunetrust.services.tokens import list_tokens
+
     assert v.member is not None
     with v.home.sessions() as s:
         keys = accounts.member_passkeys(s, v.member.id)
         left = accounts.recovery_codes_left(s, v.member.id)
-    return page(request, "account.html", passkeys=keys, codes_left=left)
+    mine = list_tokens(v.home, v.actor)
+    return page(
+        request,
+        "account.html",
+        status=status,
+        passkeys=keys,
+        codes_left=left,
+        tokens=mine,
+        scopes=SCOPES["member"],
+        **extra,
+    )
+
+
+@router.get("/account")
+def account(request: Request, v: MemberVisit) -> Response:
+    """Passkeys, recovery codes and personal API tokens."""
+    return _account(request, v)
 
 
 @router.post("/account/passkey/options")
@@ -298,6 +317,33 @@ def new_codes(request: Request, v: MemberPost) -> Response:
     with v.home.transaction() as s:
         codes = accounts.new_recovery_codes(s, v.member.id, made)
     return page(request, "welcome.html", codes=codes)  # shown in this answer, kept nowhere
+
+
+@router.post("/account/tokens")
+def new_token(
+    request: Request,
+    v: MemberPost,
+    label: Annotated[str, Form(max_length=200)] = "",
+    days: Annotated[int, Form(ge=1, le=365)] = 30,
+    scope: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    """A personal API token for the member's own scripts (shown once)."""
+    from tunetrust.services.tokens import issue_token
+
+    _fresh(v)  # a token acts as the member: a new way in, like a passkey
+    made = issue_token(
+        v.home, v.actor, kind="member", holder=v.name, label=label, scopes=scope, days=days
+    )
+    return _account(request, v, new_token=made)  # shown in this answer, kept nowhere
+
+
+@router.post("/account/tokens/{token_id}/revoke")
+def revoke_token(request: Request, token_id: str, v: MemberPost) -> Response:
+    """Revoke one of the member's own tokens (another's is not found)."""
+    from tunetrust.services.tokens import revoke_token as revoke
+
+    revoke(v.home, v.actor, token_id)
+    return RedirectResponse("/account", status_code=303)
 
 
 __all__ = ["router"]
