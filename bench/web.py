@@ -4,7 +4,8 @@
 the timing, ``_webhome.py`` the home, the server process and the in-process calls.)
 
 Run: ``.venv/bin/python bench/web.py [--members 200 --uploads 10 --listens 150000
---big 100000] [--quick] [--json results.json]``.
+--big 100000] [--quick] [--only all|members|api] [--json results.json]``;
+``--only api`` runs the buyers' API part alone (under a minute on 2 cores).
 
 Everything runs on loopback (``http://localhost:PORT``), bounded in count (every loop
 runs over the members, views and uploads asked for) and in time (``--time-limit``: a
@@ -30,6 +31,17 @@ under 50 ms p95, every upload imported exactly once.
    scratch home): the difference is the web layer's cost. The uploads are checked: one
    contribution each, holding what the library stores from the same zip.
 
+4. The buyers' API (``--only api`` runs this part alone): a home of ``--api-members``
+   consenting members whose one request (``WEEKDAY_SPEC``) is delivered, served by a
+   new server. A buyer's token asks for the request's status (``GET
+   /api/v1/requests/{id}``) and downloads its release (``GET …/release``, then
+   ``data.parquet`` through its signed link), ``--api-calls`` times with one client and
+   twice as many with ``--concurrency`` clients (downloads: half as many), after five
+   untimed rounds. Then, with the server stopped, this process makes the service calls
+   behind them (``services.governance.show_request``; ``services.releases.delivery`` and
+   ``release_file``) on the same home, timed the same way. Targets (issue): request
+   status under 100 ms p95 and a download under 300 ms p95, with one client.
+
 The session cookie is ``Secure``; httpx (rightly) never sends a Secure cookie over
 http, so each simulated browser keeps its own cookie from ``Set-Cookie`` and sends it
 back itself. Client and server share the machine's cores, so HTTP latencies include the
@@ -40,6 +52,7 @@ those figures are shown next to the client's.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -47,9 +60,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from dataclasses import replace as dataclass_replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.table import Table
@@ -63,8 +78,10 @@ sys.path.insert(0, str(REPO / "tests"))
 
 
 from _webclient import (  # noqa: E402
+    Failed,
     Member,
     Recorder,
+    _client,
     join_and_sign_in,
     pct,
     upload,
@@ -203,6 +220,18 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="20 members, 2 uploads of 20,000, big 20,000"
     )
+    parser.add_argument(
+        "--only",
+        choices=("all", "members", "api"),
+        default="all",
+        help="run one part: the members' web app, or the buyers' API (under a minute)",
+    )
+    parser.add_argument(
+        "--api-members", type=int, default=10, help="members in the API part's home"
+    )
+    parser.add_argument(
+        "--api-calls", type=int, default=200, help="request status calls with one client"
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--in-process", type=Path, help=argparse.SUPPRESS)  # the child's spec
     args = parser.parse_args()
@@ -216,6 +245,17 @@ def main() -> None:
     if args.members < args.big_members + args.uploads:
         parser.error("--members must be at least --big-members + --uploads")
     console = Console(width=max(Console().width, 150))
+    results: dict[str, Any] = {}
+    if args.only != "api":
+        results = members_part(args, console)
+    if args.only != "members":
+        results["api"] = api_part(args, console)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+def members_part(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    """Members join, view insights, vote and upload over HTTP; then the calls in-process."""
     port = free_port()
     origin = f"http://localhost:{port}"
     base = f"http://127.0.0.1:{port}"  # loopback; the origin's host is only the passkeys' rp id
@@ -346,8 +386,7 @@ def main() -> None:
         },
     }
     report(console, results, args)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    return results
 
 
 def report(console: Console, results: dict[str, Any], args: argparse.Namespace) -> None:
@@ -438,6 +477,226 @@ def report(console: Console, results: dict[str, Any], args: argparse.Namespace) 
     )
     for p in results["upload_problems"]:
         console.print(f"[red]{p}[/]")
+
+
+# --- the buyers' API -------------------------------------------------------------------
+
+API_FILE = "data.parquet"  # the file each download fetches through its link
+# (row title, phase, label): the HTTP and in-process phases have the same names
+API_ROWS = [
+    ("request status, one client", "status, one client", "request status"),
+    ("request status, C clients", "status, C clients", "request status"),
+    ("download (release + one file), one client", "download, one client", "release + file"),
+    ("— the release: manifest, digests, links", "download, one client", "release"),
+    (f"— {API_FILE} through its link", "download, one client", "file"),
+    ("download (release + one file), C clients", "download, C clients", "release + file"),
+    ("— the release: manifest, digests, links", "download, C clients", "release"),
+    (f"— {API_FILE} through its link", "download, C clients", "file"),
+]
+
+
+@dataclass
+class HttpBuyer:
+    """A buyer's calls over HTTP, each request timed into ``rec``."""
+
+    base: str
+    token: str
+    request: str
+    rec: Recorder
+
+    def _get(self, label: str, url: str, token: bool = True) -> Any:
+        headers = {"Authorization": f"Bearer {self.token}"} if token else {}
+        start = time.perf_counter()
+        r = _client().get(url, headers=headers)
+        self.rec.add(label, time.perf_counter() - start, r.status_code)
+        if r.status_code != 200:
+            raise Failed(f"{label}: HTTP {r.status_code} for {urlsplit(url).path}")
+        return r
+
+    def status(self) -> None:
+        info = self._get("request status", f"{self.base}/api/v1/requests/{self.request}")
+        if info.json()["state"] != "paid":
+            raise Failed(f"request status: {info.json()['state']}")
+
+    def download(self) -> None:
+        start = time.perf_counter()
+        release = self._get("release", f"{self.base}/api/v1/requests/{self.request}/release")
+        link = next(x for x in release.json()["links"] if x["name"] == API_FILE)
+        data = self._get("file", link["url"], token=False).content  # the link needs no token
+        self.rec.add("release + file", time.perf_counter() - start, 200)
+        if hashlib.sha256(data).hexdigest() != link["sha256"]:
+            raise Failed(f"{API_FILE}: not the SHA-256 its link lists")
+
+
+@dataclass
+class LibraryBuyer:
+    """The same calls' service functions in this process, timed the same way."""
+
+    home: Any
+    request: str
+    rec: Recorder
+
+    def status(self) -> None:
+        from tunetrust.services import governance
+        from tunetrust.services.models import Actor
+
+        start = time.perf_counter()
+        governance.show_request(self.home, Actor.buyer("Lab"), self.request)
+        self.rec.add("request status", time.perf_counter() - start, 200)
+
+    def download(self) -> None:
+        from tunetrust.services import releases
+        from tunetrust.services.models import Actor
+
+        lab = Actor.buyer("Lab")
+        start = time.perf_counter()
+        releases.delivery(self.home, lab, self.request)
+        middle = time.perf_counter()
+        releases.release_file(self.home, lab, self.request, API_FILE)
+        end = time.perf_counter()
+        self.rec.add("release", middle - start, 200)
+        self.rec.add("file", end - middle, 200)
+        self.rec.add("release + file", end - start, 200)
+
+
+def _buyer_rounds(buyer: HttpBuyer | LibraryBuyer, rec: Recorder, n: int, c: int) -> None:
+    """Five untimed rounds, then the timed phases: status and downloads, 1 and c clients."""
+    quiet = Recorder(deadline=math.inf, join_until=0)
+    warm = dataclass_replace(buyer, rec=quiet)  # the first calls import modules, fill caches
+    quiet.run("warm-up", [warm.status, warm.download] * 5, 1)
+    rec.errors += quiet.errors
+    rec.run("status, one client", [buyer.status] * n, 1)
+    rec.run(f"status, {c} clients", [buyer.status] * (2 * n), c)
+    rec.run("download, one client", [buyer.download] * (n // 2), 1)
+    rec.run(f"download, {c} clients", [buyer.download] * n, c)
+
+
+def api_part(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    """A buyer's request status and release download over HTTP, then in-process."""
+    from factories import consenting_members, passed_request
+    from tunetrust import Settings, init_home
+    from tunetrust.services import governance, releases, tokens
+    from tunetrust.services.models import Actor
+    from tunetrust.store.home import open_home
+
+    c, n = args.concurrency, args.api_calls
+    port = free_port()
+    origin, base = f"http://localhost:{port}", f"http://127.0.0.1:{port}"
+    load = {"start": os.getloadavg()[0]}
+    with tempfile.TemporaryDirectory(prefix="tunetrust-bench-api-") as tmp:
+        root = Path(tmp)
+        start = time.perf_counter()
+        home = init_home(Settings(home=root / "home", web_origin=origin))
+        try:
+            voters = consenting_members(home, root, args.api_members, args.small_listens)
+            request = passed_request(home, voters, price=10_000)
+            governance.deliver(home, Actor.steward(), request)
+            token = tokens.issue_token(home, Actor.steward(), kind="buyer", holder="Lab").token
+            files = {
+                f.name: f.bytes for f in releases.delivery(home, Actor.steward(), request).files
+            }
+        finally:
+            home.close()
+        console.print(
+            f"API: a delivered request in a home of {args.api_members} members, built in "
+            f"{time.perf_counter() - start:.0f} s; {n} status calls with one client …"
+        )
+        log = root / "server.log"
+        server = start_server(root / "home", port, origin, log)
+        http = Recorder(deadline=time.perf_counter() + args.time_limit, join_until=0)
+        try:
+            _buyer_rounds(HttpBuyer(base, token, request, http), http, n, c)
+        finally:
+            stop_server(server)
+        server_times = access_log(log)
+
+        console.print("API: the same calls in-process …")
+        inproc = Recorder(deadline=math.inf, join_until=0)
+        home = open_home(Settings(home=root / "home"))
+        try:
+            _buyer_rounds(LibraryBuyer(home, request, inproc), inproc, n, c)
+        finally:
+            home.close()
+    load["end"] = os.getloadavg()[0]
+
+    # answered calls only: an error's time says nothing of the route's
+    h_samples = [asdict(s) for s in http.samples if s.status < 400]
+    i_samples = [asdict(s) for s in inproc.samples]
+    rows = []
+    for title, phase, label in API_ROWS:
+        title, phase = (x.replace("C clients", f"{c} clients") for x in (title, phase))
+        h = summarise(h_samples, http.walls, phase, label)
+        i = summarise(i_samples, inproc.walls, phase, label)
+        rows.append({"measure": title, "http": h, "in_process": i})
+    results = {
+        "machine": describe(),
+        "load_average": load,
+        "options": {"api_members": args.api_members, "api_calls": n, "concurrency": c},
+        "files": files,
+        "rows": rows,
+        "errors": http.errors + inproc.errors,
+        "http_errors": sum(1 for s in http.samples if s.status >= 400),
+        "server_log": {
+            k: {"n": len(v), "p50": pct(v, 0.5), "p95": pct(v, 0.95)}
+            for k, v in sorted(server_times.items())
+        },
+    }
+    api_report(console, results)
+    return results
+
+
+def api_report(console: Console, results: dict[str, Any]) -> None:
+    c = results["options"]["concurrency"]
+    table = Table(
+        title=f"Buyers' API over loopback (one client, then {c}) against the same service "
+        "calls in-process; milliseconds"
+    )
+    for col in ("measure", "n", "HTTP p50", "HTTP p95", "HTTP /s", "in-proc p50", "in-proc p95"):
+        table.add_column(col, justify="left" if col == "measure" else "right")
+    for r in results["rows"]:
+        h, i = r["http"], r["in_process"]
+        table.add_row(
+            r["measure"],
+            str(h["n"]) if h else "0",
+            _ms(h["p50"]) if h else "—",
+            _ms(h["p95"]) if h else "—",
+            f"{h['per_second']:.1f}" if h else "—",
+            _ms(i["p50"]) if i else "—",
+            _ms(i["p95"]) if i else "—",
+        )
+    console.print(table)
+    server = Table(title="Time inside the app, from the server's access log (warm-up included)")
+    for col in ("route", "n", "p50 ms", "p95 ms"):
+        server.add_column(col, justify="left" if col == "route" else "right")
+    for route, v in results["server_log"].items():
+        server.add_row(route, str(v["n"]), _ms(v["p50"]), _ms(v["p95"]))
+    console.print(server)
+    sizes = ", ".join(f"{k} {v:,} B" for k, v in results["files"].items())
+    console.print(f"release files: {sizes}")
+    load = results["load_average"]
+    console.print(
+        ", ".join(f"{k}: {v}" for k, v in results["machine"].items()),
+        f"load average {load['start']:.1f} at the start, {load['end']:.1f} at the end",
+    )
+    errors = results["errors"]
+    for e in errors[:5]:
+        console.print(f"[red]{e}[/]")
+    if len(errors) > 5:
+        console.print(f"[red]… and {len(errors) - 5} more errors[/]")
+    rows = {r["measure"]: r["http"] for r in results["rows"]}
+    for title, target in (
+        ("request status, one client", 0.1),
+        ("download (release + one file), one client", 0.3),
+    ):
+        row = rows[title]
+        if row is None:
+            console.print(f"{title}: [red]not measured[/] (see the errors above)")
+            continue
+        ok = row["p95"] < target
+        console.print(
+            f"{title}: p95 {_ms(row['p95'])} ms, target < {target * 1000:.0f} ms: "
+            + ("[green]met[/]" if ok else "[red]missed[/]")
+        )
 
 
 if __name__ == "__main__":

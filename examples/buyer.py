@@ -51,6 +51,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -219,7 +220,7 @@ def download(api: Api, request_id: str) -> tuple[dict[str, Any], dict[str, bytes
         name = link["name"]
         if not SAFE_NAME.fullmatch(name):  # it becomes a path under --out
             raise Stop(5, f"the release names a file {name!r}: not a plain file name")
-        response = send(lambda url=link["url"]: api.links.get(url))
+        response = send(partial(api.links.get, link["url"]))
         if response.status_code != 200:
             raise Stop(1, f"downloading {name}: {problem_text(response)}")
         files[name] = response.content  # releases are aggregates: small enough for memory
@@ -370,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, data in files.items():
         print(f"  {name:<14} {len(data):>10,} bytes  sha256 {hashlib.sha256(data).hexdigest()}")
     print(f"  Merkle root of the included members: {delivery['merkle_root']}")
+    print(f"Check them again without this script: cd {args.out} && sha256sum -c SHA256SUMS")
     return 0
 
 

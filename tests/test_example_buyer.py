@@ -110,19 +110,23 @@ def test_the_buyer_example_proposes_waits_downloads_and_verifies(tmp_path: Path)
     server = _serve(root, port, tmp_path / "server.log")
     base = f"http://127.0.0.1:{port}"
     out = tmp_path / "out"
+    children: list[subprocess.Popen[str]] = []
+
+    def example_run(*args: str) -> subprocess.Popen[str]:
+        children.append(_buyer(base, buyer.token, *args))
+        return children[-1]
+
     try:
         # a refusal is printed as its detail and each field at fault, and nothing is proposed
         typo = tmp_path / "typo.yaml"
         typo.write_text(SPEC.read_text().replace("[weekday]", "[weekdy]"))
-        refused = _buyer(base, buyer.token, "--spec", str(typo), "--price", "1", "--out", "x")
+        refused = example_run("--spec", str(typo), "--price", "1", "--out", "x")
         stdout, stderr = refused.communicate(timeout=60)
         assert refused.returncode == 1, (stdout, stderr)
         assert "  spec.group_by: unknown key 'weekdy'" in stderr
         assert governance.list_requests(home, STEWARD) == []
 
-        example = _buyer(
-            base,
-            buyer.token,
+        example = example_run(
             *("--spec", str(SPEC), "--price", "25000", "--currency", "EUR"),
             *("--licence", "research-only", "--wait", "60", "--out", str(out)),
         )
@@ -141,22 +145,26 @@ def test_the_buyer_example_proposes_waits_downloads_and_verifies(tmp_path: Path)
             timeout=60,
         )
         assert delivered.status_code == 200, delivered.text
+        delivery = releases.delivery(home, STEWARD, rid)
+        files = release_files(home, delivery.release)
+        stored = {f.name: files.get(f.name) for f in delivery.files}
+        _tampering_is_found(delivery.model_dump(mode="json"), stored)
+
         stdout, stderr = example.communicate(timeout=60)
         assert example.returncode == 0, (stdout, stderr)
         assert "Plan: 5 members included" in stdout
         assert "5 files verified" in stdout
-
-        delivery = releases.delivery(home, STEWARD, rid)
-        files = release_files(home, delivery.release)
-        assert sorted(p.name for p in out.iterdir()) == sorted(f.name for f in delivery.files)
-        for f in delivery.files:
-            assert (out / f.name).read_bytes() == files.get(f.name), f.name
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == stored  # byte for byte
 
         # asked again for the same request, it downloads and verifies again
-        again = _buyer(base, buyer.token, "--request", rid, "--out", str(tmp_path / "again"))
+        again = example_run("--request", rid, "--out", str(tmp_path / "again"))
         stdout, stderr = again.communicate(timeout=60)
         assert again.returncode == 0, (stdout, stderr)
     finally:
+        for child in children:  # one left waiting when an assertion failed
+            if child.poll() is None:
+                child.kill()
+                child.communicate()
         server.send_signal(signal.SIGINT)
         try:
             server.wait(timeout=30)
@@ -164,12 +172,10 @@ def test_the_buyer_example_proposes_waits_downloads_and_verifies(tmp_path: Path)
             server.kill()
         home.close()
 
-    _tampering_is_found(delivery.model_dump(mode="json"), out)
 
-
-def _tampering_is_found(delivery: dict[str, Any], out: Path) -> None:
+def _tampering_is_found(delivery: dict[str, Any], downloaded: dict[str, bytes]) -> None:
+    """The example's verify() passes the release's own files and finds each change."""
     verify = _example().verify
-    downloaded = {p.name: p.read_bytes() for p in out.iterdir()}
     assert verify(delivery, downloaded) == []
 
     csv = downloaded["data.csv"]  # one bit of its last number flipped: the same size
@@ -192,3 +198,31 @@ def _tampering_is_found(delivery: dict[str, Any], out: Path) -> None:
 
     missing = {k: v for k, v in downloaded.items() if k != "schema.json"}
     assert "schema.json: listed in the delivery but not downloaded" in verify(delivery, missing)
+
+
+def test_a_retried_submission_sends_the_same_idempotency_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A network error, then a busy answer (the first try still running): the proposal is
+    sent three times with one key, so the server makes it once."""
+    example = _example()
+    monkeypatch.setattr(example.time, "sleep", lambda _: None)
+    keys: list[str] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        keys.append(request.headers["Idempotency-Key"])
+        if len(keys) == 1:
+            raise httpx.ConnectError("connection reset", request=request)
+        if len(keys) == 2:
+            return httpx.Response(409, headers={"Retry-After": "1"}, json={"detail": "in use"})
+        info = {"id": "r1", "state": "draft", "price": {"text": "250.00 EUR"}}
+        return httpx.Response(201, json=info)
+
+    api = example.Api("http://coop.invalid", "tt_x")
+    api.http.close()
+    api.http = httpx.Client(
+        base_url="http://coop.invalid/api/v1", transport=httpx.MockTransport(server)
+    )
+    assert example.submit(api, "purpose: research", 25_000, "EUR", "research-only", 14) == "r1"
+    assert len(keys) == 3 and len(set(keys)) == 1
+    api.close()

@@ -263,7 +263,9 @@ class RequestInfo(Model):
     id: str
     buyer: str | None
     purpose: str
-    state: str
+    state: Literal[
+        "draft", "open", "passed", "failed", "building", "built", "delivered", "paid"
+    ] = Field(description="failed and paid are final")
     price: Amount
     licence: str
     voting_days: int

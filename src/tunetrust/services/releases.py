@@ -177,15 +177,18 @@ def delivery(home: Home, actor: Actor, request_id: str) -> Delivery:
     rid, release_id = _delivered(home, actor, request_id)
     files = build.release_files(home, release_id)
     found = manifest.read_manifest(files)
+    digests = dict(found.get("files") or {})  # the data files', recorded when it was built
     listed = []
     for name in (*manifest.FILES, manifest.MANIFEST, manifest.CHECKSUMS):
         try:
-            data = files.get(name)
+            with files.open(name) as fh:
+                size = fh.seek(0, 2)
+                if name not in digests:  # the manifest and SHA256SUMS: small, hashed here
+                    fh.seek(0)
+                    digests[name] = hashlib.sha256(fh.read()).hexdigest()
         except FileNotFoundError:  # a release built before SHA256SUMS existed
             continue
-        listed.append(
-            DeliveryFile(name=name, sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
-        )
+        listed.append(DeliveryFile(name=name, sha256=digests[name], bytes=size))
     return Delivery(
         request=rid,
         release=release_id,

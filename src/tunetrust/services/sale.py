@@ -9,6 +9,8 @@ request through both.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +28,17 @@ from tunetrust.releases.noise import plan_noise
 from tunetrust.releases.spec import ReleaseSpec, parse_spec
 from tunetrust.store.home import Home
 from tunetrust.store.models import BudgetSpend, DataRequest, Member, Release, Vote
+
+
+@contextmanager
+def _field(name: str) -> Iterator[None]:
+    """An ``InputError`` raised inside is about the request's field ``name``."""
+    try:
+        yield
+    except InputError as error:
+        if not error.fields:
+            error.fields = [(name, str(error))]
+        raise
 
 
 def check_purpose(home: Home, spec: ReleaseSpec) -> None:
@@ -59,13 +72,17 @@ def create_request(
     if spec.keys == "public":
         public_keys(spec)
     plan_noise(spec)
-    code = ledger.currency_code(currency)
-    ledger.check_amount(price, code)
+    with _field("currency"):
+        code = ledger.currency_code(currency)
+    with _field("price"):
+        ledger.check_amount(price, code)
     if not 1 <= voting_days <= 90:
-        raise InputError("the voting window is 1 to 90 days")
+        problem = "the voting window is 1 to 90 days"
+        raise InputError(problem, fields=[("voting_days", problem)])
     text = governance.LICENCES.get(licence, licence).strip()
     if not text:
-        raise InputError(f"licence: give text or one of {', '.join(governance.LICENCES)}")
+        problem = f"give text or one of {', '.join(governance.LICENCES)}"
+        raise InputError(f"licence: {problem}", fields=[("licence", problem)])
     with home.transaction() as s:
         req = DataRequest(
             id=uuid.uuid4().hex,

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import orjson
@@ -35,6 +36,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tunetrust.coop import accounts, idempotency, tokens
 from tunetrust.coop.keyring import reveal
+from tunetrust.coop.ledger import MAX_AMOUNT
 from tunetrust.errors import ForbiddenError, InputError, NotFoundError, TuneTrustError
 from tunetrust.insights.stats import Insights
 from tunetrust.services import audit as audit_service
@@ -339,7 +341,7 @@ class SpecBody(Body):
 class RequestBody(SpecBody):
     """A data request: the spec, the price offered and the licence."""
 
-    price: int = Field(ge=0, le=10**12, description="whole minor units of the currency")
+    price: int = Field(ge=1, le=MAX_AMOUNT, description="whole minor units of the currency")
     currency: str = Field(min_length=3, max_length=3, description="ISO 4217, e.g. EUR")
     licence: str = Field(min_length=1, max_length=4000, description="a licence name or text")
     voting_days: int = Field(default=14, ge=1, le=90)
@@ -389,7 +391,7 @@ class DownloadLink(BaseModel):
     sha256: str
     bytes: int
     url: str = Field(description="a link that works for a few minutes, without a token")
-    expires: int = Field(description="Unix time after which the link no longer works")
+    expires: str = Field(description="when the link stops working (ISO 8601)")
 
 
 class DeliveryLinks(BaseModel):
@@ -514,7 +516,13 @@ def submit(
                 voting_days=body.voting_days,
             )
 
-    return _once(home, who, key, "POST /requests", raw, work, 201)
+    response = _once(home, who, key, "POST /requests", raw, work, 201)
+    if response.status_code == 201:  # where the new request is (a replay says it again)
+        made = orjson.loads(bytes(response.body))
+        response.headers["Location"] = str(
+            request.url_for("api_request_show", request_id=made["id"])
+        )
+    return response
 
 
 @router.get(
@@ -531,7 +539,11 @@ def request_list(
 
 
 @router.get(
-    "/requests/{request_id}", response_model=RequestInfo, responses=Errors, summary="A request"
+    "/requests/{request_id}",
+    name="api_request_show",
+    response_model=RequestInfo,
+    responses=Errors,
+    summary="A request",
 )
 def request_show(
     request: Request,
@@ -575,18 +587,20 @@ def request_release(
     home = _home(request)
     d = releases.delivery(home, who.actor, request_id)
     expires = int(time.time()) + LINK_SECONDS
-    base = str(request.base_url).rstrip("/")
-    links = [
-        DownloadLink(
-            name=f.name,
-            sha256=f.sha256,
-            bytes=f.bytes,
-            url=f"{base}/downloads/{d.request}/{f.name}?expires={expires}"
-            f"&signature={_signature(home, d.request, f.name, expires)}",
-            expires=expires,
+    until = datetime.fromtimestamp(expires, UTC).isoformat()
+    links = []
+    for f in d.files:
+        url = request.url_for("api_download", request_id=d.request, name=f.name)
+        signature = _signature(home, d.request, f.name, expires)
+        links.append(
+            DownloadLink(
+                name=f.name,
+                sha256=f.sha256,
+                bytes=f.bytes,
+                url=f"{url}?expires={expires}&signature={signature}",
+                expires=until,
+            )
         )
-        for f in d.files
-    ]
     return DeliveryLinks(delivery=d, links=links)
 
 
@@ -595,6 +609,7 @@ API_ACCESS["GET /downloads/{request_id}/{name}"] = {"link": "a signed link"}
 
 @router.get(
     "/downloads/{request_id}/{name}",
+    name="api_download",
     responses={200: {"content": {"application/octet-stream": {}}}, **_problems(400, 403, 404)},
     response_class=Response,
     summary="Download a release file through a signed link",
@@ -609,8 +624,10 @@ def download(
     """No token needed: the link itself is the permission, for a few minutes."""
     home = _home(request)
     good = _signature(home, request_id, name, expires)
-    if not hmac.compare_digest(good, signature) or expires < time.time():
-        raise security.Refused("this download link is not valid or has expired; ask for a new one")
+    if not hmac.compare_digest(good, signature):
+        raise security.Refused("this download link is not valid; ask for the release's links")
+    if expires < time.time():
+        raise security.Refused("this download link has expired; ask for the release's links again")
     data_ = releases.release_file(home, _link_owner(home, request_id), request_id, name)
     kind = "text/csv" if name.endswith(".csv") else "application/octet-stream"
     if name.endswith(".json"):
