@@ -96,7 +96,7 @@ def add_buyer(
         name=name.strip(),
         contact=contact.strip(),
         country=country_code(country),
-        token_sha256=None,
+        token_sha256="",  # tokens live in api_tokens
         created_at=datetime.now(UTC),
     )
     try:

@@ -218,8 +218,8 @@ class Buyer(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     contact: Mapped[str] = mapped_column(String(200))
     country: Mapped[str] = mapped_column(String(2))
-    # an earlier version's token hash: moved to ``api_tokens`` by migration 0012
-    token_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # an earlier version's token hash: moved to ``api_tokens`` by migration 0012, left empty
+    token_sha256: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -434,6 +434,18 @@ def _signature(home: Home, request_id: str, name: str, expires: int) -> str:
     return hmac.new(_link_key(home), message, "sha256").hexdigest()
 
 
+def signed_link(request: Request, request_id: str, name: str) -> tuple[str, str]:
+    """A link to one file of a delivered request that works for ``LINK_SECONDS`` without
+    a token, and when it stops working (ISO 8601). The caller has checked the file is
+    the request's and the request is the caller's."""
+    home: Home = request.app.state.home
+    expires = int(time.time()) + LINK_SECONDS
+    url = request.url_for("api_download", request_id=request_id, name=name)
+    signature = _signature(home, request_id, name, expires)
+    until = datetime.fromtimestamp(expires, UTC).isoformat()
+    return f"{url}?expires={expires}&signature={signature}", until
+
+
 # --- the routes --------------------------------------------------------------------------
 
 router = APIRouter()
@@ -584,22 +596,12 @@ def request_release(
     who: Annotated[Caller, _route("GET", "/requests/{request_id}/release", **_DELIVERY)],
 ) -> DeliveryLinks:
     """The manifest, each file's SHA-256 and size, and links valid for five minutes."""
-    home = _home(request)
-    d = releases.delivery(home, who.actor, request_id)
-    expires = int(time.time()) + LINK_SECONDS
-    until = datetime.fromtimestamp(expires, UTC).isoformat()
+    d = releases.delivery(_home(request), who.actor, request_id)
     links = []
     for f in d.files:
-        url = request.url_for("api_download", request_id=d.request, name=f.name)
-        signature = _signature(home, d.request, f.name, expires)
+        url, until = signed_link(request, d.request, f.name)
         links.append(
-            DownloadLink(
-                name=f.name,
-                sha256=f.sha256,
-                bytes=f.bytes,
-                url=f"{url}?expires={expires}&signature={signature}",
-                expires=until,
-            )
+            DownloadLink(name=f.name, sha256=f.sha256, bytes=f.bytes, url=url, expires=until)
         )
     return DeliveryLinks(delivery=d, links=links)
 
@@ -1170,4 +1172,13 @@ def _tidy_openapi(api: FastAPI) -> None:
     api.openapi = document  # type: ignore[method-assign]
 
 
-__all__ = ["API_ACCESS", "Caller", "Page", "Problem", "create_api", "paged", "problem"]
+__all__ = [
+    "API_ACCESS",
+    "Caller",
+    "Page",
+    "Problem",
+    "create_api",
+    "paged",
+    "problem",
+    "signed_link",
+]

@@ -59,9 +59,11 @@ def _strong(text: str) -> markupsafe.Markup:
 
 templates.env.filters["strong"] = _strong
 
-# Every route and who may use it: "anyone" (no sign-in needed), "member" (the signed-in
-# member, for their own things only). tests/test_web_security.py checks this table
-# against the app's real routes: a route without an entry fails the suite.
+# Every page route and who may use it: "anyone" (no sign-in needed), "member" (the
+# signed-in member, for their own things only), and for sessions signed in with an API
+# token "buyer", "auditor" (auditors and stewards), "steward" or "staff" (any of them).
+# tests/test_web_security.py checks this table against the app's real routes: a route
+# without an entry fails the suite. The API's routes have their own: web.api.API_ACCESS.
 ACCESS: dict[str, str] = {}
 MAX_BODY = 64 * 1024  # any request body but an upload's
 
@@ -77,6 +79,21 @@ def page(request: Request, template: str, status: int = 200, **context: Any) -> 
     )
 
 
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _refusal(request: Request, status: int, message: str) -> Response:
+    """A refusal made outside any route: problem details under /api/, else plain."""
+    if _is_api(request):
+        from tunetrust.web.api import problem
+
+        return problem(status, message)
+    if status >= 500:
+        return PlainTextResponse(message, status_code=status)
+    return JSONResponse({"detail": message}, status_code=status)
+
+
 def _wants_json(request: Request) -> bool:
     return "application/json" in request.headers.get("accept", "") or request.url.path.endswith(
         ".json"
@@ -86,7 +103,7 @@ def _wants_json(request: Request) -> bool:
 def create_app(settings: Settings, *, worker: bool = True, home: Home | None = None) -> FastAPI:
     """The web app for the home ``settings`` name (``worker``: run imports in this process)."""
     from tunetrust.services.jobs import Worker
-    from tunetrust.web import auth, pages, uploads
+    from tunetrust.web import auth, console, pages, portal, uploads
     from tunetrust.web.api import create_api
 
     home = home or open_home(settings)
@@ -116,6 +133,8 @@ def create_app(settings: Settings, *, worker: bool = True, home: Home | None = N
     app.include_router(auth.router)
     app.include_router(pages.router)
     app.include_router(uploads.router)
+    app.include_router(console.router)
+    app.include_router(portal.router)
     app.mount("/api/v1", create_api(home))
 
     @app.middleware("http")
@@ -126,17 +145,18 @@ def create_app(settings: Settings, *, worker: bool = True, home: Home | None = N
         unsized = request.headers.get("transfer-encoding", "").lower() == "chunked"
         # only the upload streams; every other body is small and must say its length
         if request.url.path != "/upload" and (too_big or unsized):
-            response: Response = JSONResponse(
-                {"detail": "the request body is too large"}, status_code=413
+            response: Response = _refusal(
+                request, 413, "the request body is too large (64 KiB at most, with its length)"
             )
         else:
             try:
                 response = await call_next(request)
             except Exception as error:  # logged by type only: a message may hold a value
                 access_log.error("unhandled %s", type(error).__name__)
-                response = PlainTextResponse(
+                response = _refusal(
+                    request,
+                    500,
                     "Something went wrong on the server; the steward can see it in the log.",
-                    status_code=500,
                 )
         for name, value in security.HEADERS.items():
             response.headers.setdefault(name, value)
@@ -151,10 +171,12 @@ def create_app(settings: Settings, *, worker: bool = True, home: Home | None = N
                 path="/",
             )
         route = request.scope.get("route")
+        pattern = getattr(route, "path", None)
         access_log.info(
             "%s %s %d %.1f ms",
             request.method,
-            getattr(route, "path", "(no route)"),
+            # a mounted app's route is named with its mount (/api/v1/requests/{request_id})
+            request.scope.get("root_path", "") + pattern if pattern else "(no route)",
             response.status_code,
             (time.perf_counter() - started) * 1000,
         )
@@ -190,6 +212,8 @@ def create_app(settings: Settings, *, worker: bool = True, home: Home | None = N
     async def http_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, StarletteHTTPException)
         message = "there is nothing here" if error.status_code == 404 else str(error.detail)
+        if _is_api(request):  # a path under /api/ that no API route takes
+            return _refusal(request, error.status_code, message)
         if _wants_json(request):
             return JSONResponse({"detail": message}, status_code=error.status_code)
         return page(request, "error.html", status=error.status_code, message=message)

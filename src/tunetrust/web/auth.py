@@ -72,7 +72,7 @@ def _party(request: Request) -> passkeys.Party:
     return passkeys.Party(request.app.state.origin)
 
 
-def _not_refused(request: Request) -> str:
+def not_refused(request: Request) -> str:
     """Where the request comes from (a keyed digest), unless it failed too often lately."""
     home = home_of(request)
     where = accounts.source(home, request.client.host if request.client else "?")
@@ -112,7 +112,7 @@ def join_options(request: Request, token: str, v: CheckedVisit, body: JsonBody) 
         name = enrols
     else:
         name = check_name(str(body.get("name", "")))
-        where = _not_refused(request)
+        where = not_refused(request)
         try:
             get_member(home, name)
         except NotFoundError:
@@ -181,7 +181,7 @@ def signin_page(request: Request) -> Response:
 @router.post("/signin/options")
 def signin_options(request: Request, v: CheckedVisit) -> Response:
     """Options for the browser to offer this site's passkeys."""
-    _not_refused(request)
+    not_refused(request)
     options, challenge = passkeys.authentication(_party(request))
     with v.home.transaction() as s:
         accounts.set_state(s, v.session.id, {"ceremony": "signin", "challenge": challenge})
@@ -191,7 +191,7 @@ def signin_options(request: Request, v: CheckedVisit) -> Response:
 @router.post("/signin/finish")
 def signin_finish(request: Request, v: CheckedVisit, credential: JsonBody) -> Response:
     """Check the passkey's signature; sign in as its member."""
-    where = _not_refused(request)
+    where = not_refused(request)
     home = v.home
     state = _ceremony(v, "signin")
     try:
@@ -224,7 +224,7 @@ def signin_recovery(
     v: CheckedVisit,
 ) -> Response:
     """Sign in with the member's name and one of their one-time recovery codes."""
-    where = _not_refused(request)
+    where = not_refused(request)
     home = v.home
     try:
         member = get_member(home, name)

@@ -108,9 +108,9 @@ def upgrade() -> None:
                 expires_at=now + timedelta(days=365),
             )
         )
-    with op.batch_alter_table("buyers") as batch:
-        batch.alter_column("token_sha256", existing_type=sa.String(64), nullable=True)
-    conn.execute(buyers.update().values(token_sha256=None))
+    # emptied, not dropped: rebuilding ``buyers`` on SQLite would trip the requests'
+    # foreign keys to it
+    conn.execute(buyers.update().values(token_sha256=""))
 
 
 def downgrade() -> None:
