@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -30,7 +30,9 @@ from tests.factories import (
     passed_request,
 )
 from tests.web_support import ORIGIN, Site, form, site
-from tunetrust.services import governance
+from tunetrust.coop import tokens
+from tunetrust.services import audit as audit_service
+from tunetrust.services import governance, releases
 from tunetrust.services import members as member_service
 from tunetrust.services.data import import_contribution
 from tunetrust.services.models import Actor
@@ -51,8 +53,8 @@ class Caller:
 
     label: str
     kind: str | None  # None: no valid credentials (anonymous, revoked, expired)
-    scopes: frozenset[str] = frozenset()
-    client: TestClient | None = None
+    scopes: frozenset[str]
+    client: TestClient
     token: str | None = None
     csrf: str | None = None  # a browser session's token, sent on state changes
 
@@ -83,6 +85,7 @@ class Coop:
 DOC = create_api(None).openapi()  # type: ignore[arg-type]
 ROUTES = sorted(f"{m.upper()} {p}" for p, item in DOC["paths"].items() for m in item)
 PUBLIC = {"GET /downloads/{request_id}/{name}"}  # a signed link is the permission
+BY = "buyer:Lab"  # whom a link in these tests was given to
 CALLERS = [
     "anonymous",
     "member",
@@ -136,49 +139,27 @@ def coop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coop]:
         row.expires_at = datetime.now(UTC) - timedelta(minutes=1)
     spare = issue_token(home, Actor.member(MEMBER), kind="member", holder=MEMBER).info.id
 
-    anon = s.client()
-    scopes = api.tokens.SCOPES
+    anon = s.client()  # every token caller sends from this one cookie-less client
+    full = {kind: frozenset(scopes) for kind, scopes in tokens.SCOPES.items()}
+
+    def bearer(label: str, kind: str, holder: str, scopes: list[str] | None = None) -> Caller:
+        granted = frozenset(scopes) if scopes else full[kind]
+        return Caller(label, kind, granted, anon, token(kind, holder, scopes)[0])
+
+    session = Caller("member", "member", full["member"], browser, None, form(browser, "/"))
     callers = {
-        "anonymous": Caller("anonymous", None, client=anon),
-        "member": Caller(
-            "member",
-            "member",
-            frozenset(scopes["member"]),
-            client=browser,
-            csrf=form(browser, "/"),
-        ),
-        "other member": Caller(
-            "other member",
-            "member",
-            frozenset(scopes["member"]),
-            token=token("member", OTHER_MEMBER)[0],
-        ),
-        "steward": Caller(
-            "steward", "steward", frozenset(scopes["steward"]), token=token("steward", "Sam")[0]
-        ),
-        "auditor": Caller(
-            "auditor", "auditor", frozenset(scopes["auditor"]), token=token("auditor", "Aud")[0]
-        ),
-        "buyer": Caller(
-            "buyer", "buyer", frozenset(scopes["buyer"]), token=token("buyer", "Lab")[0]
-        ),
-        "other buyer": Caller(
-            "other buyer",
-            "buyer",
-            frozenset(scopes["buyer"]),
-            token=token("buyer", "Other Lab")[0],
-        ),
-        "revoked token": Caller("revoked token", None, token=revoked),
-        "expired token": Caller("expired token", None, token=expired),
-        "scoped token": Caller(
-            "scoped token",
-            "buyer",
-            frozenset({"requests:read"}),
-            token=token("buyer", "Lab", ["requests:read"])[0],
-        ),
+        "anonymous": Caller("anonymous", None, frozenset(), anon),
+        "member": session,  # signed in with a passkey: the browser's session
+        "other member": bearer("other member", "member", OTHER_MEMBER),  # a personal token
+        "steward": bearer("steward", "steward", "Sam"),
+        "auditor": bearer("auditor", "auditor", "Aud"),
+        "buyer": bearer("buyer", "buyer", "Lab"),
+        "other buyer": bearer("other buyer", "buyer", "Other Lab"),
+        "revoked token": Caller("revoked token", None, frozenset(), anon, revoked),
+        "expired token": Caller("expired token", None, frozenset(), anon, expired),
+        "scoped token": bearer("scoped token", "buyer", "Lab", ["requests:read"]),
     }
-    for c in callers.values():
-        c.client = c.client or anon
+    assert list(callers) == CALLERS
     invitation = member_service.invite(home, STEWARD).id
     yield Coop(s, delivered, release, passed, draft, closing, voting, invitation, spare, callers)
     s.close()
@@ -207,7 +188,9 @@ def _success(route: str) -> int:
 
 def expected(caller: Caller, route: str) -> int:
     """The status ``caller`` should get on ``route``, from API_ACCESS alone (and whose
-    object the path names)."""
+    object the path names). A signed link works for anyone, token or none."""
+    if route in PUBLIC:
+        return 200
     if caller.kind is None:
         return 401
     needed = API_ACCESS[route].get(caller.kind)
@@ -234,6 +217,11 @@ def _path(coop: Coop, route: str) -> str:
     }
     path = route.split(" ", 1)[1]
     ids["request_id"] = by_route.get(path, coop.delivered)
+    if route in PUBLIC:
+        ids["name"] = "data.csv"
+        later = int(time.time()) + 60
+        sig = api._signature(coop.site.home, coop.delivered, "data.csv", later, BY)
+        path += "?" + urlencode({"expires": later, "by": BY, "signature": sig})
     return "/api/v1" + re.sub(r"\{(\w+)\}", lambda m: ids[m.group(1)], path)
 
 
@@ -241,7 +229,7 @@ def _body(caller: Caller, route: str) -> dict[str, Any] | None:
     """A body the route can use, written for this caller (a token of their own kind)."""
     own = {"member": "member", "buyer": "buyer"}.get(caller.kind or "", "auditor")
     holder = _holder(caller) if caller.kind == "buyer" else "Aud"
-    return {
+    bodies: dict[str, dict[str, Any]] = {
         "POST /specs/check": {"spec": WEEKDAY_SPEC},
         "POST /requests": {
             "spec": WEEKDAY_SPEC,
@@ -254,7 +242,8 @@ def _body(caller: Caller, route: str) -> dict[str, Any] | None:
         "POST /tokens": {"kind": own, "holder": holder, "label": "matrix", "days": 1},
         "PUT /me/consent/{purpose}": {"granted": True},
         "PUT /me/votes/{request_id}": {"choice": "yes"},
-    }.get(route)
+    }
+    return bodies.get(route)
 
 
 def _call(coop: Coop, caller: Caller, route: str) -> Any:
@@ -262,7 +251,6 @@ def _call(coop: Coop, caller: Caller, route: str) -> Any:
     headers = caller.headers(method)
     if route.endswith("/deliver"):
         headers["Idempotency-Key"] = f"matrix-{caller.label}"
-    assert caller.client is not None
     return caller.client.request(
         method, _path(coop, route), headers=headers, json=_body(caller, route)
     )
@@ -275,6 +263,10 @@ def _holder(caller: Caller) -> str:
     return {"buyer": "Lab", "scoped token": "Lab", "other buyer": "Other Lab"}.get(
         caller.label, {"steward": "Sam", "auditor": "Aud"}.get(caller.label, "")
     )
+
+
+def _delivery(coop: Coop) -> dict[str, Any]:
+    return releases.delivery(coop.site.home, STEWARD, coop.delivered).model_dump(mode="json")
 
 
 def _items(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -403,16 +395,16 @@ def test_every_route_has_an_access_entry_and_every_entry_a_route() -> None:
             continue
         assert kinds, route
         for kind, scope in kinds.items():
-            assert scope in api.tokens.SCOPES[kind], (route, kind, scope)
+            assert scope in tokens.SCOPES[kind], (route, kind, scope)
 
 
 def test_the_live_app_serves_the_same_document(coop: Coop) -> None:
-    served = coop.callers["anonymous"].client.get("/api/v1/openapi.json")  # type: ignore[union-attr]
+    served = coop.callers["anonymous"].client.get("/api/v1/openapi.json")
     assert served.status_code == 200
     assert {f"{m.upper()} {p}" for p, i in served.json()["paths"].items() for m in i} == set(ROUTES)
 
 
-@pytest.mark.parametrize("route", sorted(set(ROUTES) - PUBLIC))
+@pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize("who", CALLERS)
 def test_matrix(coop: Coop, who: str, route: str) -> None:
     caller = coop.callers[who]
@@ -435,14 +427,17 @@ def test_matrix(coop: Coop, who: str, route: str) -> None:
             assert f"you are signed in as a {caller.kind}" in problem["detail"]
         else:
             assert "lacks the scope" in problem["detail"]
-    if want < 300:
+    if route in PUBLIC:  # the file itself, as the delivery lists it
+        (listed,) = [f for f in _delivery(coop)["files"] if f["name"] == "data.csv"]
+        assert hashlib.sha256(r.content).hexdigest() == listed["sha256"]
+        assert r.headers["content-type"].startswith("text/csv")
+    elif want < 300:
         assert r.headers["content-type"] == "application/json"
         SHOWN[route](coop, caller, r.json())  # the object asked for is the one shown
 
 
 def test_other_buyer_never_sees_labs_request_or_release(coop: Coop) -> None:
     other = coop.callers["other buyer"]
-    assert other.client is not None
     for path in ("", "/plan", "/release"):
         r = other.client.get(
             f"/api/v1/requests/{coop.delivered}{path}", headers=other.headers("GET")
@@ -453,7 +448,6 @@ def test_other_buyer_never_sees_labs_request_or_release(coop: Coop) -> None:
     assert all(item["buyer"] == "Other Lab" for item in listed["items"])
     assert coop.delivered not in {item["id"] for item in listed["items"]}
     lab = coop.callers["buyer"]
-    assert lab.client is not None
     mine = lab.client.get("/api/v1/requests?limit=200", headers=lab.headers("GET")).json()
     assert coop.delivered in {item["id"] for item in mine["items"]}
     assert {item["buyer"] for item in mine["items"]} == {"Lab"}
@@ -461,7 +455,6 @@ def test_other_buyer_never_sees_labs_request_or_release(coop: Coop) -> None:
 
 def test_a_member_session_state_change_needs_its_csrf_token(coop: Coop) -> None:
     member = coop.callers["member"]
-    assert member.client is not None
     body = {"granted": True}
     bare = member.client.put("/api/v1/me/consent/research", json=body)
     assert bare.status_code == 403 and bare.headers["content-type"] == PROBLEM
@@ -482,7 +475,6 @@ def test_a_member_session_state_change_needs_its_csrf_token(coop: Coop) -> None:
 
 def _links(coop: Coop) -> list[dict[str, Any]]:
     lab = coop.callers["buyer"]
-    assert lab.client is not None
     r = lab.client.get(f"/api/v1/requests/{coop.delivered}/release", headers=lab.headers("GET"))
     assert r.status_code == 200, r.text
     links: list[dict[str, Any]] = r.json()["links"]
@@ -491,33 +483,25 @@ def _links(coop: Coop) -> list[dict[str, Any]]:
 
 
 def _served_path(url: str) -> str:
-    """A link's path under the API (see the xfail below: links miss the mount prefix)."""
-    parts = urlsplit(url)
-    tail = parts.path.split("/downloads/", 1)[1]
-    return f"/api/v1/downloads/{tail}?{parts.query}"
+    """A link's path and query, as the test client (on the link's origin) asks for it."""
+    assert url.startswith(f"{ORIGIN}/api/v1/downloads/"), url
+    return url.removeprefix(ORIGIN)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="web/api.py request_release builds links from request.base_url, which under the "
-    "/api/v1 mount is the outer app's root: links read https://localhost/downloads/… (404)",
-)
-def test_a_download_link_works_as_given(coop: Coop) -> None:
-    link = _links(coop)[0]
-    assert link["url"].startswith(f"{ORIGIN}/api/v1/downloads/{coop.delivered}/")
-    r = coop.site.client().get(link["url"].removeprefix(ORIGIN))
-    assert r.status_code == 200
-
-
-def test_a_valid_link_works_without_a_token(coop: Coop) -> None:
+def test_a_valid_link_works_as_given_without_a_token(coop: Coop) -> None:
     anon = coop.site.client()
+    listed = {f["name"]: f for f in _delivery(coop)["files"]}
     for link in _links(coop):
+        assert link["url"].startswith(f"{ORIGIN}/api/v1/downloads/{coop.delivered}/")
         r = anon.get(_served_path(link["url"]))
         assert r.status_code == 200, (link["name"], r.text[:200])
         assert hashlib.sha256(r.content).hexdigest() == link["sha256"]
+        assert link["sha256"] == listed[link["name"]]["sha256"]
         assert len(r.content) == link["bytes"]
         assert r.headers["content-disposition"] == f'attachment; filename="{link["name"]}"'
-        assert link["expires"] - time.time() <= api.LINK_SECONDS
+        left = datetime.fromisoformat(link["expires"]) - datetime.now(UTC)
+        assert timedelta(0) < left <= timedelta(seconds=api.LINK_SECONDS)
+        assert "www-authenticate" not in r.headers
 
 
 def test_a_tampered_or_expired_link_is_refused(coop: Coop) -> None:
@@ -525,41 +509,98 @@ def test_a_tampered_or_expired_link_is_refused(coop: Coop) -> None:
     link = next(x for x in _links(coop) if x["name"] == "data.csv")
     query = {k: v[0] for k, v in parse_qs(urlsplit(link["url"]).query).items()}
     base = f"/api/v1/downloads/{coop.delivered}"
-    signature, expires = query["signature"], int(query["expires"])
+    signature, expires, by = query["signature"], int(query["expires"]), query["by"]
+    assert by == BY  # given to the buyer who asked
     flipped = ("0" if signature[0] != "0" else "1") + signature[1:]
     past = int(time.time()) - 1
+
+    def q(when: int = expires, sig: str = signature, to: str = by) -> str:
+        return "?" + urlencode({"expires": when, "by": to, "signature": sig})
+
     refused = {
-        "signature tampered": f"{base}/data.csv?expires={expires}&signature={flipped}",
-        "expires moved": f"{base}/data.csv?expires={expires + 3600}&signature={signature}",
-        "another file": f"{base}/data.parquet?expires={expires}&signature={signature}",
-        "another request": f"/api/v1/downloads/{coop.passed}/data.csv"
-        f"?expires={expires}&signature={signature}",
-        "expired, signed": f"{base}/data.csv?expires={past}"
-        f"&signature={api._signature(coop.site.home, coop.delivered, 'data.csv', past)}",
+        "signature tampered": f"{base}/data.csv" + q(sig=flipped),
+        "expires moved": f"{base}/data.csv" + q(when=expires + 3600),
+        "given to someone else": f"{base}/data.csv" + q(to="auditor:Aud"),
+        "another file": f"{base}/data.parquet" + q(),
+        "another request": f"/api/v1/downloads/{coop.passed}/data.csv" + q(),
+        "expired, signed": f"{base}/data.csv"
+        + q(when=past, sig=api._signature(coop.site.home, coop.delivered, "data.csv", past, by)),
     }
     for why, path in refused.items():
         r = anon.get(path)
         assert r.status_code == 403, (why, r.status_code)
         assert r.headers["content-type"] == PROBLEM
-        assert "not valid or has expired" in r.json()["detail"], why
+        said = "has expired" if why.startswith("expired") else "is not valid"
+        assert f"this download link {said}" in r.json()["detail"], (why, r.json())
         assert set(r.json()) == {"type", "title", "status", "detail"}  # no file, a problem
 
 
 def test_a_signed_name_outside_the_release_is_not_found(coop: Coop) -> None:
     anon = coop.site.client()
     later = int(time.time()) + 60
-    for name in ("members.csv", "master.key", "..", "data.csv.bak"):
-        sig = api._signature(coop.site.home, coop.delivered, name, later)
-        r = anon.get(f"/api/v1/downloads/{coop.delivered}/{name}?expires={later}&signature={sig}")
+
+    def signed(request_id: str, name: str) -> Any:
+        sig = api._signature(coop.site.home, request_id, name, later, BY)
+        query = urlencode({"expires": later, "by": BY, "signature": sig})
+        return anon.get(f"/api/v1/downloads/{request_id}/{name}?{query}")
+
+    for name in ("members.csv", "master.key", "data.csv.bak", "SHA256SUMS.sig"):
+        r = signed(coop.delivered, name)
         assert r.status_code == 404, (name, r.status_code, r.text[:200])
         assert r.headers["content-type"] == PROBLEM
-    sig = api._signature(coop.site.home, coop.passed, "data.csv", later)
-    r = anon.get(f"/api/v1/downloads/{coop.passed}/data.csv?expires={later}&signature={sig}")
-    # a signed link to a request not (yet) delivered in the matrix: nothing to download
-    assert r.status_code in (404, 409) or r.content
+        assert r.json()["detail"] == f"no file {name!r} in this release"
+    missing = signed("0" * 32, "data.csv")
+    assert missing.status_code == 404 and missing.headers["content-type"] == PROBLEM
+    draft = signed(coop.draft, "data.csv")  # signed, but nothing delivered to download
+    assert draft.status_code == 409 and "once it is delivered" in draft.json()["detail"]
 
 
 def test_a_link_without_its_query_is_a_problem(coop: Coop) -> None:
     r = coop.site.client().get(f"/api/v1/downloads/{coop.delivered}/data.csv")
     assert r.status_code == 400 and r.headers["content-type"] == PROBLEM
-    assert {e["field"] for e in r.json()["errors"]} == {"expires", "signature"}
+    assert {e["field"] for e in r.json()["errors"]} == {"expires", "by", "signature"}
+
+
+def test_a_download_is_audited_as_whoever_got_the_link(coop: Coop) -> None:
+    auditor = coop.callers["auditor"]
+    r = auditor.client.get(
+        f"/api/v1/requests/{coop.delivered}/release", headers=auditor.headers("GET")
+    )
+    link = next(x for x in r.json()["links"] if x["name"] == "schema.json")
+    assert coop.site.client().get(_served_path(link["url"])).status_code == 200
+    entries = audit_service.entries(coop.site.home, STEWARD)
+    last = [e for e in entries if e.action == "release.download"][-1]
+    assert last.subject == coop.delivered
+    assert last.actor == "auditor:Aud"
+
+
+# --- scopes bound what a token can do, including the tokens it makes ---------------------
+
+NARROW = [("buyer", "Lab", ["requests:read"]), ("member", OTHER_MEMBER, ["me:read"])]
+
+
+@pytest.mark.parametrize(("kind", "holder", "scopes"), NARROW)
+def test_a_narrow_token_cannot_make_a_wider_one(
+    coop: Coop, kind: str, holder: str, scopes: list[str]
+) -> None:
+    narrow = issue_token(coop.site.home, STEWARD, kind=kind, holder=holder, scopes=scopes)
+    client = coop.site.client()
+    auth = {"Authorization": f"Bearer {narrow.token}"}
+    r = client.post("/api/v1/tokens", headers=auth, json={"kind": kind, "holder": holder})
+    if r.status_code == 201:
+        assert set(r.json()["info"]["scopes"]) <= set(scopes), r.json()["info"]
+    else:
+        assert r.status_code == 403 and r.headers["content-type"] == PROBLEM
+
+
+@pytest.mark.parametrize(("kind", "holder", "scopes"), NARROW)
+def test_a_read_only_token_cannot_revoke(
+    coop: Coop, kind: str, holder: str, scopes: list[str]
+) -> None:
+    home = coop.site.home
+    narrow = issue_token(home, STEWARD, kind=kind, holder=holder, scopes=scopes)
+    victim = issue_token(home, STEWARD, kind=kind, holder=holder).info.id
+    r = coop.site.client().post(
+        f"/api/v1/tokens/{victim}/revoke", headers={"Authorization": f"Bearer {narrow.token}"}
+    )
+    assert r.status_code == 403, r.text

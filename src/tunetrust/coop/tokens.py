@@ -21,10 +21,11 @@ from tunetrust.store.models import ApiToken, Buyer, Member
 
 PREFIX = "tt_"
 MAX_DAYS = 365
-# what each kind of token may be scoped to; a new token gets all of its kind's by default
+# what each kind of token may be scoped to; a new token gets all of its kind's by default.
+# "tokens": make and revoke the holder's own tokens (never wider than the one making them)
 SCOPES: dict[str, tuple[str, ...]] = {
-    "buyer": ("requests:read", "requests:write", "releases:read"),
-    "member": ("me:read", "consent:write", "votes:write"),
+    "buyer": ("requests:read", "requests:write", "releases:read", "tokens"),
+    "member": ("me:read", "consent:write", "votes:write", "tokens"),
     "auditor": ("audit:read",),
     "steward": ("steward",),
 }

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -256,7 +257,7 @@ def parse_spec(text: str, *, source_name: str = "spec") -> ReleaseSpec:
     _check_size(len(text.encode("utf-8", "surrogatepass")), source_name)
     try:
         _check_structure(text)
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_Loader)  # noqa: S506  # a SafeLoader, floats as YAML 1.2
     except _Refused as exc:
         raise InputError(f"{source_name}: {exc}") from None
     except yaml.YAMLError as exc:
@@ -284,6 +285,25 @@ def _check_size(size: int, source_name: str) -> None:
             f"{source_name}: larger than {MAX_SPEC_BYTES // 1024} KiB; "
             "a release spec is a short document"
         )
+
+
+class _Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
+    """PyYAML's safe loader, reading numbers like ``1e-6`` as floats (YAML 1.2, and JSON)
+    where YAML 1.1 reads them as strings: the hint for delta says "1e-6"."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.VERBOSE,
+    ),
+    list("-+0123456789."),
+)
 
 
 class _Refused(Exception):

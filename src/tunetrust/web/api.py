@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import base64
 import hmac
+import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
@@ -75,6 +78,8 @@ from tunetrust.store.models import Member
 from tunetrust.web import security
 
 PROBLEM = "application/problem+json"
+log = logging.getLogger("tunetrust.web")
+FILE_JSON = "application/json"
 LINK_SECONDS = 300  # how long a download link works
 KINDS = ("member", "buyer", "auditor", "steward")
 T = TypeVar("T")
@@ -414,12 +419,19 @@ def _in_spec() -> Iterator[None]:
         yield
     except InputError as error:
         if error.fields:
-            error.fields = [(f"spec.{f}", d) for f, d in error.fields]
+            error.fields = [(f if f in BODY_FIELDS else f"spec.{f}", d) for f, d in error.fields]
+        else:  # the spec as a whole (not YAML, too large, expected to be empty …)
+            error.fields = [("spec", str(error))]
         raise
 
 
+BODY_FIELDS = {"price", "currency", "licence", "voting_days"}  # the request's, not the spec's
+
+
 def _spec_text(spec: dict[str, Any] | str) -> str:
-    return spec if isinstance(spec, str) else orjson.dumps(spec).decode()
+    # the standard library's JSON writes any integer (orjson refuses past 64 bits), and
+    # the spec's reader takes JSON's numbers as JSON does (1e-06 is a float)
+    return spec if isinstance(spec, str) else json.dumps(spec, allow_nan=False)
 
 
 # --- signed download links ---------------------------------------------------------------
@@ -429,21 +441,23 @@ def _link_key(home: Home) -> bytes:
     return derive(home.master_key, b"tunetrust api download links v1")
 
 
-def _signature(home: Home, request_id: str, name: str, expires: int) -> str:
-    message = f"{request_id}\n{name}\n{expires}".encode()
+def _signature(home: Home, request_id: str, name: str, expires: int, by: str) -> str:
+    message = f"{request_id}\n{name}\n{expires}\n{by}".encode()
     return hmac.new(_link_key(home), message, "sha256").hexdigest()
 
 
-def signed_link(request: Request, request_id: str, name: str) -> tuple[str, str]:
+def signed_link(request: Request, actor: Actor, request_id: str, name: str) -> tuple[str, str]:
     """A link to one file of a delivered request that works for ``LINK_SECONDS`` without
-    a token, and when it stops working (ISO 8601). The caller has checked the file is
-    the request's and the request is the caller's."""
+    a token, for ``actor`` (whom the download's audit entry names), and when it stops
+    working (ISO 8601). The caller has checked the request and file are the actor's."""
     home: Home = request.app.state.home
     expires = int(time.time()) + LINK_SECONDS
+    by = f"{actor.kind}:{actor.name}"
     url = request.url_for("api_download", request_id=request_id, name=name)
-    signature = _signature(home, request_id, name, expires)
-    until = datetime.fromtimestamp(expires, UTC).isoformat()
-    return f"{url}?expires={expires}&signature={signature}", until
+    query = urlencode(
+        {"expires": expires, "by": by, "signature": _signature(home, request_id, name, expires, by)}
+    )
+    return f"{url}?{query}", datetime.fromtimestamp(expires, UTC).isoformat()
 
 
 # --- the routes --------------------------------------------------------------------------
@@ -599,7 +613,7 @@ def request_release(
     d = releases.delivery(_home(request), who.actor, request_id)
     links = []
     for f in d.files:
-        url, until = signed_link(request, d.request, f.name)
+        url, until = signed_link(request, who.actor, d.request, f.name)
         links.append(
             DownloadLink(name=f.name, sha256=f.sha256, bytes=f.bytes, url=url, expires=until)
         )
@@ -612,7 +626,15 @@ API_ACCESS["GET /downloads/{request_id}/{name}"] = {"link": "a signed link"}
 @router.get(
     "/downloads/{request_id}/{name}",
     name="api_download",
-    responses={200: {"content": {"application/octet-stream": {}}}, **_problems(400, 403, 404)},
+    responses={
+        200: {
+            "description": "the file",
+            "content": {
+                k: {} for k in ("application/octet-stream", "text/csv", "application/json")
+            },
+        },
+        **_problems(400, 403, 404, 409),
+    },
     response_class=Response,
     summary="Download a release file through a signed link",
 )
@@ -621,16 +643,19 @@ def download(
     request_id: str,
     name: str,
     expires: Annotated[int, Query(ge=0, le=2**40)],
-    signature: Annotated[str, Query(min_length=64, max_length=64)],
+    by: Annotated[str, Query(min_length=3, max_length=220)],
+    signature: Annotated[str, Query(pattern="^[0-9a-f]{64}$")],
 ) -> Response:
     """No token needed: the link itself is the permission, for a few minutes."""
     home = _home(request)
-    good = _signature(home, request_id, name, expires)
+    good = _signature(home, request_id, name, expires, by)
     if not hmac.compare_digest(good, signature):
         raise security.Refused("this download link is not valid; ask for the release's links")
     if expires < time.time():
         raise security.Refused("this download link has expired; ask for the release's links again")
-    data_ = releases.release_file(home, _link_owner(home, request_id), request_id, name)
+    kind, _, holder = by.partition(":")
+    given_to = Actor.model_validate({"kind": kind, "name": holder})  # signed by us: well formed
+    data_ = releases.release_file(home, given_to, request_id, name)
     kind = "text/csv" if name.endswith(".csv") else "application/octet-stream"
     if name.endswith(".json"):
         kind = "application/json"
@@ -639,14 +664,6 @@ def download(
         media_type=kind,
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
-
-
-def _link_owner(home: Home, request_id: str) -> Actor:
-    """Who a signed link was given to: the request's buyer (the audit log names them)."""
-    view = governance.show_request(home, Actor.steward(), request_id)
-    if view.buyer is None:
-        raise NotFoundError(f"no data request {request_id!r}")
-    return Actor.buyer(view.buyer)
 
 
 # stewards: the request lifecycle
@@ -825,6 +842,7 @@ def invitation_close(
 
 
 _TOKENS = {"steward": "steward", "member": "me:read", "buyer": "requests:read"}
+_TOKENS_WRITE = {"steward": "steward", "member": "tokens", "buyer": "tokens"}
 
 
 @router.get("/tokens", response_model=Page[TokenInfo], responses=Errors, summary="API tokens")
@@ -844,19 +862,24 @@ def token_list(
 def token_add(
     request: Request,
     body: TokenBody,
-    who: Annotated[Caller, _route("POST", "/tokens", **_TOKENS)],
+    who: Annotated[Caller, _route("POST", "/tokens", **_TOKENS_WRITE)],
 ) -> TokenIssued:
-    """The secret is in this answer only."""
-    holder = body.holder
-    if who.kind == "member":
-        holder = who.actor.name  # a member's token is always their own
+    """The secret is in this answer only. A buyer or member makes tokens for themselves
+    only, and never wider than the token (or session) making it: by default, its scopes."""
+    holder, scopes = body.holder, body.scopes
+    if who.kind != "steward":
+        holder = who.actor.name  # one's own: a member's, or the buyer's
+        scopes = sorted(who.scopes) if scopes is None else scopes
+        wider = sorted(set(scopes) - who.scopes)
+        if wider:
+            raise ForbiddenError(f"a new token cannot have scopes this one lacks: {wider[0]!r}")
     return token_service.issue_token(
         _home(request),
         who.actor,
         kind=body.kind,
         holder=holder,
         label=body.label,
-        scopes=body.scopes,
+        scopes=scopes,
         days=body.days,
     )
 
@@ -870,7 +893,7 @@ def token_add(
 def token_revoke(
     request: Request,
     token_id: str,
-    who: Annotated[Caller, _route("POST", "/tokens/{token_id}/revoke", **_TOKENS)],
+    who: Annotated[Caller, _route("POST", "/tokens/{token_id}/revoke", **_TOKENS_WRITE)],
 ) -> TokenInfo:
     return token_service.revoke_token(_home(request), who.actor, token_id)
 
@@ -1102,7 +1125,12 @@ def create_api(home: Home) -> FastAPI:
     async def keep_body(request: Request, call_next: Any) -> Response:
         # the raw body, for idempotency fingerprints (bodies here are at most 64 KiB)
         request.state.body = await request.body()
-        response: Response = await call_next(request)
+        try:
+            response: Response = await call_next(request)
+        except Exception as error:  # logged by its type only: a message may hold a value
+            route = getattr(request.scope.get("route"), "path", "(no route)")
+            log.error("unhandled %s in %s", type(error).__name__, route)
+            return problem(500, "something went wrong on the server; the steward can see it")
         return response
 
     @api.exception_handler(TuneTrustError)
@@ -1137,6 +1165,8 @@ def create_api(home: Home) -> FastAPI:
             loc = [str(p) for p in e.get("loc", ())]
             if loc and loc[0] in ("body", "query", "path", "header"):
                 loc = loc[1:]
+            # a union's members appear as type names (spec.dict[str,any], spec.str)
+            loc = [p for p in loc if "[" not in p and p not in ("str", "int", "float", "bool")]
             fields.append((".".join(loc) or "(body)", str(e.get("msg", "invalid"))))
         names = ", ".join(sorted({f for f, _ in fields}))
         return problem(400, f"this request has a missing or wrong value in: {names}", errors=fields)

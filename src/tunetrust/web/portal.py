@@ -176,7 +176,7 @@ def download(request: Request, request_id: str, name: str, v: BuyerFiles) -> Res
     d = releases.delivery(v.home, actor(v), whole(request_id))
     if name not in {f.name for f in d.files}:
         raise NotFoundError(f"no file {name!r} in this release")
-    link, _ = signed_link(request, d.request, name)
+    link, _ = signed_link(request, actor(v), d.request, name)
     return RedirectResponse(link, status_code=303)
 
 

@@ -103,7 +103,7 @@ def upgrade() -> None:
                 member_id=None,
                 name=name,
                 label="made before 0.5 (a bare token)",
-                scopes=["requests:read", "requests:write", "releases:read"],
+                scopes=["releases:read", "requests:read", "requests:write", "tokens"],
                 created_at=now,
                 expires_at=now + timedelta(days=365),
             )
