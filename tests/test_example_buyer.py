@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -29,6 +26,7 @@ import httpx
 import pytest
 
 from tests.factories import consenting_members
+from tests.web_support import clean_env, free_port, served
 from tunetrust.releases.build import release_files
 from tunetrust.services import governance, releases
 from tunetrust.services import tokens as token_service
@@ -39,7 +37,6 @@ from tunetrust.store.home import Home, init_home
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "buyer.py"
 SPEC = REPO / "examples" / "spec.yaml"
-TUNETRUST = str(Path(sys.executable).parent / "tunetrust")
 STEWARD = Actor.steward()
 MEMBERS = 5
 
@@ -53,34 +50,10 @@ def _example() -> ModuleType:
     return module
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _serve(root: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNETRUST_")}
-    argv = [TUNETRUST, "--home", str(root), "serve", "--port", str(port), "--no-worker"]
-    with log.open("ab") as sink:  # the child keeps its own copy of the descriptor
-        server = subprocess.Popen(argv, env=env, stdout=sink, stderr=sink)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and server.poll() is None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/signin", timeout=2):
-                return server
-        except OSError:
-            time.sleep(0.2)
-    server.kill()
-    raise AssertionError(f"the server did not start: {log.read_text()[-2000:]}")
-
-
 def _buyer(base: str, token: str, *args: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNETRUST_")}
     return subprocess.Popen(
         [sys.executable, str(EXAMPLE), "--url", base, *args],
-        env=env | {"TUNETRUST_TOKEN": token},
+        env=clean_env() | {"TUNETRUST_TOKEN": token},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -106,8 +79,9 @@ def test_the_buyer_example_proposes_waits_downloads_and_verifies(tmp_path: Path)
     voters = consenting_members(home, tmp_path, MEMBERS)
     buyer = governance.add_buyer(home, STEWARD, "Lab", "lab@example.invalid", "SE")
     steward = token_service.issue_token(home, STEWARD, kind="steward", holder="steward")
-    port = _port()
-    server = _serve(root, port, tmp_path / "server.log")
+    port = free_port()
+    server = ExitStack()
+    server.enter_context(served(root, port, tmp_path / "server.log", "--no-worker"))
     base = f"http://127.0.0.1:{port}"
     out = tmp_path / "out"
     children: list[subprocess.Popen[str]] = []
@@ -165,11 +139,7 @@ def test_the_buyer_example_proposes_waits_downloads_and_verifies(tmp_path: Path)
             if child.poll() is None:
                 child.kill()
                 child.communicate()
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        server.close()
         home.close()
 
 

@@ -16,11 +16,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,22 +33,18 @@ from tunetrust.store.home import Home, init_home
 
 from .browser import chromium
 from .factories import consenting_members, export_zip, lab_request
+from .web_support import TUNETRUST, clean_env, free_port, served
 
-TUNETRUST = Path(sys.executable).with_name("tunetrust")
 NAME = "Robin"
 PRICE = 10_000  # cents
 
 
-def _env() -> dict[str, str]:
-    """This environment without TUNETRUST_* (the home is named on the command line)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("TUNETRUST_")}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+def screens_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: TUNETRUST_SCREENSHOTS, else a temporary folder."""
+    shots = os.environ.get("TUNETRUST_SCREENSHOTS")
+    screens = Path(shots) if shots else tmp_path_factory.mktemp("screens")
+    screens.mkdir(parents=True, exist_ok=True)
+    return screens
 
 
 @dataclass
@@ -73,40 +66,14 @@ def browser() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def server(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("web")
-    port = _free_port()
+    port = free_port()
     origin = f"http://localhost:{port}"  # WebAuthn refuses an IP address as the site
     home = init_home(Settings(home=root / "home", web_origin=origin))
     others = consenting_members(home, root, 2)
-    log_path = root / "server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [str(TUNETRUST), "--home", str(home.settings.home), "serve", "--port", str(port)]
-            + ["--origin", origin],
-            env=_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/signin", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the server did not start:\n{log_path.read_text('utf-8')}")
-                time.sleep(0.2)
-        shots = os.environ.get("TUNETRUST_SCREENSHOTS")
-        screens = Path(shots) if shots else tmp_path_factory.mktemp("screens")
-        screens.mkdir(parents=True, exist_ok=True)
-        yield Server(home, origin, screens, others)
+        with served(home.settings.home, port, root / "server.log", "--origin", origin):
+            yield Server(home, origin, screens_folder(tmp_path_factory), others)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         home.close()
 
 
@@ -215,7 +182,7 @@ def _cli_insights(server: Server, name: str) -> dict[str, Any]:
     done = subprocess.run(
         [str(TUNETRUST), "--home", str(server.home.settings.home), "insights"]
         + ["--member", name, "--json"],
-        env=_env(),
+        env=clean_env(),
         capture_output=True,
         text=True,
         timeout=60,

@@ -16,11 +16,9 @@ serious or critical axe-core finding (run at 390 px), and screenshots (under
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +33,8 @@ from tunetrust.store.home import Home, init_home
 
 from .browser import chromium
 from .factories import WEEKDAY_SPEC, consenting_members
-from .test_web_browser import TUNETRUST, Device, _device, _env, _free_port
+from .test_web_browser import Device, _device, screens_folder
+from .web_support import clean_env, free_port, served
 
 STEWARD = Actor.steward()
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "buyer.py"
@@ -57,42 +56,18 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("staff-web")
-    port = _free_port()
+    port = free_port()
     origin = f"http://localhost:{port}"
     home = init_home(Settings(home=root / "home", web_origin=origin))
     names = consenting_members(home, root, 3)
     buyer = governance.add_buyer(home, STEWARD, "Lab", "lab@example.invalid", "SE").token
     steward = token_service.issue_token(home, STEWARD, kind="steward", holder="Ada").token
-    log_path = root / "server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [str(TUNETRUST), "--home", str(home.settings.home), "serve", "--port", str(port)]
-            + ["--origin", origin, "--no-worker"],
-            env=_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/staff/signin", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the server did not start:\n{log_path.read_text('utf-8')}")
-                time.sleep(0.1)
-        shots = os.environ.get("TUNETRUST_SCREENSHOTS")
-        screens = Path(shots) if shots else tmp_path_factory.mktemp("screens")
-        screens.mkdir(parents=True, exist_ok=True)
-        yield Server(home, origin, screens, names, buyer, steward)
+        log = root / "server.log"
+        with served(home.settings.home, port, log, "--origin", origin, "--no-worker"):
+            screens = screens_folder(tmp_path_factory)
+            yield Server(home, origin, screens, names, buyer, steward)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         home.close()
 
 
@@ -250,7 +225,7 @@ def test_a_buyer_proposes_the_steward_delivers_and_the_buyer_downloads(
     done = subprocess.run(
         [sys.executable, str(EXAMPLE), "--url", server.origin, "--request", request]
         + ["--out", str(out), "--wait", "30"],
-        env=_env() | {"TUNETRUST_TOKEN": server.buyer},
+        env=clean_env() | {"TUNETRUST_TOKEN": server.buyer},
         capture_output=True,
         text=True,
         timeout=90,

@@ -8,8 +8,13 @@ verification.
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +33,51 @@ from tunetrust.store.home import Home, init_home
 from tunetrust.web.app import create_app
 
 ORIGIN = "https://localhost"
+TUNETRUST = Path(sys.executable).with_name("tunetrust")
+
+
+def clean_env() -> dict[str, str]:
+    """This environment without TUNETRUST_* (the home is named on the command line)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("TUNETRUST_")}
+
+
+def free_port() -> int:
+    """A loopback port free now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextmanager
+def served(
+    home: Path, port: int, log: Path, *options: str, ready: str = "/signin"
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real ``tunetrust serve`` of ``home`` on ``port`` (its output in ``log``), ready to
+    answer ``ready``; stopped (terminated, then killed) when the block ends."""
+    argv = [str(TUNETRUST), "--home", str(home), "serve", "--port", str(port), *options]
+    with log.open("ab") as sink:  # the child keeps its own copy of the descriptor
+        server = subprocess.Popen(argv, env=clean_env(), stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{ready}", timeout=2):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"the server did not start:\n{log.read_text('utf-8')[-4000:]}"
+                    ) from None
+                time.sleep(0.1)
+        yield server
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 def csrf_of(html: str) -> str:
