@@ -22,6 +22,7 @@ from tunetrust.store.home import Home
 from tunetrust.store.models import IdempotencyKey
 
 KEEP = timedelta(hours=24)
+ABANDONED = timedelta(minutes=15)  # a key "running" this long: its process died
 MAX_KEY = 200
 
 
@@ -83,8 +84,15 @@ def claim(home: Home, principal: str, key: str, print_: str) -> Replay | None:
             fields=[("Idempotency-Key", "used for a different request")],
         )
     if row.state != "done" or row.status is None:
+        if _utc(row.created_at) < now - ABANDONED:  # the process serving it died
+            abandon(home, principal, key)
+            raise KeyInUse("a request with this Idempotency-Key was cut off; send it again")
         raise KeyInUse("a request with this Idempotency-Key is still being served; retry soon")
     return Replay(status=row.status, body=row.body)
+
+
+def _utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
 
 
 def finish(home: Home, principal: str, key: str, status: int, body: Any) -> None:

@@ -45,6 +45,18 @@ class TokenView:
     expires_at: datetime
     stale: bool  # ``last_used_at`` is older than TOUCH_EVERY: worth recording a use
 
+    @property
+    def holder(self) -> str:
+        """Whom a buyer's, auditor's or steward's token acts as (a member's: their name is
+        sealed, not here)."""
+        return self.name or self.kind
+
+    @property
+    def principal(self) -> str:
+        """Whose idempotency keys a call with it uses: one holder's, across their tokens
+        (a buyer by id: a name can be reused after a buyer is gone)."""
+        return f"{self.kind}:{self.buyer_id if self.kind == 'buyer' else self.holder}"
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -63,8 +75,10 @@ def check_scopes(kind: str, scopes: list[str] | None) -> list[str]:
     """The scopes a new token of ``kind`` gets: all of the kind's, or the chosen ones."""
     if kind not in SCOPES:
         raise InputError(f"a token is for one of: {', '.join(SCOPES)}")
-    if not scopes:
+    if scopes is None:
         return list(SCOPES[kind])
+    if not scopes:
+        raise InputError("a token needs at least one scope", fields=[("scopes", "empty")])
     unknown = sorted(set(scopes) - set(SCOPES[kind]))
     if unknown:
         raise InputError(
@@ -84,9 +98,20 @@ def issue(
     days: int = 90,
     buyer_id: int | None = None,
     member_id: int | None = None,
+    until: datetime | None = None,
 ) -> tuple[ApiToken, str]:
-    """A new token and its secret (shown once; only the digest is kept)."""
+    """A new token and its secret (shown once; only the digest is kept); ``until``: it
+    expires then at the latest (the token that made it)."""
     chosen = check_scopes(kind, scopes)
+    name = name.strip()
+    if kind in ("auditor", "steward") and not (
+        name and name.isprintable() and ":" not in name and len(name) <= 200
+    ):
+        # the audit log names them by it: never blank, never shaped like "member:…"
+        raise InputError(
+            "an auditor's or steward's name is printable text without ':'",
+            fields=[("holder", "printable text without ':'")],
+        )
     if not 1 <= days <= MAX_DAYS:
         raise InputError(f"a token lasts 1 to {MAX_DAYS} days")
     if (kind == "buyer") != (buyer_id is not None) or (kind == "member") != (member_id is not None):
@@ -99,11 +124,11 @@ def issue(
         kind=kind,
         buyer_id=buyer_id,
         member_id=member_id,
-        name=name.strip()[:200],
+        name=name[:200],
         label=label.strip()[:200],
         scopes=chosen,
         created_at=now,
-        expires_at=now + timedelta(days=days),
+        expires_at=min(now + timedelta(days=days), until or now + timedelta(days=days)),
     )
     session.add(row)
     session.flush()

@@ -188,7 +188,7 @@ def _may_see(home: Home, actor: Actor, request_id: str) -> None:
         return
     if actor.kind == "buyer":
         if _buyer_of(home, request_id) != actor.name:
-            raise NotFoundError(f"no data request {request_id!r} of yours")
+            raise NotFoundError(f"no data request {request_id!r}")  # as for one that never was
         return
     raise ForbiddenError("members see requests as they weigh them: request_for_member")
 

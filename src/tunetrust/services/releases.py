@@ -163,7 +163,7 @@ def _delivered(home: Home, actor: Actor, request_id: str) -> tuple[str, str]:
             actor.kind == "buyer" and buyer is not None and buyer.name == actor.name
         )
         if not mine:
-            raise NotFoundError(f"no data request {request_id!r} of yours")
+            raise NotFoundError(f"no data request {request_id!r}")  # as for one that never was
         if req.state not in ("delivered", "paid") or req.release_id is None:
             raise ConflictError(
                 f"request {req.id[:12]} is {req.state}; its release can be downloaded "

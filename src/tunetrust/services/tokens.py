@@ -8,6 +8,8 @@ member's under their pseudonym, so it reaches their export).
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.orm import Session
 
 from tunetrust.coop import audit, tokens
@@ -61,6 +63,7 @@ def issue_token(
     label: str = "",
     scopes: list[str] | None = None,
     days: int = 90,
+    until: datetime | None = None,
 ) -> TokenIssued:
     """A new token of ``kind`` for ``holder`` (a buyer's name, a member's name, an
     auditor's or a steward's name); its secret is in the result once."""
@@ -83,6 +86,7 @@ def issue_token(
             days=days,
             buyer_id=buyer_id,
             member_id=member_id,
+            until=until,
         )
         audit.record(
             s,

@@ -466,7 +466,7 @@ class IdempotencyKey(Base):
     __table_args__ = (UniqueConstraint("principal", "key", name="uq_idempotency_principal_key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    principal: Mapped[str] = mapped_column(String(120))
+    principal: Mapped[str] = mapped_column(String(255))
     key: Mapped[str] = mapped_column(String(200))
     fingerprint: Mapped[str] = mapped_column(String(64))  # method, route and body
     state: Mapped[str] = mapped_column(String(16))

@@ -24,12 +24,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Generic, Literal, TypeVar
 from urllib.parse import urlencode
 
 import orjson
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -184,6 +184,7 @@ class Caller:
     principal: str  # whose idempotency keys these are: stable across a holder's tokens
     token: tokens.TokenView | None  # None: a member's browser session
     csrf: str | None  # the browser session's token, checked on state changes
+    fresh: bool = True  # a browser session signed in within the last 15 minutes
 
     @property
     def kind(self) -> str:
@@ -211,6 +212,12 @@ def _member_caller(home: Home, member: Member, token: tokens.TokenView | None) -
     )
 
 
+def _token_caller(token: tokens.TokenView, csrf: str | None, *, fresh: bool) -> Caller:
+    """A buyer's, auditor's or steward's call (by the token, or a session signed in with it)."""
+    actor = Actor.model_validate({"kind": token.kind, "name": token.holder})
+    return Caller(actor, frozenset(token.scopes), token.principal, token, csrf, fresh)
+
+
 def _resolve(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Caller:
     home: Home = request.app.state.home
     if credentials is not None:
@@ -226,10 +233,7 @@ def _resolve(request: Request, credentials: HTTPAuthorizationCredentials | None)
                 tokens.touch(s, token.id)
         if member is not None:
             return _member_caller(home, member, token)
-        name = token.name or token.kind
-        actor = Actor(kind=token.kind, name=name)  # type: ignore[arg-type]
-        holder = token.buyer_id if token.kind == "buyer" else name
-        return Caller(actor, frozenset(token.scopes), f"{token.kind}:{holder}", token, None)
+        return _token_caller(token, None, fresh=True)
     secret = request.cookies.get(security.COOKIE)
     if secret:
         with home.sessions() as s:
@@ -240,13 +244,9 @@ def _resolve(request: Request, credentials: HTTPAuthorizationCredentials | None)
             staff = tokens.live(s, found.token_id) if found and found.token_id else None
         if found is not None and member is not None:
             c = _member_caller(home, member, None)
-            return Caller(c.actor, c.scopes, c.principal, None, found.csrf)
+            return Caller(c.actor, c.scopes, c.principal, None, found.csrf, found.fresh)
         if found is not None and staff is not None:
-            actor = Actor(kind=staff.kind, name=staff.name or staff.kind)  # type: ignore[arg-type]
-            holder = staff.buyer_id if staff.kind == "buyer" else actor.name
-            return Caller(
-                actor, frozenset(staff.scopes), f"{staff.kind}:{holder}", staff, found.csrf
-            )
+            return _token_caller(staff, found.csrf, fresh=found.fresh)
     raise Unauthenticated("send an API token: Authorization: Bearer tt_…")
 
 
@@ -304,6 +304,8 @@ class Page(BaseModel, Generic[T]):
 
 
 Limit = Annotated[int, Query(ge=1, le=200, description="items per page")]
+# a request by its whole id (the command line's prefixes would let one buyer probe another's)
+RequestId = Annotated[str, Path(pattern="^[0-9a-f]{32}$", description="a request's id")]
 Cursor = Annotated[str | None, Query(max_length=64, description="from the previous page's `next`")]
 
 
@@ -369,7 +371,9 @@ class TokenBody(Body):
     holder: str = Field(min_length=1, max_length=200, description="who the token acts as")
     label: str = Field(default="", max_length=200)
     scopes: list[str] | None = Field(default=None, max_length=10)
-    days: int = Field(default=90, ge=1, le=tokens.MAX_DAYS)
+    days: int | None = Field(
+        default=None, ge=1, le=tokens.MAX_DAYS, description="default 90, or as long as the maker"
+    )
 
 
 class ConsentBody(Body):
@@ -419,19 +423,26 @@ def _in_spec() -> Iterator[None]:
         yield
     except InputError as error:
         if error.fields:
-            error.fields = [(f if f in BODY_FIELDS else f"spec.{f}", d) for f, d in error.fields]
+            error.fields = [(f if f in NOT_IN_SPEC else f"spec.{f}", d) for f, d in error.fields]
         else:  # the spec as a whole (not YAML, too large, expected to be empty …)
             error.fields = [("spec", str(error))]
         raise
 
 
-BODY_FIELDS = {"price", "currency", "licence", "voting_days"}  # the request's, not the spec's
+NOT_IN_SPEC = {"spec", "price", "currency", "licence", "voting_days"}  # the request's fields
 
 
 def _spec_text(spec: dict[str, Any] | str) -> str:
     # the standard library's JSON writes any integer (orjson refuses past 64 bits), and
     # the spec's reader takes JSON's numbers as JSON does (1e-06 is a float)
-    return spec if isinstance(spec, str) else json.dumps(spec, allow_nan=False)
+    if isinstance(spec, str):
+        return spec
+    try:
+        return json.dumps(spec, allow_nan=False)
+    except ValueError:  # 1e400 arrives as infinity
+        raise InputError(
+            "spec: a number too large to be one", fields=[("spec", "a number out of range")]
+        ) from None
 
 
 # --- signed download links ---------------------------------------------------------------
@@ -573,7 +584,7 @@ def request_list(
 )
 def request_show(
     request: Request,
-    request_id: str,
+    request_id: RequestId,
     who: Annotated[Caller, _route("GET", "/requests/{request_id}", **READ_REQUESTS)],
 ) -> RequestInfo:
     """Its state, price, frozen rules and plan, and the live count of the vote."""
@@ -588,7 +599,7 @@ def request_show(
 )
 def request_plan(
     request: Request,
-    request_id: str,
+    request_id: RequestId,
     who: Annotated[Caller, _route("GET", "/requests/{request_id}/plan", **READ_REQUESTS)],
 ) -> ReleasePlanInfo:
     """Members included (a count), ε cost, expected accuracy and keys expected to pass."""
@@ -606,7 +617,7 @@ _DELIVERY = {"buyer": "releases:read", "steward": "steward", "auditor": "audit:r
 )
 def request_release(
     request: Request,
-    request_id: str,
+    request_id: RequestId,
     who: Annotated[Caller, _route("GET", "/requests/{request_id}/release", **_DELIVERY)],
 ) -> DeliveryLinks:
     """The manifest, each file's SHA-256 and size, and links valid for five minutes."""
@@ -640,7 +651,7 @@ API_ACCESS["GET /downloads/{request_id}/{name}"] = {"link": "a signed link"}
 )
 def download(
     request: Request,
-    request_id: str,
+    request_id: RequestId,
     name: str,
     expires: Annotated[int, Query(ge=0, le=2**40)],
     by: Annotated[str, Query(min_length=3, max_length=220)],
@@ -677,7 +688,7 @@ def download(
 )
 def request_open(
     request: Request,
-    request_id: str,
+    request_id: RequestId,
     who: Annotated[Caller, _route("POST", "/requests/{request_id}/open", **STEWARD)],
 ) -> RequestInfo:
     """Eligible members, the plan and the rules frozen now; the window starts."""
@@ -692,7 +703,7 @@ def request_open(
 )
 def request_close(
     request: Request,
-    request_id: str,
+    request_id: RequestId,
     who: Annotated[Caller, _route("POST", "/requests/{request_id}/close", **STEWARD)],
     body: CloseBody | None = None,
 ) -> RequestInfo:
@@ -709,7 +720,7 @@ def request_close(
 )
 def request_deliver(
     request: Request,
-    request_id: str,
+    request_id: RequestId,
     raw: Annotated[bytes, Depends(raw_body)],
     who: Annotated[Caller, _route("POST", "/requests/{request_id}/deliver", **STEWARD)],
     key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
@@ -865,14 +876,31 @@ def token_add(
     who: Annotated[Caller, _route("POST", "/tokens", **_TOKENS_WRITE)],
 ) -> TokenIssued:
     """The secret is in this answer only. A buyer or member makes tokens for themselves
-    only, and never wider than the token (or session) making it: by default, its scopes."""
-    holder, scopes = body.holder, body.scopes
+    only, never wider than the token (or session) making it (by default, its scopes) and
+    never outliving it; a member's token is made by the member alone (a steward's token
+    opens no member's data). With a browser session, only within 15 minutes of signing in."""
+    holder, scopes, days = body.holder, body.scopes, body.days
+    if body.kind == "member" and who.kind != "member":
+        raise ForbiddenError("a member's token is made by the member (or at the shell)")
+    if who.token is None or who.csrf is not None:  # a browser session, not a bearer token
+        if not who.fresh:
+            raise security.Refused(
+                "making a token needs a recent sign-in: sign in again, then make it"
+            )
     if who.kind != "steward":
         holder = who.actor.name  # one's own: a member's, or the buyer's
-        scopes = sorted(who.scopes) if scopes is None else scopes
+        scopes = sorted(who.scopes) if not scopes else scopes
         wider = sorted(set(scopes) - who.scopes)
         if wider:
             raise ForbiddenError(f"a new token cannot have scopes this one lacks: {wider[0]!r}")
+    until = who.token.expires_at if who.token is not None else None
+    if until is not None and days is not None:
+        if datetime.now(UTC) + timedelta(days=days) > until + timedelta(minutes=1):
+            left = max((until - datetime.now(UTC)).days, 0)
+            raise InputError(
+                f"days: a new token cannot outlive this one, which ends in {left} days",
+                fields=[("days", f"at most {left}")],
+            )
     return token_service.issue_token(
         _home(request),
         who.actor,
@@ -880,7 +908,8 @@ def token_add(
         holder=holder,
         label=body.label,
         scopes=scopes,
-        days=body.days,
+        days=days or 90,
+        until=until,
     )
 
 
@@ -1061,7 +1090,7 @@ def my_requests(
 )
 def my_vote(
     request: Request,
-    request_id: str,
+    request_id: RequestId,
     body: VoteBody,
     who: Annotated[Caller, _route("PUT", "/me/votes/{request_id}", member="votes:write")],
 ) -> VoteCast:

@@ -331,8 +331,8 @@ def new_token(
     from tunetrust.services.tokens import issue_token
 
     _fresh(v)  # a token acts as the member: a new way in, like a passkey
-    made = issue_token(
-        v.home, v.actor, kind="member", holder=v.name, label=label, scopes=scope, days=days
+    made = issue_token(  # no box ticked: no scope (never "all of them")
+        v.home, v.actor, kind="member", holder=v.name, label=label, scopes=scope or [], days=days
     )
     return _account(request, v, new_token=made)  # shown in this answer, kept nowhere
 

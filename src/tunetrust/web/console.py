@@ -36,6 +36,7 @@ from tunetrust.web.app import ACCESS, page
 from tunetrust.web.auth import not_refused
 from tunetrust.web.security import CheckedVisit, StaffPost, Visit, remember
 from tunetrust.web.staff import (
+    PLANNED,
     Key,
     Reader,
     StaffRoute,
@@ -203,9 +204,6 @@ def request_list(request: Request, v: Reader) -> Response:
     """Every data request, newest first."""
     found = governance.list_requests(v.home, actor(v))
     return page(request, "console_requests.html", nav="requests", requests=found)
-
-
-PLANNED = ("draft", "open", "passed")  # states in which a plan still says what will happen
 
 
 @router.get("/console/requests/{request_id}")

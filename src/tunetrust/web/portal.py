@@ -31,7 +31,17 @@ from tunetrust.services.models import ReleasePlanInfo
 from tunetrust.web.api import signed_link
 from tunetrust.web.app import ACCESS, page
 from tunetrust.web.security import Visit
-from tunetrust.web.staff import StaffRoute, actor, new_key, number, once, posting, viewing, whole
+from tunetrust.web.staff import (
+    PLANNED,
+    StaffRoute,
+    actor,
+    new_key,
+    number,
+    once,
+    posting,
+    viewing,
+    whole,
+)
 
 router = APIRouter(route_class=StaffRoute)
 ACCESS.update(
@@ -47,7 +57,6 @@ BuyerRead = Annotated[Visit, viewing(buyer="requests:read")]
 BuyerWrite = Annotated[Visit, posting(buyer="requests:write")]
 BuyerFiles = Annotated[Visit, viewing(buyer="releases:read")]
 MAX_SPEC = 60_000  # characters: the form's body must stay under the app's 64 KiB
-PLANNED = ("draft", "open", "passed")
 
 
 class Proposal(BaseModel):

@@ -33,6 +33,7 @@ STALE_FORM = "this form was sent before with other values; reload the page and s
 WHOLE_ID = re.compile(r"[0-9a-f]{32}")
 KIND_NAMES = {"buyer": "a buyer", "auditor": "an auditor", "steward": "a steward"}
 WAIT_FOR_FIRST = 120.0  # seconds a repeated form waits for the first one's answer
+PLANNED = ("draft", "open", "passed")  # states in which a plan still says what will happen
 
 
 class StaffRoute(APIRoute):
@@ -92,7 +93,7 @@ Key = Annotated[str, Form(min_length=1, max_length=idempotency.MAX_KEY)]
 def actor(v: Visit) -> Actor:
     """Who the session acts as: the token's holder (a buyer's token: the buyer)."""
     assert v.staff is not None
-    return Actor.model_validate({"kind": v.staff.kind, "name": v.staff.name or v.staff.kind})
+    return Actor.model_validate({"kind": v.staff.kind, "name": v.staff.holder})
 
 
 def start(kind: str) -> str:
@@ -117,8 +118,7 @@ def once(v: Visit, key: str, action: str, body: bytes, work: Callable[[], str]) 
     retry) waits for the first and goes to the same place. A refusal changes nothing, so
     it is not kept: the form, corrected, may be sent again with its key."""
     assert v.staff is not None
-    holder = v.staff.buyer_id if v.staff.kind == "buyer" else actor(v).name
-    principal = f"{v.staff.kind}:{holder}"  # the API's: one holder's keys, across tokens
+    principal = v.staff.principal  # the API's: one holder's keys, across tokens
     print_ = idempotency.fingerprint("POST", f"web {action}", body)
     deadline = time.monotonic() + WAIT_FOR_FIRST
     while True:
@@ -150,6 +150,7 @@ def number(text: str, field: str, what: str) -> int:
 
 
 __all__ = [
+    "PLANNED",
     "Key",
     "Reader",
     "StaffRoute",

@@ -48,7 +48,7 @@ def upgrade() -> None:
     op.create_table(
         "idempotency_keys",
         sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("principal", sa.String(120), nullable=False),
+        sa.Column("principal", sa.String(255), nullable=False),
         sa.Column("key", sa.String(200), nullable=False),
         sa.Column("fingerprint", sa.String(64), nullable=False),
         sa.Column("state", sa.String(16), nullable=False),
