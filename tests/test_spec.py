@@ -328,3 +328,15 @@ def test_the_json_schema_forbids_unknown_fields_at_every_level() -> None:
         "min_listeners",
     }
     assert set(schema["required"]) == {"purpose", "group_by", "metrics", "bounds", "privacy"}
+
+
+@pytest.mark.parametrize("written", ["1e-6", "1.0e-6", "1E-6", "0.000001", "+1e-06"])
+def test_a_number_in_exponent_form_is_a_number(written: str) -> None:
+    # YAML 1.1 reads 1e-6 as text; JSON and YAML 1.2 (and the API's spec objects) as a float
+    spec = parse_spec(SPEC.replace("delta: 1.0e-6", f"delta: {written}"))
+    assert spec.privacy.delta == pytest.approx(1e-6)
+
+
+def test_text_that_only_looks_numeric_stays_text() -> None:
+    with pytest.raises(InputError, match="privacy.delta"):
+        parse_spec(SPEC.replace("delta: 1.0e-6", "delta: 1e-6x"))
