@@ -383,6 +383,10 @@ def test_a_buyer_checks_and_proposes_a_spec_and_a_bad_one_names_its_field(coop: 
     assert r.status_code == 400 and "spec.bounds.max_partitions" in r.text
     r = lab.post("/buyer/requests", data=typed | {"spec": WEEKDAY_SPEC, "price": "lots"})
     assert r.status_code == 400 and "<code>price</code>" in r.text
+    # the service names the request's own fields as such, not as paths in the spec
+    r = lab.post("/buyer/requests", data=typed | {"spec": WEEKDAY_SPEC, "currency": "XXX"})
+    assert r.status_code == 400 and "<code>currency</code>" in r.text
+    assert "spec.currency" not in r.text
     assert governance.list_requests(coop.home, STEWARD) == []
     first = lab.post("/buyer/requests", data=typed | {"spec": WEEKDAY_SPEC})
     second = lab.post("/buyer/requests", data=typed | {"spec": WEEKDAY_SPEC})  # sent twice

@@ -28,7 +28,7 @@ from tunetrust.coop.governance import LICENCES
 from tunetrust.errors import InputError, NotFoundError
 from tunetrust.services import governance, releases
 from tunetrust.services.models import ReleasePlanInfo
-from tunetrust.web.api import signed_link
+from tunetrust.web.api import NOT_IN_SPEC, signed_link
 from tunetrust.web.app import ACCESS, page
 from tunetrust.web.security import Visit
 from tunetrust.web.staff import (
@@ -89,7 +89,9 @@ class Refusal:
     @classmethod
     def of(cls, error: InputError, *, in_spec: bool) -> Refusal:
         """The error's fields, as paths into the form (``spec.bounds``) when about the spec."""
-        fields = [(f"spec.{f}" if in_spec else f, d) for f, d in error.fields]
+        fields = [
+            (f if not in_spec or f in NOT_IN_SPEC else f"spec.{f}", d) for f, d in error.fields
+        ]
         return cls(str(error), fields)
 
     def about(self, name: str) -> bool:
