@@ -154,6 +154,9 @@ def preview(home: Home, actor: Actor, spec_text: str) -> ReleasePlanInfo:
     return ReleasePlanInfo.model_validate(planned.to_dict())
 
 
+DELIVERED = (*manifest.FILES, manifest.MANIFEST, manifest.CHECKSUMS)  # what a buyer gets
+
+
 def _delivered(home: Home, actor: Actor, request_id: str) -> tuple[str, str]:
     """The release of a delivered request the actor may download: (request id, release)."""
     with home.sessions() as s:
@@ -179,7 +182,7 @@ def delivery(home: Home, actor: Actor, request_id: str) -> Delivery:
     found = manifest.read_manifest(files)
     digests = dict(found.get("files") or {})  # the data files', recorded when it was built
     listed = []
-    for name in (*manifest.FILES, manifest.MANIFEST, manifest.CHECKSUMS):
+    for name in DELIVERED:
         try:
             with files.open(name) as fh:
                 size = fh.seek(0, 2)
@@ -200,12 +203,14 @@ def delivery(home: Home, actor: Actor, request_id: str) -> Delivery:
 
 def release_file(home: Home, actor: Actor, request_id: str, name: str) -> bytes:
     """One file of a delivered request's release (a name the delivery lists); the
-    download is audited in the buyer's name."""
-    names = {f.name for f in delivery(home, actor, request_id).files}
-    if name not in names:
-        raise NotFoundError(f"no file {name!r} in this release")
+    download is audited in the actor's name (whom the link was given to)."""
     _, release_id = _delivered(home, actor, request_id)
-    data = build.release_files(home, release_id).get(name)
+    try:
+        if name not in DELIVERED:
+            raise FileNotFoundError(name)
+        data = build.release_files(home, release_id).get(name)
+    except FileNotFoundError:
+        raise NotFoundError(f"no file {name!r} in this release") from None
     with acting(home, actor), home.transaction() as s:
         audit.record(
             s,
