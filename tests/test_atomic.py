@@ -126,12 +126,18 @@ def test_concurrent_imports_for_one_member(settings: Settings, tmp_path: Path) -
     procs = [_spawn_import(settings, same, "c") for _ in range(2)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     n = _check_consistent(settings, "c")
-    assert n == 2
     home = open_home(settings)
     with home.sessions() as s:
         added = sorted(s.scalars(select(Contribution.listens_added)))
     home.close()
-    assert added[0] == 0 and added[1] > 19_000  # the second one found every play stored
+    # which way the race goes is the scheduler's: a second process that starts after the
+    # first committed recognises the very same file by its digest and records nothing;
+    # one that read it before merges and finds every play stored
+    assert n in (1, 2)
+    if n == 2:
+        assert added[0] == 0 and added[1] > 19_000  # the second one found every play stored
+    else:
+        assert added[0] > 19_000
     _consistent_everywhere(settings)
 
 

@@ -301,12 +301,13 @@ def test_the_heartbeat_goes_on_while_the_importer_is_quiet(
     real = jobs.import_contribution
 
     def slow(*args: Any, **kwargs: Any) -> Any:
-        time.sleep(2.5)  # a long step with no progress at all
+        time.sleep(5)  # a long step with no progress at all, over twice the stale window
         return real(*args, **kwargs)
 
     monkeypatch.setattr(jobs, "import_contribution", slow)
     info = _submit(home, "ann", export_zip(tmp_path, "extended-c", 300))
-    stale = timedelta(seconds=1)
+    # 2 s, not 1: on two busy cores a heartbeat every 0.7 s was once late by a second
+    stale = timedelta(seconds=2)
     worker = jobs.Worker(home, "slow", poll=0.05, stale_after=stale)
     worker.start()
     try:
