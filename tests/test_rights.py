@@ -293,6 +293,9 @@ REACHES: dict[str, Any] = {
         and r["name_sealed"] is not None
     ),
     "contributions": lambda r, x: any(c["id"] == r["id"] for c in x["contributions.json"]),
+    "fingerprints": lambda r, x: (
+        r["hash"] in x["fingerprints.json"]["hashes"][("sequence", "play", "track")[r["kind"]]]
+    ),
     "consents": lambda r, x: any(
         (c["purpose"], c["granted"]) == (r["purpose"], r["granted"]) for c in x["consents.json"]
     ),

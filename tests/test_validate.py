@@ -94,10 +94,16 @@ def victim(home: Home, tmp_path: Path) -> dict[str, bytes]:
 def test_copy_of_another_members_export(
     home: Home, tmp_path: Path, victim: dict[str, bytes]
 ) -> None:
+    # the very same plays again: perhaps the owner, who came second; held for the steward
     summary = _import(home, "copier", victim, tmp_path)
     copied = next(c for c in summary.checks if c.name == "copied_data")
-    assert summary.verdict == "rejected" and copied.value == 1.0
-    assert "exact 100.0 %" in copied.message
+    assert summary.verdict == "disputed" and copied.status == "hold" and copied.value == 1.0
+    assert "plays unaltered: 100.0 %" in copied.message
+    assert summary.dispute == {"with": get_member(home, "victim").pseudonym, "reason": "copy"}
+    assert summary.listens_added == 0 and get_member(home, "copier").events_file is None
+    row = get_contribution(home, summary.contribution)
+    assert row.vault_file is not None and row.quality_score == 0  # kept for the decision
+    assert member_weight(home, get_member(home, "copier").id) == 0
 
 
 @pytest.mark.parametrize("minutes", [3, -7])
@@ -115,8 +121,9 @@ def test_time_shifted_copy(
         shifted[name] = data
     summary = _import(home, "copier", shifted, tmp_path)
     copied = next(c for c in summary.checks if c.name == "copied_data")
-    assert summary.verdict == "rejected"
-    assert copied.value is not None and copied.value > 0.99 and "exact 0.0 %" in copied.message
+    assert summary.verdict == "rejected" and copied.status == FAIL
+    assert copied.value is not None and copied.value > 0.99
+    assert "plays unaltered: 0.0 %" in copied.message
 
 
 def test_merge_of_two_members_exports(home: Home, tmp_path: Path, victim: dict[str, bytes]) -> None:
@@ -175,14 +182,17 @@ def test_export_missing_a_file_warns(home: Home, tmp_path: Path) -> None:
     assert _status(summary)["file_sequence"] == WARN
 
 
-def test_account_of_another_member_is_rejected(home: Home, tmp_path: Path) -> None:
+def test_account_of_another_member_is_held(home: Home, tmp_path: Path) -> None:
     add_member(home, "owner")
     add_member(home, "thief")
     history = synthesize("extended-b", 2_000, 909)
     assert _import(home, "owner", render(history, "extended-b"), tmp_path).verdict == "accepted"
     account_data = render(history, "account")  # Userdata.json: the same username
     summary = _import(home, "thief", account_data, tmp_path, "acc.zip")
-    assert _status(summary)["account"] == FAIL and summary.verdict == "rejected"
+    # the first to import an account is not always its owner: the steward decides
+    assert _status(summary)["account"] == "hold" and summary.verdict == "disputed"
+    assert summary.dispute == {"with": get_member(home, "owner").pseudonym, "reason": "account"}
+    assert get_member(home, "thief").account_hash is None  # a held import binds nothing
 
 
 def test_rejected_import_is_recorded_and_adds_nothing(home: Home, tmp_path: Path) -> None:
@@ -305,11 +315,18 @@ def test_import_json_reports_verdict_and_checks(tmp_path: Path) -> None:
         {"name", "status", "value", "threshold", "message"} <= c.keys() for c in data["checks"]
     )
     copy = run("--home", h, "import", z, "--member", "bob", "--json")
-    assert copy.returncode == 1
-    rejected = json.loads(copy.stdout)
+    held = json.loads(copy.stdout)  # the same plays: the steward decides whose they are
+    assert copy.returncode == 0 and held["verdict"] == "disputed"
+    assert held["listens_added"] == 0 and held["dispute"]["reason"] == "copy"
+    forged = tmp_path / "Streaming_History_Audio_2022-2023_0.json"
+    forged.write_bytes(json_bytes(fabricated_rows(1_000)))
+    fail = run("--home", h, "import", str(forged), "--member", "bob", "--json")
+    assert fail.returncode == 1
+    rejected = json.loads(fail.stdout)
     assert rejected["verdict"] == "rejected" and rejected["listens_added"] == 0
-    assert "rejected by its checks (copied_data)" in copy.stderr
+    assert "rejected by its checks (rounded_lengths" in fail.stderr
     shown = run("--home", h, "contribution", "show", rejected["contribution"], "--json")
     assert json.loads(shown.stdout)["verdict"] == "rejected"
     listed = run("--home", h, "contribution", "list")
     assert "rejected" in listed.stdout and "accepted" in listed.stdout
+    assert "disputed" in listed.stdout

@@ -112,11 +112,31 @@ class Checks(BaseModel):
     )
     flat_day_fail: Share = Field(default=0.6, description="… that rejects")
     copied_warn: Share = Field(
-        default=0.02, description="share of plays already contributed by other members that warns"
+        default=0.05,
+        description="share of the export's listening sequences (three plays in a row) "
+        "already contributed by other members that warns",
     )
-    copied_fail: Share = Field(default=0.1, description="… that rejects")
-    copy_window_minutes: int = Field(
-        default=10, ge=0, description="time shift within which a play counts as copied"
+    copied_fail: Share = Field(
+        default=0.2,
+        description="… that rejects (or, when the plays are unaltered, holds the import "
+        "as a dispute for the steward)",
+    )
+    copy_common_members: int = Field(
+        default=3,
+        ge=1,
+        description="a sequence held by more other members than this is common listening "
+        "(an album in order), not evidence of a copy",
+    )
+    split_similarity: Share = Field(
+        default=0.5,
+        description="share of an export's plays on tracks another member plays above "
+        "which the two histories are compared for a split (one person, two memberships)",
+    )
+    corroboration_members: int = Field(
+        default=5,
+        ge=0,
+        description="fewest other members in the fingerprint index before quality's "
+        "corroboration part is judged",
     )
     repeated_warn: Share = Field(
         default=0.01, description="share of rows repeated inside the export that warns"

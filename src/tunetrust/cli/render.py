@@ -207,8 +207,16 @@ _VERDICTS = {
     "accepted": "[green]accepted[/]",
     "accepted_with_warnings": "[yellow]accepted with warnings[/]",
     "rejected": "[red]rejected[/]",
+    "disputed": "[magenta]held for the steward (disputed)[/]",
+    "revoked": "[red]revoked by a dispute's decision[/]",
+    "resolved": "[green]dispute decided for this member[/]",
 }
-_STATUS = {"pass": "[green]pass[/]", "warn": "[yellow]warn[/]", "fail": "[red]fail[/]"}
+_STATUS = {
+    "pass": "[green]pass[/]",
+    "warn": "[yellow]warn[/]",
+    "fail": "[red]fail[/]",
+    "hold": "[magenta]hold[/]",
+}
 
 
 def print_report(console: Console, summary: dict[str, Any]) -> None:

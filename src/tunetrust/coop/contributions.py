@@ -14,6 +14,17 @@ from tunetrust.errors import NotFoundError
 from tunetrust.store.home import Home
 from tunetrust.store.models import Contribution, Member
 
+ACCEPTED, WITH_WARNINGS, REJECTED = "accepted", "accepted_with_warnings", "rejected"
+DISPUTED, REVOKED, RESOLVED = "disputed", "revoked", "resolved"
+"""A disputed import is held for the steward's decision (coop/disputes.py); a revoked
+contribution was accepted, then found by a decision to be another person's data; a
+resolved dispute was decided for its member and imported again as a new contribution."""
+COUNTED = (ACCEPTED, WITH_WARNINGS)
+"""The verdicts whose listens are stored and whose quality weighs payouts."""
+MAX_WEIGHT = 1.0
+"""A member's weight is capped at one whole history's best quality score: however many
+contributions add up, no member takes more than that share of a sale."""
+
 
 def get_contribution(home: Home, contribution_id: str) -> Contribution:
     """One contribution by id (the full id, or a unique prefix of at least 6 characters)."""
@@ -81,14 +92,15 @@ def owner_name(home: Home, contribution_id: str) -> str | None:
 
 
 def member_weights(session: Session, member_ids: list[int]) -> dict[int, float]:
-    """Members' quality weights: the sums of their accepted contributions' increments."""
+    """Members' quality weights: the sums of their counted contributions' increments,
+    capped at :data:`MAX_WEIGHT`."""
     if not member_ids:
         return {}
     sums = {
-        m: float(total or 0.0)
+        m: min(MAX_WEIGHT, float(total or 0.0))
         for m, total in session.execute(
             select(Contribution.member_id, func.sum(Contribution.quality_score))
-            .where(Contribution.member_id.in_(member_ids), Contribution.verdict != "rejected")
+            .where(Contribution.member_id.in_(member_ids), Contribution.verdict.in_(COUNTED))
             .group_by(Contribution.member_id)
         )
     }

@@ -38,6 +38,7 @@ from tunetrust.store.models import (
     Consent,
     Contribution,
     DataRequest,
+    Fingerprint,
     Invitation,
     Job,
     LedgerBalance,
@@ -77,6 +78,9 @@ sign_in.json           how you sign in to the web app: your passkeys (their ids,
                        personal API tokens (never a secret: codes, links and tokens
                        are kept only as hashes)
 uploads.json           every upload you made in the web app and how its import ended
+fingerprints.json      the fingerprints of your listening the contribution checks compare
+                       (keyed hashes of a sample of your plays, play sequences and
+                       tracks; they cannot be read back into songs), counted and listed
 audit.json             every audit-log entry about you, with its payload
 raw/                   your original exports, decrypted from the vault
 
@@ -237,6 +241,18 @@ def _write_export(home: Home, held: _Held, tmp: Path) -> list[str]:
         put("sign_in.json", _json(held.sign_in))
         put("uploads.json", _json(held.uploads))
         put(
+            "fingerprints.json",
+            _json(
+                {
+                    "about": "keyed 64-bit hashes of a sample of your listening, compared by "
+                    "the contribution checks (copies, split histories, corroboration); "
+                    "without the cooperative's key they cannot be matched to songs",
+                    "counts": {k: len(v) for k, v in held.fingerprints.items()},
+                    "hashes": held.fingerprints,
+                }
+            ),
+        )
+        put(
             "audit.json",
             _json(
                 [
@@ -287,6 +303,7 @@ class _Held:
     budget: dict[str, Any]
     sign_in: dict[str, Any]
     uploads: list[dict[str, Any]]
+    fingerprints: dict[str, list[int]]
     key: bytes
     listens: pa.Table
 
@@ -461,6 +478,20 @@ def _uploads(session: Session, member_id: int) -> list[dict[str, Any]]:
     ]
 
 
+_FINGERPRINT_KINDS = {0: "sequence", 1: "play", 2: "track"}  # ingest/fingerprint.py KINDS
+
+
+def _fingerprints(session: Session, member_id: int) -> dict[str, list[int]]:
+    held: dict[str, list[int]] = {k: [] for k in _FINGERPRINT_KINDS.values()}
+    for kind, h in session.execute(
+        select(Fingerprint.kind, Fingerprint.hash)
+        .where(Fingerprint.member_id == member_id)
+        .order_by(Fingerprint.kind, Fingerprint.hash)
+    ):
+        held[_FINGERPRINT_KINDS[kind]].append(int(h))
+    return held
+
+
 def _gather(home: Home, member: Member) -> _Held:
     with home.sessions() as s:
         entries = audit.about(s, member.pseudonym)
@@ -494,6 +525,7 @@ def _gather(home: Home, member: Member) -> _Held:
             budget=_budget(s, member),
             sign_in=_sign_in(s, member.id),
             uploads=_uploads(s, member.id),
+            fingerprints=_fingerprints(s, member.id),
             key=data_key(home, s, member),
             listens=home.events.read(member.pseudonym, member.events_file),
         )
@@ -561,6 +593,9 @@ def erase_member(home: Home, name: str) -> ErasureReport:
             n_payloads = _delete(s, delete(AuditPayload).where(AuditPayload.seq.in_(seqs)))
             n_consents = _delete(s, delete(Consent).where(Consent.member_id == row.id))
             n_contrib = _delete(s, delete(Contribution).where(Contribution.member_id == row.id))
+            # the fingerprints are derived from the listens: they go with them
+            _delete(s, delete(Fingerprint).where(Fingerprint.member_id == row.id))
+            row.fingerprinted = None
             now = datetime.now(UTC)
             # the person's spent ε outlives the member row, under their account's marker
             carried = budget.carry_over(s, row, now)

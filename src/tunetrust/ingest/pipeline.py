@@ -38,18 +38,21 @@ from tunetrust.formats import (
 )
 from tunetrust.formats.others import other_service
 from tunetrust.formats.package import ExportFile, open_package
+from tunetrust.ingest import fingerprint as prints
 from tunetrust.ingest.dedup import Merge, merge
 from tunetrust.ingest.deidentify import deidentify
+from tunetrust.ingest.provenance import Provenance, assess
 from tunetrust.ingest.quality import quality
 from tunetrust.ingest.validate import (
     ACCEPTED,
+    COUNTED,
+    DISPUTED,
     FAIL,
+    HOLD,
     PASS,
     REJECTED,
     Check,
     FileInfo,
-    check_copied,
-    copied_share,
     run_checks,
     verdict,
 )
@@ -93,6 +96,12 @@ class ImportSummary:
     checks: list[Check] = field(default_factory=list)
     same_export_as: str | None = None
     package_sha256: str | None = None  # of the zip or JSON file given, when it was one file
+    dispute: dict[str, str] | None = None  # a held import: with whom, and why
+
+    @property
+    def held(self) -> bool:
+        """Whether the import waits for the steward's decision (nothing was added)."""
+        return self.verdict == DISPUTED
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
@@ -297,7 +306,14 @@ def _same_package(home: Home, member: Member, package: str) -> ImportSummary | N
             .where(Contribution.member_id == member.id, Contribution.vault_file.is_not(None))
             .order_by(Contribution.created_at)
         ).all()
-    earlier = next((c for c in rows if c.summary.get("package_sha256") == package), None)
+    earlier = next(
+        (
+            c
+            for c in rows
+            if c.summary.get("package_sha256") == package and c.verdict in (*COUNTED, DISPUTED)
+        ),
+        None,
+    )
     if earlier is None or "rebuilt" in earlier.summary:
         return None  # not seen, or its numbers changed since: read it again
     skipped = any(
@@ -341,18 +357,25 @@ def _account_hashes(home: Home, usernames: set[str]) -> list[str]:
 
 
 def import_export(
-    home: Home, member_name: str, paths: Path | list[Path], *, progress: Progress | None = None
+    home: Home,
+    member_name: str,
+    paths: Path | list[Path],
+    *,
+    progress: Progress | None = None,
+    again: bool = False,
 ) -> ImportSummary:
     """Import an export (a zip, a folder, or loose JSON files) for ``member_name``.
 
     Parses, checks (docs/contributions.md), de-identifies, deduplicates and stores.
     A rejected export is recorded with its report and adds nothing
-    (:class:`ContributionRejected`).
+    (:class:`ContributionRejected`). A disputed one is recorded, kept in the member's
+    vault for the steward's decision, and adds nothing yet (``summary.held``). With
+    ``again``, a file imported before is read again (a dispute's decision).
     """
     paths = [paths] if isinstance(paths, Path) else list(paths)
     member = get_member(home, member_name)
     package = package_digest(paths, home.settings.limits.max_total_bytes)
-    if package is not None:
+    if package is not None and not again:
         earlier = _same_package(home, member, package)
         if earlier is not None:  # the very same file again: nothing to read or record
             return earlier
@@ -368,10 +391,12 @@ def import_export(
         parsed, keep_incognito=member.keep_incognito, contribution=contribution
     )
     hashes = _account_hashes(home, read.usernames)
+    key = prints.key_of(home)
+    mine = prints.fingerprint(key, events)
     with home.lock():
         now = datetime.now(UTC)  # inside the lock: import order is commit order
         faults.reach("import.locked")
-        snap = _snapshot(home, member, hashes, read.digest)
+        snap = _snapshot(home, member, hashes, read.digest, key, events, mine)
         outcome = _assess(
             home,
             member,
@@ -384,7 +409,7 @@ def import_export(
             dropped=dropped,
             package=package,
         )
-        _store(home, member, paths, read, hashes, snap, outcome, now)
+        _store(home, member, paths, read, hashes, snap, outcome, now, key)
     if outcome.rejected:
         raise ContributionRejected(outcome.summary, paths[0].name if len(paths) == 1 else "export")
     return outcome.summary
@@ -396,12 +421,21 @@ class _Snapshot:
 
     current: str | None  # the member's current events file
     account: Check
+    account_holder: int | None  # the member another export of this account is bound to
     same: str | None  # an earlier contribution of the very same files
-    others: list[Path]  # other members' events files, for the copied-data check
+    provenance: Provenance  # copies, split, corroboration, from the fingerprint index
     key: bytes  # the member's data key, for the vault
 
 
-def _snapshot(home: Home, member: Member, hashes: list[str], digest: str) -> _Snapshot:
+def _snapshot(
+    home: Home,
+    member: Member,
+    hashes: list[str],
+    digest: str,
+    key: bytes,
+    events: pa.Table,
+    mine: prints.Prints,
+) -> _Snapshot:
     with home.transaction() as s:
         fresh = s.get(Member, member.id)
         assert fresh is not None
@@ -410,22 +444,19 @@ def _snapshot(home: Home, member: Member, hashes: list[str], digest: str) -> _Sn
                 Contribution.member_id == member.id,
                 Contribution.export_digest == digest,
                 Contribution.vault_file.is_not(None),  # the same files are in the vault
+                Contribution.verdict.in_(COUNTED),
             )
         )
-        others = [
-            home.events.partition(p) / f
-            for p, f in s.execute(
-                select(Member.pseudonym, Member.events_file).where(
-                    Member.id != member.id, Member.events_file.is_not(None)
-                )
-            )
-            if f is not None
-        ]
+        # members fingerprinted from another file than their current one (an upgraded
+        # home, a rebuild, a decision) are fingerprinted first, once
+        prints.refresh_stale(home, s, key, except_id=member.id)
+        account, holder = _check_account(s, fresh, hashes)
         return _Snapshot(
             fresh.events_file,
-            _check_account(s, fresh, hashes),
+            account,
+            holder,
             same,
-            others,
+            assess(home, s, fresh, events, mine, home.settings.checks),
             data_key(home, s, fresh),
         )
 
@@ -438,6 +469,7 @@ class _Outcome:
     summary: ImportSummary
     merged: Merge
     rejected: bool
+    held: bool  # disputed: the raw export is kept, nothing else changes
 
     @property
     def changed(self) -> bool:
@@ -459,23 +491,42 @@ def _assess(
     package: str | None,
 ) -> _Outcome:
     checks = home.settings.checks
-    exact, shifted, considered = copied_share(events, snap.others, checks.copy_window_minutes)
+    found = snap.provenance
     report_checks = run_checks(
         read.infos,
         parsed,
         checks=checks,
         now=now.replace(tzinfo=None),
-        extra=[snap.account, check_copied(exact, shifted, considered, checks)],
+        extra=[snap.account, found.copied, found.split],
         skipped=read.unknown,
         facts=read.facts,
     )
     result_verdict = verdict(report_checks)
     rejected = result_verdict == REJECTED
+    held = result_verdict == DISPUTED
     existing = home.events.read(member.pseudonym, snap.current)
-    merged = merge(existing, events.slice(0, 0) if rejected else events, read.facts)
-    before, after = quality(existing, now), quality(merged.table, now)
-    uniqueness = 1.0 - shifted
-    increment = 0.0 if rejected else uniqueness * max(0.0, after["score"] - before["score"])
+    merged = merge(existing, events.slice(0, 0) if rejected or held else events, read.facts)
+    together = existing.slice(0, 0)  # the listens a split history is measured with
+    if found.split_with is not None:
+        with home.sessions() as s:
+            other = s.get(Member, found.split_with)
+            if other is not None and other.events_file is not None:
+                together = home.events.read(other.pseudonym, other.events_file)
+    corroboration = found.corroboration
+    before = quality(_with(existing, together), now, corroboration)
+    after = quality(_with(merged.table, together), now, corroboration)
+    uniqueness = 1.0 - found.copied_share
+    counted = not rejected and not held
+    increment = uniqueness * max(0.0, after["score"] - before["score"]) if counted else 0.0
+    dispute = None
+    if held:
+        holder = snap.account_holder if snap.account.status == HOLD else found.dispute_with
+        with home.sessions() as s:
+            other = s.get(Member, holder) if holder is not None else None
+        dispute = {
+            "with": other.pseudonym if other is not None else "",
+            "reason": "account" if snap.account.status == HOLD else "copy",
+        }
     summary = ImportSummary(
         contribution=contribution,
         member=member.name or "",
@@ -498,12 +549,22 @@ def _assess(
             "member_before": before,
             "member_after": after,
             "uniqueness": round(uniqueness, 6),
+            "corroboration": None if corroboration is None else round(corroboration, 6),
+            "measured_with": "another member's listens (split_history)"
+            if together.num_rows
+            else None,
         },
         checks=report_checks,
         same_export_as=snap.same,
         package_sha256=package,
+        dispute=dispute,
     )
-    return _Outcome(contribution, summary, merged, rejected)
+    return _Outcome(contribution, summary, merged, rejected, held)
+
+
+def _with(listens: pa.Table, other: pa.Table) -> pa.Table:
+    """``listens`` together with another member's (for a split history's increment)."""
+    return pa.concat_tables([listens, other.cast(listens.schema)]) if other.num_rows else listens
 
 
 def _store(
@@ -515,6 +576,7 @@ def _store(
     snap: _Snapshot,
     outcome: _Outcome,
     now: datetime,
+    key: bytes,
 ) -> None:
     """Stage files, commit the contribution with its audit entry, publish the files."""
     summary, merged = outcome.summary, outcome.merged
@@ -550,12 +612,22 @@ def _store(
             row = s.get(Member, member.id)
             assert row is not None
             row.events_file = new_file
-            if hashes and row.account_hash is None and not outcome.rejected:
+            counted = not outcome.rejected and not outcome.held
+            if hashes and row.account_hash is None and counted:
                 bind_account(home, row, hashes[0])  # its hash and its budget's marker
+            if outcome.changed:
+                prints.store(s, row, prints.fingerprint(key, merged.table), new_file)
+            action = (
+                "member.import.rejected"
+                if outcome.rejected
+                else "member.import.disputed"
+                if outcome.held
+                else "member.import"
+            )
             audit.record(
                 s,
                 actor=audit.actor(home),
-                action="member.import.rejected" if outcome.rejected else "member.import",
+                action=action,
                 subject=member.pseudonym,
                 payload={
                     "contribution": outcome.contribution,
@@ -565,6 +637,7 @@ def _store(
                     "duplicates_skipped": merged.duplicates,
                     "quality_score": summary.quality_score,
                     "dropped": summary.dropped,
+                    **({"dispute": summary.dispute} if summary.dispute else {}),
                 },
             )
     except BaseException:
@@ -580,8 +653,12 @@ def _store(
         home.events.publish(member.pseudonym, new_file)
 
 
-def _check_account(session: Session, member: Member, hashes: list[str]) -> Check:
-    """One streaming account per member, one member per account (by keyed username hash)."""
+def _check_account(session: Session, member: Member, hashes: list[str]) -> tuple[Check, int | None]:
+    """One streaming account per member, one member per account (by keyed username hash).
+
+    An account another member contributed first is held as a dispute, with that member's
+    id: the first to import an export is not always its owner.
+    """
     name, rule = "account", "one account per member, one member per account"
     if len(hashes) > 1:
         return Check(
@@ -591,7 +668,7 @@ def _check_account(session: Session, member: Member, hashes: list[str]) -> Check
             rule,
             f"The plays come from {len(hashes)} different streaming accounts; "
             "import each account's own export, for its own member.",
-        )
+        ), None
     if not hashes:
         return Check(
             name,
@@ -599,7 +676,7 @@ def _check_account(session: Session, member: Member, hashes: list[str]) -> Check
             0,
             rule,
             "No username in this export; it is matched by its plays instead (see copied_data).",
-        )
+        ), None
     if member.account_hash is not None and member.account_hash != hashes[0]:
         return Check(
             name,
@@ -607,14 +684,19 @@ def _check_account(session: Session, member: Member, hashes: list[str]) -> Check
             1,
             rule,
             "This export is from a different streaming account than this member's earlier ones.",
-        )
+        ), None
     owner = session.scalar(
         select(Member.id).where(Member.account_hash == hashes[0], Member.id != member.id)
     )
     if owner is not None:
         return Check(
-            name, FAIL, 1, rule, "This streaming account is already contributed by another member."
-        )
+            name,
+            HOLD,
+            1,
+            rule,
+            "This streaming account is already contributed by another member: held for the "
+            "steward, who decides whose it is (if it is yours, a newer export of it shows it).",
+        ), owner
     bound = member.account_hash is not None
     return Check(
         name,
@@ -625,4 +707,4 @@ def _check_account(session: Session, member: Member, hashes: list[str]) -> Check
         if bound
         else "No other member contributes this account; accepting this contribution "
         "binds it to this member.",
-    )
+    ), None

@@ -1,7 +1,15 @@
-"""The quality score of a member's listens: volume, span, richness, recency.
+"""The quality score of a member's listens: what a fabrication cannot push up freely.
 
 A contribution's score is the increment it brings to its member's score (see
 ingest/pipeline.py), so repeats add nothing and increments sum to the member's weight.
+
+Every part is bounded by the listening itself, so no part can be maximised apart from
+the others: volume counts plays (not hours, which long made-up plays inflate) with a
+day's plays capped; active days count no more than the plays could fill; recency is
+measured at the 50th most recent play, not the last (one play dated tomorrow moves
+nothing); and a quarter of the score is *corroboration*: plays of tracks other members
+play too, which music made up for the purpose never is (ingest/provenance.py).
+docs/contributions.md, "Quality score", explains each part and the attacks it answers.
 """
 
 from __future__ import annotations
@@ -13,34 +21,56 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-# --- quality ----------------------------------------------------------------------
+QUALITY_WEIGHTS = {
+    "volume": 0.4,
+    "span": 0.15,
+    "richness": 0.1,
+    "recency": 0.1,
+    "corroboration": 0.25,
+}
+FULL_PLAYS = 50_000  # about eight years at 17 plays a day
+DAY_PLAYS = 150  # plays of one day counted at most (about 9 hours of music)
+PLAYS_PER_DAY = 8  # an active day needs this many plays to count in full
+FULL_DAYS = 1825  # five years of active days
+RECENT_RANK = 50  # recency is measured at the 50th most recent play
+CORROBORATED = 0.5  # half the plays on tracks other members play earns the full part
+DAY_MS = 86_400_000
 
-QUALITY_WEIGHTS = {"volume": 0.5, "span": 0.2, "richness": 0.15, "recency": 0.15}
 
-
-def quality(listens: pa.Table, now: datetime) -> dict[str, float]:
+def quality(
+    listens: pa.Table, now: datetime, corroboration: float | None = None
+) -> dict[str, float]:
     """Quality parts in [0, 1] of a member's listens, and their weighted ``score``.
 
-    volume   log(1 + hours played) / log(1 + 3000)   — 3,000 h is about 8 years at 1 h a day
-    span     days with plays / 1,825                  — five years of active days
-    richness 0.5 + 0.5 × share of extended-history listens (URIs, reasons, platforms)
-    recency  exp(−days since the last listen / 365)
+    volume         log(1 + plays) / log(1 + 50,000), plays of 30 s or more, at most 150
+                   a day
+    span           min(active days, plays / 8) / 1,825
+    richness       0.5 + 0.5 × share of extended-history listens (URIs, reasons, platforms)
+    recency        exp(−days since the 50th most recent play / 365), plays after ``now``
+                   left out
+    corroboration  min(1, share of plays of tracks other members play / 0.5); 1 when not
+                   judged (``None``: a young cooperative, or no index yet)
     """
-    if listens.num_rows == 0:
-        return {"volume": 0.0, "span": 0.0, "richness": 0.0, "recency": 0.0, "score": 0.0}
-    ms = listens["ms_played"].to_numpy()
-    ends = listens["ts"].cast(pa.int64()).to_numpy()
-    hours = float(ms.sum()) / 3_600_000
-    days = len(np.unique(ends[ms >= 30_000] // 86_400_000))
+    corroborated = 1.0 if corroboration is None else min(1.0, corroboration / CORROBORATED)
+    ms = listens["ms_played"].to_numpy() if listens.num_rows else np.zeros(0, np.int64)
+    ends = listens["ts"].cast(pa.int64()).to_numpy() if listens.num_rows else ms
+    now_ms = now.timestamp() * 1000
+    played = (ms >= 30_000) & (ends <= now_ms + DAY_MS)
+    if not played.any():
+        return {**dict.fromkeys(QUALITY_WEIGHTS, 0.0), "score": 0.0}
+    days, per_day = np.unique(ends[played] // DAY_MS, return_counts=True)
+    plays = int(np.minimum(per_day, DAY_PLAYS).sum())
     extended = float(
         pc.mean(pc.cast(pc.equal(listens["source"], "extended"), pa.float64())).as_py() or 0.0
     )
-    age_days = max(0.0, (now.timestamp() * 1000 - float(ends.max())) / 86_400_000)
+    recent = np.sort(ends[played])[-min(RECENT_RANK, int(played.sum()))]
+    age_days = max(0.0, (now_ms - float(recent)) / DAY_MS)
     parts = {
-        "volume": min(1.0, math.log1p(hours) / math.log1p(3000)),
-        "span": min(1.0, days / 1825),
+        "volume": min(1.0, math.log1p(plays) / math.log1p(FULL_PLAYS)),
+        "span": min(1.0, min(len(days), plays / PLAYS_PER_DAY) / FULL_DAYS),
         "richness": 0.5 + 0.5 * extended,
         "recency": math.exp(-age_days / 365),
+        "corroboration": corroborated,
     }
     parts["score"] = sum(QUALITY_WEIGHTS[k] * v for k, v in parts.items())
     return parts

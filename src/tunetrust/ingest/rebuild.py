@@ -38,7 +38,7 @@ from tunetrust.ingest.dedup import merge
 from tunetrust.ingest.deidentify import deidentify
 from tunetrust.ingest.pipeline import read_package
 from tunetrust.ingest.quality import quality
-from tunetrust.ingest.validate import REJECTED
+from tunetrust.ingest.validate import COUNTED
 from tunetrust.store import private
 from tunetrust.store.home import Home
 from tunetrust.store.models import Contribution, Member
@@ -114,7 +114,7 @@ def _replay(home: Home, member_id: int) -> _Plan:
         contributions = list(
             s.scalars(
                 select(Contribution)
-                .where(Contribution.member_id == member_id, Contribution.verdict != REJECTED)
+                .where(Contribution.member_id == member_id, Contribution.verdict.in_(COUNTED))
                 .order_by(Contribution.created_at, Contribution.id)
             )
         )
@@ -135,8 +135,11 @@ def _replay(home: Home, member_id: int) -> _Plan:
         events, facts = _vault_listens(home, member, key, c)
         merged = merge(table, events, facts)
         when = c.created_at if c.created_at.tzinfo else c.created_at.replace(tzinfo=UTC)
-        before, after = quality(table, when), quality(merged.table, when)
-        uniqueness = float(c.summary.get("quality", {}).get("uniqueness", 1.0))
+        recorded_quality = c.summary.get("quality", {})
+        corroboration = recorded_quality.get("corroboration")  # as measured at the import
+        before = quality(table, when, corroboration)
+        after = quality(merged.table, when, corroboration)
+        uniqueness = float(recorded_quality.get("uniqueness", 1.0))
         scores[c.id] = (merged.added, uniqueness * max(0.0, after["score"] - before["score"]))
         table = merged.table
         replayed += 1

@@ -15,20 +15,25 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tunetrust.coop.contributions import (
+    ACCEPTED,
+    COUNTED,
+    DISPUTED,
+    REJECTED,
+    REVOKED,
+    WITH_WARNINGS,
+)
 from tunetrust.formats import ServiceFacts, registry
 from tunetrust.ingest.dedup import coarse_key, fine_key, first_of_each
 from tunetrust.ingest.deidentify import platform_families
 from tunetrust.settings import Checks
 
-PASS, WARN, FAIL = "pass", "warn", "fail"
-ACCEPTED, WITH_WARNINGS, REJECTED = "accepted", "accepted_with_warnings", "rejected"
+PASS, WARN, FAIL, HOLD = "pass", "warn", "fail", "hold"
 
 
 @dataclass(frozen=True)
@@ -52,13 +57,37 @@ class FileInfo:
     table: pa.Table
 
 
+__all__ = [
+    "ACCEPTED",
+    "COUNTED",
+    "DISPUTED",
+    "FAIL",
+    "HOLD",
+    "PASS",
+    "REJECTED",
+    "REVOKED",
+    "WARN",
+    "WITH_WARNINGS",
+    "Check",
+    "FileInfo",
+    "grade",
+    "run_checks",
+    "verdict",
+]
+
+
 def verdict(checks: list[Check]) -> str:
-    """Rejected on any failure, with warnings on any warning, else accepted."""
+    """Rejected on any failure, disputed on any hold, with warnings on any warning, else
+    accepted."""
     statuses = {c.status for c in checks}
-    return REJECTED if FAIL in statuses else WITH_WARNINGS if WARN in statuses else ACCEPTED
+    if FAIL in statuses:
+        return REJECTED
+    if HOLD in statuses:
+        return DISPUTED
+    return WITH_WARNINGS if WARN in statuses else ACCEPTED
 
 
-def _grade(name: str, value: float, warn: float, fail: float, unit: str, what: str) -> Check:
+def grade(name: str, value: float, warn: float, fail: float, unit: str, what: str) -> Check:
     status = FAIL if value > fail else WARN if value > warn else PASS
     shown = f"{value * 100:.1f} %" if unit == "%" else f"{value:.2f}{unit}"
     limit = (
@@ -311,7 +340,7 @@ def check_overlap(p: _Plays, checks: Checks) -> Check:
         judged += len(end) - 1
     if judged < 50:
         return _na("play_density", "too few plays")
-    return _grade(
+    return grade(
         "play_density",
         overlapping / judged,
         checks.overlap_warn,
@@ -345,7 +374,7 @@ def check_patterns(p: _Plays, checks: Checks) -> list[Check]:
     smooth = np.convolve(np.concatenate([hours[-1:], hours, hours[:1]]), [1, 1, 1], "valid")
     flat = float(smooth.min() / smooth.max())
     return [
-        _grade(
+        grade(
             "rounded_lengths",
             rounded,
             checks.rounded_warn,
@@ -353,7 +382,7 @@ def check_patterns(p: _Plays, checks: Checks) -> list[Check]:
             "%",
             "Plays whose length is a whole number of seconds",
         ),
-        _grade(
+        grade(
             "identical_lengths",
             same,
             checks.same_length_warn,
@@ -361,7 +390,7 @@ def check_patterns(p: _Plays, checks: Checks) -> list[Check]:
             "%",
             "Plays sharing the single most common length",
         ),
-        _grade(
+        grade(
             "regular_gaps",
             regular,
             checks.same_gap_warn,
@@ -369,7 +398,7 @@ def check_patterns(p: _Plays, checks: Checks) -> list[Check]:
             "%",
             "Gaps between plays equal to the most common gap",
         ),
-        _grade(
+        grade(
             "time_of_day",
             flat,
             checks.flat_day_warn,
@@ -397,7 +426,7 @@ def check_skips_and_reasons(p: _Plays) -> list[Check]:
         ]
     known_reasons = p.facts.reasons
     unknown = sum(n for r, n in every.items() if r not in known_reasons) / sum(every.values())
-    out = [_grade("reason_codes", unknown, 0.01, 0.1, "%", "Reason codes outside the known set")]
+    out = [grade("reason_codes", unknown, 0.01, 0.1, "%", "Reason codes outside the known set")]
     audio = pc.invert(p.video)
     counts = counted(p.reason_end.filter(audio).drop_null())
     n_reasons = sum(counts.values())
@@ -442,7 +471,7 @@ def check_uri_metadata(t: pa.Table) -> Check:
         .aggregate([("n", "count_distinct")])
     )
     conflicts = int(pc.sum(pc.greater(g["n_count_distinct"], 1)).as_py() or 0)
-    return _grade(
+    return grade(
         "uri_metadata",
         conflicts / g.num_rows,
         0.01,
@@ -454,7 +483,7 @@ def check_uri_metadata(t: pa.Table) -> Check:
 
 def check_repeated(repeated: int, total: int, checks: Checks) -> Check:
     """Rows repeated inside the export (doubled rows count once, and are suspicious)."""
-    return _grade(
+    return grade(
         "repeated_rows",
         repeated / max(total, 1),
         checks.repeated_warn,
@@ -462,71 +491,6 @@ def check_repeated(repeated: int, total: int, checks: Checks) -> Check:
         "%",
         "Rows repeated inside the export",
     )
-
-
-def copied_share(
-    t: pa.Table, other_files: list[Path], window_minutes: int
-) -> tuple[float, float, int]:
-    """Shares of the export's plays (≥ 30 s) found in other members' listens.
-
-    Returns (exact share, share within ± ``window_minutes``, plays considered). A play
-    matches on what was played and its exact length in milliseconds, at the same end
-    time (exact) or shifted by up to the window (a time-shifted copy).
-    """
-    mine = t.filter(pc.greater_equal(t["ms_played"], 30_000))
-    n = mine.num_rows
-    if n == 0 or not other_files:
-        return 0.0, 0.0, n
-    con = duckdb.connect()
-    try:
-        con.register(
-            "mine",
-            mine.select(
-                [
-                    "ts",
-                    "ms_played",
-                    "artist_name",
-                    "track_name",
-                    "show_name",
-                    "episode_name",
-                    "track_uri",
-                ]
-            ),
-        )
-        ident = (
-            "COALESCE(lower(artist_name) || chr(31) || lower(track_name), "
-            "lower(show_name) || chr(31) || lower(episode_name), track_uri, '')"
-        )
-        row = con.execute(
-            f"""
-            WITH m AS (SELECT row_number() OVER () AS i, ts, ms_played, {ident} AS what
-                       FROM mine),
-                 o AS (SELECT ts, ms_played, {ident} AS what FROM read_parquet($files)
-                       WHERE ms_played >= 30000)
-            SELECT COUNT(DISTINCT m.i) FILTER (WHERE m.ts = o.ts), COUNT(DISTINCT m.i)
-            FROM m JOIN o ON m.what = o.what AND m.ms_played = o.ms_played
-             AND o.ts BETWEEN m.ts - to_minutes($w) AND m.ts + to_minutes($w)
-            """,
-            {"files": [str(f) for f in other_files], "w": window_minutes},
-        ).fetchone()
-    finally:
-        con.close()
-    assert row is not None
-    return row[0] / n, row[1] / n, n
-
-
-def check_copied(exact: float, shifted: float, n: int, checks: Checks) -> Check:
-    """Plays already contributed by other members, exactly or time-shifted."""
-    c = _grade(
-        "copied_data",
-        shifted,
-        checks.copied_warn,
-        checks.copied_fail,
-        "%",
-        f"Plays already contributed by other members (exact {exact * 100:.1f} %, "
-        f"within ±{checks.copy_window_minutes} min)",
-    )
-    return c if n else _na("copied_data", "no plays of 30 s or more")
 
 
 def run_checks(

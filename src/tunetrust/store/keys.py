@@ -31,6 +31,7 @@ _NONCE_BYTES = 12
 # per use, so that no value keyed by one can be tested against another (HKDF info)
 NAME_KEY = b"tunetrust/name-key"  # keys members.name_key: names cannot be tested offline
 ACCOUNT_MARKER = b"tunetrust/account-marker"  # keys members/budget_carryover.account_marker
+FINGERPRINT_KEY = b"tunetrust/fingerprint"  # keys the listening fingerprints (fingerprints)
 
 
 def derive(secret: bytes, use: bytes) -> bytes:

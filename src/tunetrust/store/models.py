@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -54,6 +55,9 @@ class Member(Base):
     # member of the same account spent (budget_carryover); NULL until bound, and once erased
     account_marker: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
     erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # the events file the member's fingerprints were made from (ingest/fingerprint.py);
+    # another value than events_file means they are stale and are made again
+    fingerprinted: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     @property
     def name(self) -> str | None:
@@ -85,6 +89,16 @@ class Contribution(Base):
     verdict: Mapped[str] = mapped_column(String(32), default="accepted")
     # this contribution's increment of the member's quality score (weights payouts)
     quality_score: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class Fingerprint(Base):
+    """One sampled, keyed hash of a member's listening (ingest/fingerprint.py)."""
+
+    __tablename__ = "fingerprints"
+
+    kind: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    hash: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True, index=True)
 
 
 class Consent(Base):

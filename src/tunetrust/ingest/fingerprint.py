@@ -1,0 +1,284 @@
+"""Listening fingerprints: what copy, split and corroboration checks compare, by index.
+
+Three kinds of keyed 64-bit hashes are taken from a member's listens (plays of 30 s or
+more, in time order):
+
+``SEQUENCE``  three consecutive plays' normalised items (immediate repeats collapsed):
+              the same under any time shift and any edit of lengths, and specific to a
+              person — two people rarely play the same three things in the same order
+``PLAY``      one play exactly: item as written, end minute and length in ms (an
+              unaltered copy; the minute is account data's resolution, so the owner's
+              account data matches their extended history)
+``TRACK``     one item, whoever played it (is this music known to other members?)
+
+Items are normalised before hashing: Unicode NFKC, case folded, everything but letters
+and digits removed (``Song`` = ``song `` = ``SONG.``). Hashes are keyed with a key
+derived from the cooperative secret, so the index cannot be tested against a list of
+songs without the master key.
+
+Only a consistent sample is kept: a hash whose value is 0 modulo ``SAMPLE[kind]``
+(Broder's mod-m sampling). The same play or sequence is sampled in every member's
+history or in none, so the share of an export's sampled hashes found in another
+member's sample estimates the share of its whole listening found there, without bias;
+the index holds one row in eight (sequences, plays) or four (tracks).
+
+The sampled hashes live in the metadata database (``fingerprints``: kind, hash, member),
+one row per distinct hash per member; a check looks its hashes up by value, so its cost
+grows with the export, not with the cooperative (docs/contributions.md, "Copies").
+A member's rows are replaced whenever their listens change, and deleted when they are
+erased (they are derived from the member's listening).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from tunetrust.coop.keyring import derived_key
+from tunetrust.store import keys
+from tunetrust.store.home import Home
+from tunetrust.store.models import Fingerprint, Member
+
+SEQUENCE, PLAY, TRACK = 0, 1, 2
+KINDS = {SEQUENCE: "sequence", PLAY: "play", TRACK: "track"}
+SAMPLE = {SEQUENCE: 8, PLAY: 8, TRACK: 4}
+SHINGLE = 3  # plays per sequence
+MIN_SAMPLE = 20  # fewest sampled sequences for a share to be judged at all
+_BATCH = 500  # hashes per lookup (well under SQLite's and PostgreSQL's parameter limits)
+_M = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a 64-bit bijection that spreads every input bit."""
+    x = x.astype(np.uint64, copy=True)
+    with np.errstate(over="ignore"):
+        x ^= x >> np.uint64(30)
+        x *= np.uint64(0xBF58476D1CE4E5B9)
+        x ^= x >> np.uint64(27)
+        x *= np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+    return x & _M
+
+
+def _combine(*parts: np.ndarray) -> np.ndarray:
+    """One hash of several 64-bit columns (order matters)."""
+    h = np.zeros(len(parts[0]), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for i, p in enumerate(parts):
+            h = _mix(h ^ (p.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15) * np.uint64(i + 1)))
+    return h
+
+
+_NOT_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def normalised(text: str) -> str:
+    """A name as compared: NFKC, case folded, letters and digits only."""
+    return _NOT_WORD.sub("", unicodedata.normalize("NFKC", text).casefold())
+
+
+def items(listens: pa.Table) -> pa.Array:
+    """Each listen's item as compared: artist and track, show and episode, or the URI."""
+    sep = pa.scalar("\x1f")
+    return pc.coalesce(
+        pc.binary_join_element_wise(listens["artist_name"], listens["track_name"], sep),
+        pc.binary_join_element_wise(listens["show_name"], listens["episode_name"], sep),
+        pc.binary_join_element_wise(
+            listens["audiobook_title"], listens["audiobook_chapter_title"], sep
+        ),
+        listens["track_uri"],
+        listens["episode_uri"],
+        pa.scalar(""),
+    ).combine_chunks()
+
+
+def _item_hashes(key: bytes, values: pa.Array, *, normalise: bool = True) -> np.ndarray:
+    """Keyed 64-bit hashes of items (normalised, or as written), each hashed once."""
+    encoded = values.dictionary_encode()
+    texts = [v or "" for v in encoded.dictionary.to_pylist()]
+    if normalise:
+        texts = ["\x1f".join(normalised(p) for p in v.split("\x1f")) for v in texts]
+    distinct = [
+        int.from_bytes(hashlib.blake2b(v.encode(), digest_size=8, key=key).digest(), "little")
+        for v in texts
+    ]
+    table = np.array(distinct, dtype=np.uint64)
+    return table[encoded.indices.to_numpy(zero_copy_only=False)] if len(table) else table
+
+
+@dataclass
+class Prints:
+    """A history's sampled hashes by kind, and what the checks weigh them with."""
+
+    hashes: dict[int, np.ndarray]  # kind → distinct sampled hashes (uint64)
+    track_plays: dict[int, int] = field(default_factory=dict)  # sampled track → plays
+    play_times: dict[int, int] = field(default_factory=dict)  # sampled play → end second
+    plays: int = 0  # plays of 30 s or more
+    sequences: int = 0  # sequences before sampling
+
+
+def fingerprint(key: bytes, listens: pa.Table) -> Prints:
+    """The sampled fingerprints of ``listens`` (any order; plays under 30 s are left out)."""
+    t = listens.filter(pc.greater_equal(listens["ms_played"], 30_000))
+    if t.num_rows:
+        t = t.take(pc.sort_indices(t, [("ts", "ascending")]))
+    item = _item_hashes(key, items(t)) if t.num_rows else np.zeros(0, dtype=np.uint64)
+    end_s = t["ts"].cast(pa.int64()).to_numpy() // 1000 if t.num_rows else np.zeros(0, np.int64)
+    ms = t["ms_played"].to_numpy() if t.num_rows else np.zeros(0, np.int64)
+
+    runs = item[np.r_[True, item[1:] != item[:-1]]] if len(item) else item
+    shingles = (
+        _combine(*(runs[i : len(runs) - SHINGLE + 1 + i] for i in range(SHINGLE)))
+        if len(runs) >= SHINGLE
+        else np.zeros(0, dtype=np.uint64)
+    )
+    # an exact play is compared as written, byte for byte: an unaltered copy, not one
+    # whose names were re-spaced
+    raw = _item_hashes(key, items(t), normalise=False) if t.num_rows else item
+    plays = _combine(raw, (end_s // 60).astype(np.uint64), ms.astype(np.uint64))
+    tracks = _mix(item)
+    kept = plays % np.uint64(SAMPLE[PLAY]) == 0
+    out = {
+        SEQUENCE: np.unique(shingles[shingles % np.uint64(SAMPLE[SEQUENCE]) == 0]),
+        PLAY: np.unique(plays[kept]),
+    }
+    sampled = tracks[tracks % np.uint64(SAMPLE[TRACK]) == 0]
+    uniq, counts = np.unique(sampled, return_counts=True)
+    out[TRACK] = uniq
+    return Prints(
+        out,
+        dict(zip((int(u) for u in uniq), (int(c) for c in counts), strict=True)),
+        dict(zip((int(p) for p in plays[kept]), (int(e) for e in end_s[kept]), strict=True)),
+        plays=t.num_rows,
+        sequences=len(shingles),
+    )
+
+
+def key_of(home: Home) -> bytes:
+    """The key fingerprints are hashed with (derived from the cooperative secret)."""
+    return derived_key(home, keys.FINGERPRINT_KEY)
+
+
+def _signed(h: np.ndarray) -> list[int]:
+    """uint64 hashes as the signed 64-bit integers a BIGINT column holds."""
+    return [int(v) for v in h.view(np.int64)]
+
+
+def store(session: Session, member: Member, prints: Prints, events_file: str | None) -> None:
+    """Replace ``member``'s rows with ``prints``, made from their file ``events_file``."""
+    session.execute(delete(Fingerprint).where(Fingerprint.member_id == member.id))
+    rows = [
+        {"kind": kind, "hash": h, "member_id": member.id}
+        for kind, hashes in prints.hashes.items()
+        for h in _signed(hashes)
+    ]
+    if rows:
+        session.execute(insert(Fingerprint), rows)
+    member.fingerprinted = events_file
+
+
+def refresh_stale(home: Home, session: Session, key: bytes, *, except_id: int) -> int:
+    """Fingerprint every member whose rows were made from another file than their current
+    one (a home from before the index, a rebuild, a dispute's decision); how many."""
+    stale = list(
+        session.scalars(
+            select(Member).where(
+                Member.id != except_id,
+                Member.erased_at.is_(None),
+                Member.events_file.is_not(None),
+                (Member.fingerprinted.is_(None)) | (Member.fingerprinted != Member.events_file),
+            )
+        )
+    )
+    for m in stale:
+        listens = home.events.read(m.pseudonym, m.events_file)
+        store(session, m, fingerprint(key, listens), m.events_file)
+    return len(stale)
+
+
+@dataclass(frozen=True)
+class Matches:
+    """Where an export's sampled hashes are found among other members'."""
+
+    sampled: dict[int, int]  # kind → the export's sampled hashes
+    found: dict[int, int]  # kind → of those, found in at least one other member
+    by_member: dict[int, dict[int, int]]  # kind → member id → hashes found in theirs
+    holders: dict[int, dict[int, int]]  # kind → hash → how many other members hold it
+    member_ids: dict[int, dict[int, set[int]]]  # kind → hash → other members holding it
+
+    def share(self, kind: int) -> float:
+        """The share of the export's sampled hashes of ``kind`` found anywhere else."""
+        return self.found[kind] / self.sampled[kind] if self.sampled[kind] else 0.0
+
+
+def lookup(session: Session, prints: Prints, *, member_id: int, kinds: Iterable[int]) -> Matches:
+    """Other members' rows holding any of ``prints``' hashes of ``kinds``."""
+    sampled: dict[int, int] = {}
+    found: dict[int, int] = {}
+    by_member: dict[int, dict[int, int]] = {}
+    holders: dict[int, dict[int, int]] = {}
+    member_ids: dict[int, dict[int, set[int]]] = {}
+    for kind in kinds:
+        hashes = _signed(prints.hashes[kind])
+        sampled[kind] = len(hashes)
+        held: dict[int, set[int]] = {}
+        for i in range(0, len(hashes), _BATCH):
+            chunk = hashes[i : i + _BATCH]
+            for h, m in session.execute(
+                select(Fingerprint.hash, Fingerprint.member_id).where(
+                    Fingerprint.kind == kind,
+                    Fingerprint.hash.in_(chunk),
+                    Fingerprint.member_id != member_id,
+                )
+            ):
+                held.setdefault(int(h), set()).add(int(m))
+        counts: dict[int, int] = {}
+        for members in held.values():
+            for m in members:
+                counts[m] = counts.get(m, 0) + 1
+        found[kind] = len(held)
+        by_member[kind] = counts
+        unsigned = {int(np.int64(h).view(np.uint64)): ms for h, ms in held.items()}
+        holders[kind] = {h: len(ms) for h, ms in unsigned.items()}
+        member_ids[kind] = unsigned
+    return Matches(sampled, found, by_member, holders, member_ids)
+
+
+def indexed_members(session: Session, *, except_id: int) -> int:
+    """How many other members the index holds."""
+    return int(
+        session.scalar(
+            select(func.count(func.distinct(Fingerprint.member_id))).where(
+                Fingerprint.member_id != except_id
+            )
+        )
+        or 0
+    )
+
+
+__all__ = [
+    "KINDS",
+    "MIN_SAMPLE",
+    "PLAY",
+    "SAMPLE",
+    "SEQUENCE",
+    "TRACK",
+    "Matches",
+    "Prints",
+    "fingerprint",
+    "items",
+    "key_of",
+    "lookup",
+    "normalised",
+    "refresh_stale",
+    "store",
+]

@@ -1,0 +1,250 @@
+"""Where an export's listening already is: copies, split histories, corroboration.
+
+Three judgements of one export against the other members' fingerprints
+(ingest/fingerprint.py), looked up in the index, never by reading every member:
+
+- ``copied_data``: the share of the export's listening *sequences* found in another
+  member's history. Sequences do not change when times are shifted, lengths edited or
+  names re-spaced, so a doctored copy is rejected. When the copied plays are also
+  *unaltered* (same second, same millisecond), the export may be the owner's own
+  download of an account someone else contributed first: the import is held as a
+  dispute for the steward (coop/disputes.py), not rejected.
+- ``split_history``: another member's listening matches this export's tracks closely
+  and the two never play at the same time although, were they two people, they would
+  (or one ends where the other begins): one history split between two memberships.
+  Flagged, and the export earns only what it adds to the two together.
+- corroboration (a quality part, ingest/quality.py): the share of the export's plays of
+  tracks that other members also play. Music nobody else has ever played is what a
+  fabrication is made of; it is judged once the cooperative has enough members.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy.orm import Session
+
+from tunetrust.ingest.fingerprint import (
+    MIN_SAMPLE,
+    PLAY,
+    SEQUENCE,
+    TRACK,
+    Matches,
+    Prints,
+    indexed_members,
+    lookup,
+)
+from tunetrust.ingest.validate import FAIL, HOLD, PASS, WARN, Check, grade
+from tunetrust.settings import Checks
+from tunetrust.store.home import Home
+from tunetrust.store.models import Member
+
+DAY_MS = 86_400_000
+UNALTERED = 0.9  # share of the plays in the holder's span that must be theirs, unaltered
+CORROBORATING_MEMBERS = 2  # other members who must play a track for it to corroborate
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What the index says about one export."""
+
+    copied: Check
+    split: Check
+    copied_share: float  # of the export's sequences, found in other members' histories
+    corroboration: float | None  # share of plays of tracks others play (None: not judged)
+    dispute_with: int | None  # the member whose unaltered plays or account these are
+    split_with: int | None  # the member whose listens this export continues or splits
+
+
+def assess(
+    home: Home,
+    session: Session,
+    member: Member,
+    listens: pa.Table,
+    prints: Prints,
+    checks: Checks,
+) -> Provenance:
+    """Judge ``listens`` (the export's de-identified rows) by its fingerprints ``prints``."""
+    matches = lookup(session, prints, member_id=member.id, kinds=(SEQUENCE, PLAY, TRACK))
+    copied, share, holder = _copied(matches, prints, checks)
+    split_with, split = _split(home, session, member, listens, prints, matches, checks)
+    return Provenance(
+        copied=copied,
+        split=split,
+        copied_share=share,
+        corroboration=_corroboration(session, member, prints, matches, checks),
+        dispute_with=holder,
+        split_with=split_with,
+    )
+
+
+def _copied(matches: Matches, prints: Prints, checks: Checks) -> tuple[Check, float, int | None]:
+    name = "copied_data"
+    sampled = matches.sampled[SEQUENCE]
+    if sampled < MIN_SAMPLE:
+        why = f"too few plays to compare ({sampled} of {MIN_SAMPLE} sampled sequences needed)"
+        return Check(name, PASS, None, None, f"Not judged: {why}."), 0.0, None
+    # a sequence many members share is common listening (an album in order), not a copy
+    distinct = {h for h, n in matches.holders[SEQUENCE].items() if n <= checks.copy_common_members}
+    share = len(distinct) / sampled
+    exact = matches.share(PLAY)
+    what = (
+        f"Listening sequences already contributed by other members (plays unaltered: "
+        f"{exact * 100:.1f} %)"
+    )
+    check = grade(name, share, checks.copied_warn, checks.copied_fail, "%", what)
+    # most of what is copied must be copied unaltered, and make up the span it covers
+    unaltered = check.status == FAIL and exact >= UNALTERED * share
+    holder = _owner_like(matches, prints) if unaltered else None
+    if holder is not None:
+        # the very same plays, to the second and the millisecond, and nothing else in
+        # their span: perhaps the owner's own download of an account another member
+        # contributed first (a newer download holds the same plays and more recent ones)
+        check = Check(
+            name,
+            HOLD,
+            check.value,
+            check.threshold,
+            f"{what}: {share * 100:.1f} %. The same plays, unaltered, are already another "
+            "member's: held for the steward, who decides whose they are (if they are "
+            "yours, a newer export of the same account shows it).",
+        )
+    elif check.status == FAIL:
+        check = Check(
+            name,
+            FAIL,
+            check.value,
+            check.threshold,
+            f"{what}: {share * 100:.1f} %. The same listening, with times or lengths "
+            "changed or mixed with other listening, is already another member's.",
+        )
+    return check, share, holder
+
+
+def _owner_like(matches: Matches, prints: Prints) -> int | None:
+    """The member whose plays this export holds unaltered, with nothing else in the span
+    they cover (as a newer download of the same account would), or None."""
+    counts = matches.by_member[PLAY]
+    if not counts:
+        return None
+    holder = max(counts, key=lambda m: counts[m])
+    times = [prints.play_times[h] for h, held in matches.member_ids[PLAY].items() if holder in held]
+    lo, hi = min(times), max(times)
+    inside = sum(1 for t in prints.play_times.values() if lo <= t <= hi)
+    return holder if inside and len(times) / inside >= UNALTERED else None
+
+
+def _corroboration(
+    session: Session, member: Member, prints: Prints, matches: Matches, checks: Checks
+) -> float | None:
+    plays = sum(prints.track_plays.values())
+    if not plays or indexed_members(session, except_id=member.id) < checks.corroboration_members:
+        return None
+    # a track one other member plays may be that member's fabrication too: it takes two
+    known = {h for h, n in matches.holders[TRACK].items() if n >= CORROBORATING_MEMBERS}
+    return sum(n for h, n in prints.track_plays.items() if h in known) / plays
+
+
+def _intervals(t: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (epoch ms) of each play of 30 s or more, by start."""
+    t = t.filter(pc.greater_equal(t["ms_played"], 30_000))
+    end = t["ts"].cast(pa.int64()).to_numpy()
+    start = end - t["ms_played"].to_numpy()
+    order = np.argsort(start, kind="stable")
+    return start[order], end[order]
+
+
+def _busy(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The union of intervals as disjoint, sorted intervals."""
+    if not len(start):
+        return start, end
+    run_end = np.maximum.accumulate(end)
+    new = np.r_[True, start[1:] > run_end[:-1]]
+    idx = np.flatnonzero(new)
+    return start[idx], np.r_[run_end[idx[1:] - 1], run_end[-1]]
+
+
+def _simultaneous(
+    mine: tuple[np.ndarray, np.ndarray], theirs: tuple[np.ndarray, np.ndarray]
+) -> tuple[int, float]:
+    """Plays of ``mine`` during a play of ``theirs`` (allowing 15 s of slack), and how
+    many would be expected were the two independent people listening in the same span."""
+    b_start, b_end = _busy(*theirs)
+    s, e = mine
+    if not len(s) or not len(b_start):
+        return 0, 0.0
+    i = np.searchsorted(b_start, e - 15_000) - 1
+    seen = int(np.sum((i >= 0) & (b_end[np.maximum(i, 0)] > s + 15_000)))
+    lo, hi = max(s.min(), b_start.min()), min(e.max(), b_end.max())
+    if hi <= lo:
+        return seen, 0.0
+    inside = (s >= lo) & (e <= hi)
+    busy = float(np.sum(np.clip(np.minimum(b_end, hi) - np.maximum(b_start, lo), 0, None)))
+    return seen, float(np.sum(inside)) * busy / (hi - lo)
+
+
+def _split(
+    home: Home,
+    session: Session,
+    member: Member,
+    listens: pa.Table,
+    prints: Prints,
+    matches: Matches,
+    checks: Checks,
+) -> tuple[int | None, Check]:
+    name = "split_history"
+    rule = "warn when another member's history looks like another part of this one"
+    plays = sum(prints.track_plays.values())
+    if prints.plays < checks.min_plays_for_patterns or len(prints.track_plays) < MIN_SAMPLE:
+        return None, Check(name, PASS, None, None, "Not judged: too few plays.")
+    alike: dict[int, float] = {}
+    for h, holders in matches.member_ids[TRACK].items():
+        for m in holders:
+            alike[m] = alike.get(m, 0.0) + prints.track_plays[h] / plays
+    candidates = sorted(
+        (m for m, share in alike.items() if share >= checks.split_similarity),
+        key=lambda m: -alike[m],
+    )[:3]
+    mine = _intervals(listens)
+    for other_id in candidates:
+        other = session.get(Member, other_id)
+        if other is None or other.events_file is None:
+            continue
+        theirs = _intervals(home.events.read(other.pseudonym, other.events_file))
+        if not len(theirs[0]) or not len(mine[0]):
+            continue
+        seen, expected = _simultaneous(mine, theirs)
+        gap = max(mine[0].min() - theirs[1].max(), theirs[0].min() - mine[1].max())
+        adjacent = 0 <= gap < 30 * DAY_MS
+        interleaved = seen == 0 and expected >= 5
+        if adjacent or interleaved:
+            how = (
+                "one begins where the other ends"
+                if adjacent
+                else f"they never play at the same time (two people would, about "
+                f"{expected:.0f} times)"
+            )
+            return other_id, Check(
+                name,
+                WARN,
+                round(alike[other_id], 4),
+                rule,
+                f"{alike[other_id] * 100:.0f} % of these plays are of tracks another "
+                f"member plays, and {how}: this looks like one person's history split "
+                "between two memberships. Accepted, but it earns only what it adds to "
+                "the two histories together; if you are a different person, ask the "
+                "steward to review it.",
+            )
+    return None, Check(
+        name,
+        PASS,
+        round(max(alike.values(), default=0.0), 4),
+        rule,
+        "No other member's history looks like another part of this one.",
+    )
+
+
+__all__ = ["Provenance", "assess"]

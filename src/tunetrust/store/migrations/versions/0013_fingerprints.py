@@ -1,0 +1,40 @@
+"""Listening fingerprints for copy, split and corroboration checks
+
+A sampled, keyed hash per distinct listening sequence, exact play and track of each
+member (ingest/fingerprint.py), looked up by value: the copied-data check no longer
+reads every member's file. ``members.fingerprinted`` names the events file a member's
+rows were made from; members of an upgraded home have none yet and are fingerprinted
+at the next import (a one-time read of each member's file).
+
+Revision ID: 0013
+Revises: 0012
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0013"
+down_revision = "0012"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "fingerprints",
+        sa.Column("kind", sa.SmallInteger, primary_key=True),
+        sa.Column("hash", sa.BigInteger, primary_key=True),
+        sa.Column("member_id", sa.Integer, sa.ForeignKey("members.id"), primary_key=True),
+    )
+    op.create_index("ix_fingerprints_member_id", "fingerprints", ["member_id"])
+    with op.batch_alter_table("members") as batch:
+        batch.add_column(sa.Column("fingerprinted", sa.String(64), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("members") as batch:
+        batch.drop_column("fingerprinted")
+    op.drop_index("ix_fingerprints_member_id", "fingerprints")
+    op.drop_table("fingerprints")
