@@ -165,6 +165,14 @@ def test_every_service_call_returns_frozen_typed_objects(home: Home, tmp_path: P
     assert call(jobs.job_status, me, job.id).state == "done"
     call(jobs.member_jobs, me, "m00")
     assert [j.id for j in call(jobs.all_jobs, STEWARD)] == [job.id]
+    # m01's export again for someone else: held for the steward, who decides for m01
+    call(members.join, STEWARD, "claimant")
+    again = export_zip(tmp_path, "extended-c", 300, 2)
+    held = call(data.import_contribution, Actor.member("claimant"), "claimant", [again])
+    assert held.verdict == "disputed"
+    assert [d.contribution for d in call(data.disputes, STEWARD)] == [held.contribution]
+    decided = call(data.decide_dispute, STEWARD, held.contribution, decided_for="holder")
+    assert decided.revoked == [] and call(data.disputes, STEWARD) == []
     call(members.export_data, me, "m00", tmp_path / "m00.zip")
     call(members.erase, me, "m00")
 

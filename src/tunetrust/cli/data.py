@@ -210,6 +210,55 @@ def contribution_list(
     print_contributions(out, rows)
 
 
+@contribution_app.command("disputes")
+def contribution_disputes(ctx: typer.Context, as_json: JSON_OPTION = False) -> None:
+    """Imports held for the steward: whose account or plays they are, and both sides."""
+    from tunetrust.cli.render import print_disputes
+    from tunetrust.services.data import disputes
+
+    with _open(ctx) as home:
+        rows = disputes(home, steward(home))
+    if as_json:
+        emit("contribution-disputes", rows)
+        return
+    print_disputes(out, rows)
+
+
+@contribution_app.command("decide")
+def contribution_decide(
+    ctx: typer.Context,
+    contribution_id: Annotated[str, typer.Argument(help="The held contribution's id.")],
+    decided_for: Annotated[
+        str,
+        typer.Option(
+            "--for",
+            help="claimant: the held import's member owns the data (the holder's copies "
+            "are revoked, the export imported); holder: the held import is rejected.",
+        ),
+    ],
+    as_json: JSON_OPTION = False,
+) -> None:
+    """Decide a dispute, for the member whose import was held or for the one holding it."""
+    from tunetrust.services.data import decide_dispute
+
+    with _open(ctx) as home:
+        done = decide_dispute(home, steward(home), contribution_id, decided_for=decided_for)
+    if as_json:
+        emit("contribution-decide", done)
+        return
+    if done.decided_for == "holder":
+        out.print(f"Decided for the holder: contribution {done.contribution} rejected.")
+        return
+    out.print(
+        f"Decided for the claimant: {len(done.revoked)} of the holder's contribution(s) "
+        f"revoked, {done.listens_removed:,} listens removed from theirs."
+    )
+    if done.imported is not None:
+        from tunetrust.cli.render import print_import
+
+        print_import(out, done.imported, program=program())
+
+
 @app.command()
 def doctor(
     ctx: typer.Context,

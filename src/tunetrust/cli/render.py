@@ -26,6 +26,7 @@ from tunetrust.services.models import (
 from tunetrust.settings import Rules
 
 if TYPE_CHECKING:  # types only: a command that prints a budget does not load pyarrow
+    from tunetrust.ingest.disputes import Dispute
     from tunetrust.ingest.pipeline import ImportSummary
     from tunetrust.insights.stats import Insights, Ranked
 
@@ -261,6 +262,38 @@ def print_contributions(console: Console, rows: list[ContributionInfo]) -> None:
             f"{r.quality_score:.3f}",
         )
     console.print(t)
+
+
+def print_disputes(console: Console, rows: list[Dispute]) -> None:
+    """Open disputes, both sides by pseudonym, with what the steward weighs."""
+    if not rows:
+        console.print("No open disputes.")
+        return
+    for d in rows:
+        why = "same account" if d.reason == "account" else "same plays, unaltered"
+        console.print(
+            f"[bold]Dispute {d.contribution[:12]}[/] (opened {d.opened:%Y-%m-%d %H:%M}): {why}",
+            highlight=False,
+        )
+        c = d.claimant
+        console.print(
+            f"  claimant {c.pseudonym[:12]}, joined {c.joined:%Y-%m-%d}: "
+            f"{d.listens_in_export:,} plays in the held export, {c.first_play} – {c.last_play}",
+            highlight=False,
+        )
+        h = d.holder
+        console.print(
+            f"  holder   {h.pseudonym[:12]}, joined {h.joined:%Y-%m-%d}: {h.listens:,} plays "
+            f"stored, {h.first_play} – {h.last_play}"
+            if h is not None
+            else "  holder   (erased)",
+            highlight=False,
+        )
+    console.print(
+        "The owner of an account can download a newer export of it, with plays after the "
+        "dispute was opened: ask both. Decide with: tunetrust contribution decide ID "
+        "--for claimant|holder"
+    )
 
 
 def print_plan(console: Console, plan: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -526,6 +527,7 @@ def _assess(
         dispute = {
             "with": other.pseudonym if other is not None else "",
             "reason": "account" if snap.account.status == HOLD else "copy",
+            **_span("export", events),
         }
     summary = ImportSummary(
         contribution=contribution,
@@ -560,6 +562,15 @@ def _assess(
         dispute=dispute,
     )
     return _Outcome(contribution, summary, merged, rejected, held)
+
+
+def _span(label: str, listens: pa.Table) -> dict[str, str]:
+    """The first and last day of ``listens`` (what a steward weighs in a dispute)."""
+    if not listens.num_rows:
+        return {}
+    ts = listens["ts"]
+    first, last = pc.min(ts).as_py(), pc.max(ts).as_py()
+    return {f"{label}_first": f"{first:%Y-%m-%d}", f"{label}_last": f"{last:%Y-%m-%d}"}
 
 
 def _with(listens: pa.Table, other: pa.Table) -> pa.Table:

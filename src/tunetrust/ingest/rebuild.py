@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -132,7 +133,7 @@ def _replay(home: Home, member_id: int) -> _Plan:
             missing += c.listens_added > 0
             scores[c.id] = (0, 0.0)
             continue
-        events, facts = _vault_listens(home, member, key, c)
+        events, facts = vault_listens(home, member, key, c)
         merged = merge(table, events, facts)
         when = c.created_at if c.created_at.tzinfo else c.created_at.replace(tzinfo=UTC)
         recorded_quality = c.summary.get("quality", {})
@@ -177,21 +178,29 @@ def _normalised(stored: pa.Table, services: set[str]) -> pa.Table:
     return normalise(stored, facts)
 
 
-def _vault_listens(
-    home: Home, member: Member, key: bytes, c: Contribution
-) -> tuple[pa.Table, ServiceFacts]:
-    """One contribution's de-identified listens, read again from the member's vault."""
+@contextmanager
+def decrypted(home: Home, member: Member, key: bytes, c: Contribution) -> Iterator[Path]:
+    """One contribution's raw export, decrypted from the vault into a private temporary
+    file under its own name (removed on leaving)."""
     assert c.vault_file is not None
     suffix = c.vault_file.removeprefix(c.id).removesuffix(".bin")
     files = c.summary.get("files", [])
     # a single loose file was stored as is: give it back its name, which says its kind
     single = suffix.lower() != ".zip" and len(files) == 1
     name = files[0]["name"] if single else f"export{suffix}"
-    with tempfile.TemporaryDirectory(prefix="tunetrust-rebuild-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="tunetrust-vault-") as tmp:
         path = private.create(Path(tmp) / Path(name).name)  # decrypted: owner only
         with path.open("wb") as fh:
             for chunk in home.vault.read(member.pseudonym, c.vault_file, key):
                 fh.write(chunk)
+        yield path
+
+
+def vault_listens(
+    home: Home, member: Member, key: bytes, c: Contribution
+) -> tuple[pa.Table, ServiceFacts]:
+    """One contribution's de-identified listens, read again from the member's vault."""
+    with decrypted(home, member, key, c) as path:
         read = read_package(home, [path])
     parsed = pa.concat_tables([p.table for _, p in read.parsed])
     events, _ = deidentify(parsed, keep_incognito=member.keep_incognito, contribution=c.id)

@@ -16,7 +16,9 @@ from pydantic import TypeAdapter
 
 from tunetrust.coop import audit, contributions
 from tunetrust.coop.governance import iso_time
+from tunetrust.ingest import disputes as held
 from tunetrust.ingest import pipeline, rebuild
+from tunetrust.ingest.disputes import Decision, Dispute
 from tunetrust.ingest.pipeline import ImportSummary
 from tunetrust.insights.stats import Insights, Period, member_insights
 from tunetrust.services import sale
@@ -115,3 +117,18 @@ def rebuild_events(
         changed=r.changed,
         members=[MemberRebuildInfo.model_validate(asdict(m)) for m in r.members],
     )
+
+
+def disputes(home: Home, actor: Actor) -> list[Dispute]:
+    """Imports held because their account or plays are another member's, oldest first:
+    both sides by pseudonym, with what the steward weighs (docs/contributions.md)."""
+    steward_only(actor, "see the cooperative's disputes")
+    return held.list_disputes(home)
+
+
+def decide_dispute(home: Home, actor: Actor, contribution_id: str, *, decided_for: str) -> Decision:
+    """Decide a dispute for the ``claimant`` (the holder's copies are revoked and the held
+    export imported) or the ``holder`` (the held import is rejected)."""
+    steward_only(actor, "decide a dispute")
+    with acting(home, actor):
+        return held.decide(home, contribution_id, decided_for=decided_for, actor=audit.actor(home))

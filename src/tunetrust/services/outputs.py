@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from tunetrust.ingest.disputes import Decision, Dispute
 from tunetrust.ingest.pipeline import ImportSummary
 from tunetrust.insights.stats import Insights
 from tunetrust.services.models import (
@@ -92,6 +93,8 @@ OUTPUTS: dict[str, Any] = {
     "import-refused": Refusal,
     "contribution-show": ImportSummary,
     "contribution-list": list[ContributionInfo],
+    "contribution-disputes": list[Dispute],
+    "contribution-decide": Decision,
     "insights": Insights,
     "doctor": Settled,
     "doctor-rebuild": Rebuilt,

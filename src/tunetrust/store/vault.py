@@ -123,6 +123,10 @@ class Vault:
         with self.objects.open(stored) as fh:
             yield from decrypt_stream(key, name.encode(), fh)
 
+    def remove(self, pseudonym: str, name: str) -> None:
+        """Delete one stored export (after its metadata no longer names it)."""
+        self.objects.delete(join(pseudonym, name))
+
     def remove_member(self, pseudonym: str) -> None:
         """Delete a member's whole vault folder."""
         self.objects.delete_tree(pseudonym)
