@@ -9,6 +9,7 @@ import re
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -185,7 +186,7 @@ def test_a_signed_out_visitor_is_sent_to_sign_in(coop: Coop) -> None:
 def test_the_contribution_report_in_plain_words(coop: Coop, alice: TestClient) -> None:
     cid = data.list_contributions(coop.home, Actor.member("alice"), "alice")[0].id
     report = data.contribution_report(coop.home, Actor.member("alice"), cid)
-    html = alice.get(f"/contributions/{cid}").text
+    html = unescape(alice.get(f"/contributions/{cid}").text)
     assert f"We kept <strong>{report.listens_added:,}</strong> new plays" in html
     assert f"{report.dropped['incognito']:,} private-session plays" in html
     for check in report.checks:

@@ -29,12 +29,11 @@ def upgrade() -> None:
         sa.Column("member_id", sa.Integer, sa.ForeignKey("members.id"), primary_key=True),
     )
     op.create_index("ix_fingerprints_member_id", "fingerprints", ["member_id"])
-    with op.batch_alter_table("members") as batch:
-        batch.add_column(sa.Column("fingerprinted", sa.String(64), nullable=True))
+    # plain ALTER TABLE (as 0009): rebuilding members would trip its children's foreign keys
+    op.add_column("members", sa.Column("fingerprinted", sa.String(64), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("members") as batch:
-        batch.drop_column("fingerprinted")
     op.drop_index("ix_fingerprints_member_id", "fingerprints")
     op.drop_table("fingerprints")
+    op.drop_column("members", "fingerprinted")
