@@ -376,6 +376,12 @@ def test_open_admission_admits_anyone_until_the_steward_closes_it(web: Site) -> 
         )
         assert done.status_code == 200, done.text
         assert name in c.get("/").text
+    # a third join from the same place the same day: one person, one membership
+    c = web.client()
+    token = csrf_of(c.get(path).text)
+    o = c.post(f"{path}/options", json={"name": "cy"}, headers={"X-CSRF-Token": token})
+    assert o.status_code == 409 and "one person, one membership" in o.text
+    assert web.join("cy")[0].get("/").status_code == 200  # an invitation of one's own works
     close_invitation(web.home, Actor.steward(), opened.id)
     late = web.client().get(path)
     assert late.status_code == 409 and "ask the steward for a new one" in late.text
@@ -541,3 +547,28 @@ def test_adding_a_passkey_registered_already_is_refused(web: Site) -> None:
     assert r.status_code == 409 and "registered here already" in r.text
     with web.home.sessions() as s:
         assert len(accounts.member_passkeys(s, bob_id)) == 2  # bob's own and the one stored
+
+
+def test_the_open_admission_limit_holds_at_the_finish_too(web: Site) -> None:
+    """Three people start joining from one place at once: the limit is checked again when
+    the member is made, in the same transaction, so the third is refused there."""
+    from tunetrust.services.members import invite
+    from tunetrust.services.models import Actor
+
+    path = invite(web.home, Actor.steward(), open_admission=True).link.removeprefix(ORIGIN)
+    started = []
+    for name in ("ann", "bob", "cy"):
+        c = web.client()
+        token = csrf_of(c.get(path).text)
+        key = SoftAuthenticator(ORIGIN, "localhost")
+        o = c.post(f"{path}/options", json={"name": name}, headers={"X-CSRF-Token": token})
+        assert o.status_code == 200, o.text  # nobody has joined yet
+        started.append((c, token, key, o.json()))
+    codes = [
+        c.post(f"{path}/finish", json=key.register(o), headers={"X-CSRF-Token": token}).status_code
+        for c, token, key, o in started
+    ]
+    assert codes == [200, 200, 409]
+    from tunetrust.coop.members import list_members
+
+    assert sorted(m.name or "" for m in list_members(web.home)) == ["ann", "bob"]

@@ -43,7 +43,14 @@ PASSKEY_TAKEN = "this passkey is registered here already; sign in with it"
 FRESH_MINUTES = 15  # adding a passkey or new recovery codes needs a sign-in this recent
 ATTEMPTS = 10  # failed sign-ins from one place …
 ATTEMPT_WINDOW = timedelta(minutes=15)  # … within this long, then refused until it passes
+OPEN_JOINS = 2  # joins through open admission links from one place …
+OPEN_JOIN_WINDOW = timedelta(days=1)  # … within this long (one person, one membership)
+OPEN_JOINS_REFUSED = (
+    "people have joined through an open link from this network today already: one person, "
+    "one membership. If you are someone else, ask the steward for an invitation of your own"
+)
 _SOURCE_KEY = b"tunetrust sign-in source v1"
+_JOIN_KEY = b"tunetrust open-admission join source v1"
 _CODE_KEY = b"tunetrust recovery-code lookup v1"
 # Argon2id at OWASP's minimum (19 MiB, 2 passes): the codes are random, 74 bits each, so
 # the hash only has to make a stolen table useless, and eight are made at every join
@@ -159,11 +166,15 @@ def accept_invitation(
     name: str,
     keep_incognito: bool,
     credential: tuple[str, bytes, int],
+    joined_from: str | None = None,
 ) -> Joined:
     """In one transaction: use the invitation (once, unless it is an open admission),
     make the member (unless it enrols one), keep the passkey (``credential``: id, public
     key, counter) and fresh recovery codes. Any failure leaves nothing done: the link
     still works and no member without a passkey is left behind.
+
+    Through an open admission link, at most :data:`OPEN_JOINS` join from one place
+    (``joined_from``, :func:`join_source`) a day.
     """
     made = make_recovery_codes(home)  # hashing is slow: before the transaction
     joining: Member | None = None
@@ -180,6 +191,10 @@ def accept_invitation(
                 )
                 if not getattr(taken, "rowcount", 0):
                     raise ConflictError("this invitation link was used already")
+            elif joined_from is not None:
+                if open_joins_refused(s, joined_from):
+                    raise ConflictError(OPEN_JOINS_REFUSED)
+                s.add(SignInAttempt(source=joined_from, at=_now()))
             member_id = invitation.member_id
             if member_id is None:
                 joining = new_member(home, name, keep_incognito=keep_incognito)
@@ -447,6 +462,22 @@ def end_session(session: Session, session_id: str) -> None:
 def source(home: Home, address: str) -> str:
     """A keyed digest of where a request came from: never the address itself."""
     return keys.keyed_digest(derived_key(home, _SOURCE_KEY), address)
+
+
+def join_source(home: Home, address: str) -> str:
+    """A keyed digest of where a join through an open link came from (its own key: a
+    join is not a failed sign-in)."""
+    return keys.keyed_digest(derived_key(home, _JOIN_KEY), address)
+
+
+def open_joins_refused(session: Session, joined_from: str) -> bool:
+    """Whether :data:`OPEN_JOINS` people joined through open links from there lately."""
+    count = session.scalar(
+        select(func.count())
+        .select_from(SignInAttempt)
+        .where(SignInAttempt.source == joined_from, SignInAttempt.at >= _now() - OPEN_JOIN_WINDOW)
+    )
+    return int(count or 0) >= OPEN_JOINS
 
 
 def refused(session: Session, where: str) -> bool:

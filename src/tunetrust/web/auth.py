@@ -82,6 +82,11 @@ def not_refused(request: Request) -> str:
     return where
 
 
+def _joined_from(request: Request) -> str:
+    """Where a join comes from, keyed for the open admission limit."""
+    return accounts.join_source(home_of(request), request.client.host if request.client else "?")
+
+
 # a script's JSON body, parsed and size-checked by the framework (a body that is not a JSON
 # object is refused as a bad form); handlers are plain functions, run off the event loop
 JsonBody = Annotated[dict[str, Any], Body()]
@@ -113,6 +118,10 @@ def join_options(request: Request, token: str, v: CheckedVisit, body: JsonBody) 
     else:
         name = check_name(str(body.get("name", "")))
         where = not_refused(request)
+        if invitation.reusable:  # told before the passkey is made, enforced at the finish
+            with home.sessions() as s:
+                if accounts.open_joins_refused(s, _joined_from(request)):
+                    raise ConflictError(accounts.OPEN_JOINS_REFUSED)
         try:
             get_member(home, name)
         except NotFoundError:
@@ -146,6 +155,7 @@ def join_finish(request: Request, token: str, v: CheckedVisit, credential: JsonB
         name=str(state["name"]),
         keep_incognito=bool(state["keep_incognito"]),
         credential=(key.credential_id, key.public_key, key.sign_count),
+        joined_from=_joined_from(request),
     )
     with v.home.transaction() as s:
         signed, secret = accounts.sign_in(s, v.session.id, joined.member_id)
