@@ -102,12 +102,14 @@ def _person(seed: int, variant: str = "extended-c", *, recent: bool = False) -> 
     return render(_recent(h) if recent else h, variant)
 
 
-GENUINE_SEEDS = (1701, 1702, 1703)
+GENUINE_SEEDS = (1701, 1702, 1703, 1704, 1705)
+"""Five: quality's corroboration part is judged once five other members are indexed, so
+every attack after them is judged, in whichever test process it runs."""
 
 
 @pytest.fixture(scope="module")
 def genuine(coop: Coop) -> list[ImportSummary]:
-    """Three genuine members with recent extended histories of ``LISTENS`` plays."""
+    """Five genuine members with recent extended histories of ``LISTENS`` plays."""
     return [
         coop.imports(coop.join(f"genuine{seed}"), _person(seed, recent=True))
         for seed in GENUINE_SEEDS

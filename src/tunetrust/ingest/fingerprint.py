@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from tunetrust.coop.keyring import derived_key
@@ -251,18 +251,6 @@ def lookup(session: Session, prints: Prints, *, member_id: int, kinds: Iterable[
         holders[kind] = {h: len(ms) for h, ms in unsigned.items()}
         member_ids[kind] = unsigned
     return Matches(sampled, found, by_member, holders, member_ids)
-
-
-def indexed_members(session: Session, *, except_id: int) -> int:
-    """How many other members the index holds."""
-    return int(
-        session.scalar(
-            select(func.count(func.distinct(Fingerprint.member_id))).where(
-                Fingerprint.member_id != except_id
-            )
-        )
-        or 0
-    )
 
 
 __all__ = [

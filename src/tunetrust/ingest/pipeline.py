@@ -42,7 +42,7 @@ from tunetrust.formats.package import ExportFile, open_package
 from tunetrust.ingest import fingerprint as prints
 from tunetrust.ingest.dedup import Merge, merge
 from tunetrust.ingest.deidentify import deidentify
-from tunetrust.ingest.provenance import Provenance, assess
+from tunetrust.ingest.provenance import Provenance, assess, corroboration
 from tunetrust.ingest.quality import quality
 from tunetrust.ingest.validate import (
     ACCEPTED,
@@ -471,6 +471,7 @@ class _Outcome:
     merged: Merge
     rejected: bool
     held: bool  # disputed: the raw export is kept, nothing else changes
+    prints: prints.Prints | None  # of the merged listens, when they changed
 
     @property
     def changed(self) -> bool:
@@ -513,9 +514,21 @@ def _assess(
             other = s.get(Member, found.split_with)
             if other is not None and other.events_file is not None:
                 together = home.events.read(other.pseudonym, other.events_file)
-    corroboration = found.corroboration
-    before = quality(_with(existing, together), now, corroboration)
-    after = quality(_with(merged.table, together), now, corroboration)
+    # corroboration of the member's whole listening before and after, against the index
+    # as it is now (so a member's increments add up to their score)
+    key = prints.key_of(home)
+    merged_prints = prints.fingerprint(key, merged.table) if merged.added else None
+    with home.sessions() as s:
+        corr_before = corroboration(
+            s, prints.fingerprint(key, existing), member_id=member.id, typical=found.typical
+        )
+        corr_after = (
+            corroboration(s, merged_prints, member_id=member.id, typical=found.typical)
+            if merged_prints is not None
+            else corr_before
+        )
+    before = quality(_with(existing, together), now, corr_before)
+    after = quality(_with(merged.table, together), now, corr_after)
     uniqueness = 1.0 - found.copied_share
     counted = not rejected and not held
     increment = uniqueness * max(0.0, after["score"] - before["score"]) if counted else 0.0
@@ -551,7 +564,8 @@ def _assess(
             "member_before": before,
             "member_after": after,
             "uniqueness": round(uniqueness, 6),
-            "corroboration": None if corroboration is None else round(corroboration, 6),
+            "corroboration": None if corr_after is None else round(corr_after, 6),
+            "typical_corroborated_share": found.typical,
             "measured_with": "another member's listens (split_history)"
             if together.num_rows
             else None,
@@ -561,7 +575,7 @@ def _assess(
         package_sha256=package,
         dispute=dispute,
     )
-    return _Outcome(contribution, summary, merged, rejected, held)
+    return _Outcome(contribution, summary, merged, rejected, held, merged_prints)
 
 
 def _span(label: str, listens: pa.Table) -> dict[str, str]:
@@ -627,7 +641,8 @@ def _store(
             if hashes and row.account_hash is None and counted:
                 bind_account(home, row, hashes[0])  # its hash and its budget's marker
             if outcome.changed:
-                prints.store(s, row, prints.fingerprint(key, merged.table), new_file)
+                made = outcome.prints or prints.fingerprint(key, merged.table)
+                prints.store(s, row, made, new_file)
             action = (
                 "member.import.rejected"
                 if outcome.rejected

@@ -13,9 +13,10 @@ Three judgements of one export against the other members' fingerprints
   and the two never play at the same time although, were they two people, they would
   (or one ends where the other begins): one history split between two memberships.
   Flagged, and the export earns only what it adds to the two together.
-- corroboration (a quality part, ingest/quality.py): the share of the export's plays of
-  tracks that other members also play. Music nobody else has ever played is what a
-  fabrication is made of; it is judged once the cooperative has enough members.
+- corroboration (a quality part, ingest/quality.py): the share of a history's tracks
+  that at least two other members also play, against the same share of the
+  cooperative's typical member. Music nobody else has ever played is what a fabrication
+  is made of; it is judged once the cooperative has enough members.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy.orm import Session
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session, aliased
 
 from tunetrust.ingest.fingerprint import (
     MIN_SAMPLE,
@@ -34,15 +36,15 @@ from tunetrust.ingest.fingerprint import (
     TRACK,
     Matches,
     Prints,
-    indexed_members,
     lookup,
 )
 from tunetrust.ingest.validate import FAIL, HOLD, PASS, WARN, Check, grade
 from tunetrust.settings import Checks
 from tunetrust.store.home import Home
-from tunetrust.store.models import Member
+from tunetrust.store.models import Fingerprint, Member
 
 DAY_MS = 86_400_000
+TYPICAL_SAMPLE = 25  # members whose corroborated share makes the typical one
 UNALTERED = 0.9  # share of the plays in the holder's span that must be theirs, unaltered
 CORROBORATING_MEMBERS = 2  # other members who must play a track for it to corroborate
 
@@ -54,7 +56,7 @@ class Provenance:
     copied: Check
     split: Check
     copied_share: float  # of the export's sequences, found in other members' histories
-    corroboration: float | None  # share of plays of tracks others play (None: not judged)
+    typical: float | None  # the typical member's corroborated share (None: not judged)
     dispute_with: int | None  # the member whose unaltered plays or account these are
     split_with: int | None  # the member whose listens this export continues or splits
 
@@ -75,7 +77,7 @@ def assess(
         copied=copied,
         split=split,
         copied_share=share,
-        corroboration=_corroboration(session, member, prints, matches, checks),
+        typical=typical_corroboration(session, except_id=member.id, checks=checks),
         dispute_with=holder,
         split_with=split_with,
     )
@@ -137,15 +139,62 @@ def _owner_like(matches: Matches, prints: Prints) -> int | None:
     return holder if inside and len(times) / inside >= UNALTERED else None
 
 
-def _corroboration(
-    session: Session, member: Member, prints: Prints, matches: Matches, checks: Checks
-) -> float | None:
-    plays = sum(prints.track_plays.values())
-    if not plays or indexed_members(session, except_id=member.id) < checks.corroboration_members:
+def _corroborated(session: Session, prints: Prints, member_id: int) -> float | None:
+    """The share of a history's sampled tracks that at least two other members play."""
+    tracks = len(prints.hashes[TRACK])
+    if not tracks:
         return None
-    # a track one other member plays may be that member's fabrication too: it takes two
-    known = {h for h, n in matches.holders[TRACK].items() if n >= CORROBORATING_MEMBERS}
-    return sum(n for h, n in prints.track_plays.items() if h in known) / plays
+    found = lookup(session, prints, member_id=member_id, kinds=(TRACK,))
+    return sum(1 for n in found.holders[TRACK].values() if n >= CORROBORATING_MEMBERS) / tracks
+
+
+def typical_corroboration(session: Session, *, except_id: int, checks: Checks) -> float | None:
+    """The median corroborated share of up to 25 members spread through the index (None
+    while it holds fewer than ``checks.corroboration_members`` other members)."""
+    ids = list(
+        session.scalars(
+            select(Fingerprint.member_id)
+            .where(Fingerprint.kind == TRACK, Fingerprint.member_id != except_id)
+            .distinct()
+            .order_by(Fingerprint.member_id)
+        )
+    )
+    if not ids or len(ids) < checks.corroboration_members:
+        return None
+    picked = ids[:: max(1, len(ids) // TYPICAL_SAMPLE)][:TYPICAL_SAMPLE]
+    other = aliased(Fingerprint)
+    holders = (
+        select(func.count())
+        .where(other.kind == TRACK, other.hash == Fingerprint.hash)
+        .scalar_subquery()
+    )
+    shares = [
+        float(known or 0) / n
+        for _, n, known in session.execute(
+            select(
+                Fingerprint.member_id,
+                func.count(),
+                func.sum(case((holders > CORROBORATING_MEMBERS, 1), else_=0)),
+            )
+            .where(Fingerprint.kind == TRACK, Fingerprint.member_id.in_(picked))
+            .group_by(Fingerprint.member_id)
+        )
+        if n
+    ]
+    return float(np.median(shares)) if shares else None
+
+
+def corroboration(
+    session: Session, prints: Prints, *, member_id: int, typical: float | None
+) -> float | None:
+    """Quality's corroboration part of a history: its corroborated share against the
+    typical member's, at most 1 (None: not judged, a young cooperative)."""
+    if typical is None:
+        return None
+    share = _corroborated(session, prints, member_id)
+    if share is None:
+        return None
+    return 1.0 if typical <= 0 else min(1.0, share / typical)
 
 
 def _intervals(t: pa.Table) -> tuple[np.ndarray, np.ndarray]:
@@ -247,4 +296,4 @@ def _split(
     )
 
 
-__all__ = ["Provenance", "assess"]
+__all__ = ["Provenance", "assess", "corroboration", "typical_corroboration"]

@@ -7,8 +7,9 @@ Every part is bounded by the listening itself, so no part can be maximised apart
 the others: volume counts plays (not hours, which long made-up plays inflate) with a
 day's plays capped; active days count no more than the plays could fill; recency is
 measured at the 50th most recent play, not the last (one play dated tomorrow moves
-nothing); and a quarter of the score is *corroboration*: plays of tracks other members
-play too, which music made up for the purpose never is (ingest/provenance.py).
+nothing); and a quarter of the score is *corroboration*: tracks other members play
+too, as much as for the cooperative's typical member, which music made up for the
+purpose never is (ingest/provenance.py).
 docs/contributions.md, "Quality score", explains each part and the attacks it answers.
 """
 
@@ -33,7 +34,6 @@ DAY_PLAYS = 150  # plays of one day counted at most (about 9 hours of music)
 PLAYS_PER_DAY = 8  # an active day needs this many plays to count in full
 FULL_DAYS = 1825  # five years of active days
 RECENT_RANK = 50  # recency is measured at the 50th most recent play
-CORROBORATED = 0.5  # half the plays on tracks other members play earns the full part
 DAY_MS = 86_400_000
 
 
@@ -48,10 +48,11 @@ def quality(
     richness       0.5 + 0.5 × share of extended-history listens (URIs, reasons, platforms)
     recency        exp(−days since the 50th most recent play / 365), plays after ``now``
                    left out
-    corroboration  min(1, share of plays of tracks other members play / 0.5); 1 when not
-                   judged (``None``: a young cooperative, or no index yet)
+    corroboration  given (ingest/provenance.py ``corroboration``): the share of tracks at
+                   least two other members play, against the typical member's, at most
+                   1; 1 when not judged (``None``: a young cooperative, or no index yet)
     """
-    corroborated = 1.0 if corroboration is None else min(1.0, corroboration / CORROBORATED)
+    corroborated = 1.0 if corroboration is None else corroboration
     ms = listens["ms_played"].to_numpy() if listens.num_rows else np.zeros(0, np.int64)
     ends = listens["ts"].cast(pa.int64()).to_numpy() if listens.num_rows else ms
     now_ms = now.timestamp() * 1000

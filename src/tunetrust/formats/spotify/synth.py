@@ -1,8 +1,17 @@
 """Synthetic exports, faithful to every Spotify variant, deterministic by seed.
 
-A seed makes one synthetic person: a catalogue of Zipf-popular artists, albums and
-tracks, a few podcasts and audiobooks, devices, a home country, and a listening
-history in sessions with daily and weekly rhythms, skips, shuffle and reasons.
+Everyone's music comes from one world, built once from a fixed seed: 4,000 artists
+with 1 to 3 albums of 6 to 12 tracks each (a track has one URI and one length for
+everyone), 60 podcast shows of 20 episodes and 20 audiobooks of 12 chapters. A seed
+makes one synthetic person: their artists (one per 150 plays, 30 to 3,000), 85 % drawn
+by world popularity (Zipf, so the most popular artists are shared by many people) and
+15 % niche ones drawn evenly from the long tail (past the 1,000 most popular); their
+own Zipf taste over those artists; 6 shows and 3 audiobooks drawn by popularity too;
+devices, a home country, and a listening history in sessions with daily and weekly
+rhythms, skips, shuffle and reasons. As in reality, two people can play the same track
+in full within minutes of each other (docs/contributions.md: how rarely that reaches
+``copied_data``).
+
 :func:`render` writes that history as any variant's zip, so tests can import the
 same listening as account data *and* extended history. Personal fields carry fake
 values (documentation IP ranges, made-up places). Nothing here is real data.
@@ -10,6 +19,7 @@ values (documentation IP ranges, made-up places). Nothing here is real data.
 
 from __future__ import annotations
 
+import functools
 import io
 import zipfile
 from dataclasses import dataclass, fields, replace
@@ -63,6 +73,19 @@ _DEVICES = {
 }
 
 _PDF = b"%PDF-1.4\n% synthetic read-me placeholder\n%%EOF\n"
+
+_ALPHABET = np.frombuffer(
+    b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", dtype=np.uint8
+)
+_TITLES = [w.capitalize() for w in _WORDS]
+
+_WORLD_SEED = 1_000_003  # one world for every synthetic person, in every run
+_WORLD_ARTISTS = 4_000
+_WORLD_SHOWS, _EPISODES_PER_SHOW = 60, 20
+_WORLD_BOOKS, _CHAPTERS_PER_BOOK = 20, 12
+_POPULARITY = 1.0  # Zipf exponent of world popularity, artists, shows and books alike
+_NICHE = 0.15  # share of a person's artists drawn uniformly from the long tail
+_TAIL_FROM = 1_000  # the long tail: world artists from this popularity rank on
 
 
 @dataclass(frozen=True)
@@ -127,58 +150,111 @@ class SynthResult:
 
 
 def _uri(rng: np.random.Generator, prefix: str, n: int) -> list[str]:
-    alphabet = np.array(list("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"))
-    codes = rng.integers(0, len(alphabet), size=(n, 22))
-    return [prefix + "".join(row) for row in alphabet[codes]]
+    codes = _ALPHABET[rng.integers(0, len(_ALPHABET), size=(n, 22))]
+    return [prefix + c.decode() for c in codes.view("S22").ravel()]
 
 
 def _names(rng: np.random.Generator, n: int, words: int) -> list[str]:
     picks = rng.integers(0, len(_WORDS), size=(n, words))
-    return [" ".join(_WORDS[i].capitalize() for i in row) for row in picks]
+    return [" ".join(_TITLES[i] for i in row) for row in picks.tolist()]
+
+
+@functools.cache
+def _world() -> Catalogue:
+    """Everything there is to play, the same for everyone: one URI and one length a track.
+
+    Artists, shows and books are in order of world popularity (index 0 is the most
+    played). Names come from a small word list, so they repeat as real names do; an
+    artist's name takes its number where it would repeat, so artist names are unique.
+    """
+    rng = np.random.default_rng(_WORLD_SEED)
+    seen: set[str] = set()
+    artists = []
+    for i, a in enumerate(_names(rng, _WORLD_ARTISTS, 2)):
+        artists.append(f"{a} {i}" if i % 7 == 0 or a in seen else a)
+        seen.add(a)
+    album_artist = np.repeat(np.arange(_WORLD_ARTISTS), rng.integers(1, 4, size=_WORLD_ARTISTS))
+    albums = _names(rng, len(album_artist), 2)
+    track_album = np.repeat(np.arange(len(albums)), rng.integers(6, 13, size=len(albums)))
+    track_artist = album_artist[track_album]
+    n_tracks = len(track_album)
+    artist_tracks = np.bincount(track_artist, minlength=_WORLD_ARTISTS)
+    shows = _names(rng, _WORLD_SHOWS, 3)
+    n_episodes = _WORLD_SHOWS * _EPISODES_PER_SHOW
+    books = _names(rng, _WORLD_BOOKS, 3)
+    book_uris = _uri(rng, "spotify:show:", _WORLD_BOOKS)
+    n_chapters = _WORLD_BOOKS * _CHAPTERS_PER_BOOK
+    return Catalogue(
+        track_name=_names(rng, n_tracks, 2),
+        track_artist=[artists[a] for a in track_artist.tolist()],
+        track_album=[albums[a] for a in track_album.tolist()],
+        track_uri=_uri(rng, "spotify:track:", n_tracks),
+        track_ms=rng.integers(110_000, 360_000, size=n_tracks),
+        artist_first_track=np.cumsum(artist_tracks) - artist_tracks,
+        artist_tracks=artist_tracks,
+        episode_name=[
+            f"Episode {i % _EPISODES_PER_SHOW + 1}: {n}"
+            for i, n in enumerate(_names(rng, n_episodes, 3))
+        ],
+        episode_show=[shows[i // _EPISODES_PER_SHOW] for i in range(n_episodes)],
+        episode_uri=_uri(rng, "spotify:episode:", n_episodes),
+        episode_ms=rng.integers(900_000, 4_800_000, size=n_episodes),
+        chapter_title=[f"Chapter {i % _CHAPTERS_PER_BOOK + 1}" for i in range(n_chapters)],
+        chapter_book=[books[i // _CHAPTERS_PER_BOOK] for i in range(n_chapters)],
+        chapter_uri=_uri(rng, "spotify:chapter:", n_chapters),
+        book_uri=[book_uris[i // _CHAPTERS_PER_BOOK] for i in range(n_chapters)],
+        chapter_ms=rng.integers(600_000, 2_400_000, size=n_chapters),
+    )
+
+
+def _take(values: list[str], index: np.ndarray) -> list[str]:
+    return [values[i] for i in index.tolist()]
+
+
+def _by_popularity(rng: np.random.Generator, n_world: int, k: int) -> np.ndarray:
+    """``k`` distinct items of ``n_world`` ranked by world popularity (0 the most popular).
+
+    Each draw picks among the items left with Zipf weights (Efraimidis–Spirakis keys:
+    the ``k`` smallest of exponential ÷ weight), so popular items are shared by many.
+    """
+    weights = 1.0 / np.arange(1, n_world + 1) ** _POPULARITY
+    return np.argsort(rng.exponential(size=n_world) / weights)[:k]
 
 
 def _catalogue(rng: np.random.Generator, n_plays: int) -> Catalogue:
+    """A person's share of the world: their artists' tracks, their shows, their books."""
+    world = _world()
+    n_world = len(world.artist_tracks)
     n_artists = int(np.clip(n_plays // 150, 30, 3000))
-    artists = [f"{a} {i}" if i % 7 == 0 else a for i, a in enumerate(_names(rng, n_artists, 2))]
-    albums_per = rng.integers(1, 4, size=n_artists)
-    track_name: list[str] = []
-    track_artist: list[str] = []
-    track_album: list[str] = []
-    first_track: list[int] = []
-    n_tracks_of: list[int] = []
-    for a, n_alb in zip(artists, albums_per, strict=True):
-        first_track.append(len(track_name))
-        for album in _names(rng, int(n_alb), 2):
-            for t in _names(rng, int(rng.integers(6, 13)), 2):
-                track_name.append(t)
-                track_artist.append(a)
-                track_album.append(album)
-        n_tracks_of.append(len(track_name) - first_track[-1])
-    n_tracks = len(track_name)
-    shows = _names(rng, 6, 3)
-    episode_show = [shows[i % len(shows)] for i in range(120)]
-    episode_name = [
-        f"Episode {i // len(shows) + 1}: {n}" for i, n in enumerate(_names(rng, 120, 3))
-    ]
-    books = _names(rng, 3, 3)
-    chapter_book = [books[i % 3] for i in range(36)]
+    n_niche = round(n_artists * _NICHE)
+    popular = _by_popularity(rng, n_world, n_artists - n_niche)
+    tail = np.setdiff1d(np.arange(_TAIL_FROM, n_world), popular)
+    niche = rng.choice(tail, size=min(n_niche, len(tail)), replace=False)
+    artists = np.sort(np.concatenate([popular, niche]))
+    first, count = world.artist_first_track[artists], world.artist_tracks[artists]
+    starts = np.cumsum(count) - count  # where each artist's tracks begin in the person's list
+    tracks = np.arange(int(count.sum())) - np.repeat(starts - first, count)
+    shows = np.sort(_by_popularity(rng, _WORLD_SHOWS, 6))
+    episodes = (shows[:, None] * _EPISODES_PER_SHOW + np.arange(_EPISODES_PER_SHOW)).ravel()
+    books = np.sort(_by_popularity(rng, _WORLD_BOOKS, 3))
+    chapters = (books[:, None] * _CHAPTERS_PER_BOOK + np.arange(_CHAPTERS_PER_BOOK)).ravel()
     return Catalogue(
-        track_name=track_name,
-        track_artist=track_artist,
-        track_album=track_album,
-        track_uri=_uri(rng, "spotify:track:", n_tracks),
-        track_ms=rng.integers(110_000, 360_000, size=n_tracks),
-        artist_first_track=np.array(first_track),
-        artist_tracks=np.array(n_tracks_of),
-        episode_name=episode_name,
-        episode_show=episode_show,
-        episode_uri=_uri(rng, "spotify:episode:", 120),
-        episode_ms=rng.integers(900_000, 4_800_000, size=120),
-        chapter_title=[f"Chapter {i // 3 + 1}" for i in range(36)],
-        chapter_book=chapter_book,
-        chapter_uri=_uri(rng, "spotify:chapter:", 36),
-        book_uri=[u for u in _uri(rng, "spotify:show:", 3) for _ in range(12)],
-        chapter_ms=rng.integers(600_000, 2_400_000, size=36),
+        track_name=_take(world.track_name, tracks),
+        track_artist=_take(world.track_artist, tracks),
+        track_album=_take(world.track_album, tracks),
+        track_uri=_take(world.track_uri, tracks),
+        track_ms=world.track_ms[tracks],
+        artist_first_track=starts,
+        artist_tracks=count,
+        episode_name=_take(world.episode_name, episodes),
+        episode_show=_take(world.episode_show, episodes),
+        episode_uri=_take(world.episode_uri, episodes),
+        episode_ms=world.episode_ms[episodes],
+        chapter_title=_take(world.chapter_title, chapters),
+        chapter_book=_take(world.chapter_book, chapters),
+        chapter_uri=_take(world.chapter_uri, chapters),
+        book_uri=_take(world.book_uri, chapters),
+        chapter_ms=world.chapter_ms[chapters],
     )
 
 
