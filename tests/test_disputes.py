@@ -78,8 +78,8 @@ def test_the_owner_who_comes_second_wins_the_dispute(
     thief = get_member(home, "thief")
     assert held.verdict == "disputed" and held.held and held.listens_added == 0
     assert held.dispute is not None
-    assert held.dispute["with"] == thief.pseudonym
     assert held.dispute["reason"] == ("account" if how == "stolen" else "copy")
+    assert thief.pseudonym not in repr(held)  # who holds it is for the steward only
     assert get_member(home, "owner").events_file is None
     assert member_weight(home, get_member(home, "owner").id) == 0
 
@@ -176,3 +176,32 @@ def test_cli_lists_and_decides_disputes(home: Home, tmp_path: Path) -> None:
     done = run("--home", h, "contribution", "decide", held.contribution, "--for", "claimant")
     assert done.returncode == 0 and "1 of the holder's contribution(s) revoked" in done.stdout
     assert "No open disputes" in run("--home", h, "contribution", "disputes").stdout
+
+
+def test_neither_side_of_a_dispute_learns_the_other_from_their_data(
+    home: Home, tmp_path: Path
+) -> None:
+    """Each member's export lists the dispute in their role; neither names the other."""
+    import zipfile
+
+    from tunetrust.coop.rights import export_member
+
+    own = _own(3105)
+    add_member(home, "first")
+    add_member(home, "second")
+    import_export(home, "first", _zip(tmp_path, "a.zip", own))
+    held = import_export(home, "second", _zip(tmp_path, "b.zip", own))
+    decide(home, held.contribution, decided_for=HOLDER, actor="steward:test")
+    first, second = get_member(home, "first"), get_member(home, "second")
+    seen = {}
+    for member, other in ((first, second), (second, first)):
+        report = export_member(home, member.name or "", tmp_path / f"{member.name}.zip")
+        with zipfile.ZipFile(report.path) as zf:
+            text = b"".join(zf.read(n) for n in zf.namelist() if n.endswith(".json"))
+            seen[member.name] = orjson.loads(zf.read("disputes.json"))
+        assert other.pseudonym.encode() not in text, f"{member.name}'s export names the other"
+    assert [(d["role"], d["decided_for"]) for d in seen["first"]] == [("holder", "holder")]
+    assert seen["first"][0]["contribution"] is None  # not told whose import it was
+    assert [(d["role"], d["contribution"]) for d in seen["second"]] == [
+        ("claimant", held.contribution)
+    ]

@@ -99,9 +99,8 @@ def test_copy_of_another_members_export(
     copied = next(c for c in summary.checks if c.name == "copied_data")
     assert summary.verdict == "disputed" and copied.status == "hold" and copied.value == 1.0
     assert "plays unaltered: 100.0 %" in copied.message
-    assert summary.dispute is not None
-    assert summary.dispute["with"] == get_member(home, "victim").pseudonym
-    assert summary.dispute["reason"] == "copy"
+    assert summary.dispute is not None and summary.dispute["reason"] == "copy"
+    assert get_member(home, "victim").pseudonym not in repr(summary)  # the steward's to see
     assert summary.listens_added == 0 and get_member(home, "copier").events_file is None
     row = get_contribution(home, summary.contribution)
     assert row.vault_file is not None and row.quality_score == 0  # kept for the decision
@@ -193,9 +192,7 @@ def test_account_of_another_member_is_held(home: Home, tmp_path: Path) -> None:
     summary = _import(home, "thief", account_data, tmp_path, "acc.zip")
     # the first to import an account is not always its owner: the steward decides
     assert _status(summary)["account"] == "hold" and summary.verdict == "disputed"
-    assert summary.dispute is not None
-    assert summary.dispute["with"] == get_member(home, "owner").pseudonym
-    assert summary.dispute["reason"] == "account"
+    assert summary.dispute is not None and summary.dispute["reason"] == "account"
     assert get_member(home, "thief").account_hash is None  # a held import binds nothing
 
 

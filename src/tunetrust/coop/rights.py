@@ -16,7 +16,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from sqlalchemy import CursorResult, delete, select
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
 from tunetrust import faults
@@ -38,6 +38,7 @@ from tunetrust.store.models import (
     Consent,
     Contribution,
     DataRequest,
+    DisputeRecord,
     Fingerprint,
     Invitation,
     Job,
@@ -78,6 +79,10 @@ sign_in.json           how you sign in to the web app: your passkeys (their ids,
                        personal API tokens (never a secret: codes, links and tokens
                        are kept only as hashes)
 uploads.json           every upload you made in the web app and how its import ended
+disputes.json          imports held because their account or plays were another
+                       member's: yours (as claimant) and those about data you hold
+                       (as holder), with the steward's decision; the other member is
+                       never named
 fingerprints.json      the fingerprints of your listening the contribution checks compare
                        (keyed hashes of a sample of your plays, play sequences and
                        tracks; they cannot be read back into songs), counted and listed
@@ -240,6 +245,7 @@ def _write_export(home: Home, held: _Held, tmp: Path) -> list[str]:
         put("budget.json", _json(held.budget))
         put("sign_in.json", _json(held.sign_in))
         put("uploads.json", _json(held.uploads))
+        put("disputes.json", _json(held.disputes))
         put(
             "fingerprints.json",
             _json(
@@ -304,6 +310,7 @@ class _Held:
     sign_in: dict[str, Any]
     uploads: list[dict[str, Any]]
     fingerprints: dict[str, list[int]]
+    disputes: list[dict[str, Any]]
     key: bytes
     listens: pa.Table
 
@@ -492,6 +499,26 @@ def _fingerprints(session: Session, member_id: int) -> dict[str, list[int]]:
     return held
 
 
+def _disputes(session: Session, member_id: int) -> list[dict[str, Any]]:
+    rows = session.scalars(
+        select(DisputeRecord)
+        .where((DisputeRecord.claimant_id == member_id) | (DisputeRecord.holder_id == member_id))
+        .order_by(DisputeRecord.opened_at)
+    )
+    return [
+        {
+            "role": "claimant" if r.claimant_id == member_id else "holder",
+            # your own held import; a holder is not told whose import it was
+            "contribution": r.contribution_id if r.claimant_id == member_id else None,
+            "reason": r.reason,
+            "opened": _when(r.opened_at),
+            "decided": _when(r.decided_at),
+            "decided_for": r.decided_for,
+        }
+        for r in rows
+    ]
+
+
 def _gather(home: Home, member: Member) -> _Held:
     with home.sessions() as s:
         entries = audit.about(s, member.pseudonym)
@@ -526,6 +553,7 @@ def _gather(home: Home, member: Member) -> _Held:
             sign_in=_sign_in(s, member.id),
             uploads=_uploads(s, member.id),
             fingerprints=_fingerprints(s, member.id),
+            disputes=_disputes(s, member.id),
             key=data_key(home, s, member),
             listens=home.events.read(member.pseudonym, member.events_file),
         )
@@ -592,6 +620,13 @@ def erase_member(home: Home, name: str) -> ErasureReport:
             seqs = [e.seq for e in audit.about(s, row.pseudonym)]
             n_payloads = _delete(s, delete(AuditPayload).where(AuditPayload.seq.in_(seqs)))
             n_consents = _delete(s, delete(Consent).where(Consent.member_id == row.id))
+            # disputes: their own go; where they held another's data, the holder is gone
+            _delete(s, delete(DisputeRecord).where(DisputeRecord.claimant_id == row.id))
+            s.execute(
+                update(DisputeRecord)
+                .where(DisputeRecord.holder_id == row.id)
+                .values(holder_id=None)
+            )
             n_contrib = _delete(s, delete(Contribution).where(Contribution.member_id == row.id))
             # the fingerprints are derived from the listens: they go with them
             _delete(s, delete(Fingerprint).where(Fingerprint.member_id == row.id))

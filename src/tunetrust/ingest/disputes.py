@@ -15,19 +15,22 @@ nothing else changes, and the steward decides.
 
 What helps the steward decide: the owner of an account can download a *newer* export of
 it, holding plays after the dispute was opened, which a copy taken earlier cannot; the
-dates of both histories are in the dispute (docs/contributions.md, "Disputes"). Every
-decision is an audit entry (``contribution.dispute.decide``) naming both pseudonyms.
+dates of both histories are in the dispute (docs/contributions.md, "Disputes"). Who
+holds what is recorded in the ``disputes`` table, which only the steward reads: neither
+member's report, audit entries or data export name the other. Every decision is an
+audit entry (``contribution.dispute.decide``, about the member it changes).
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from tunetrust import faults
 from tunetrust.coop import audit
@@ -39,7 +42,7 @@ from tunetrust.ingest.dedup import coarse_key
 from tunetrust.ingest.pipeline import ImportSummary, import_export
 from tunetrust.ingest.rebuild import decrypted, vault_listens
 from tunetrust.store.home import Home
-from tunetrust.store.models import Contribution, Member
+from tunetrust.store.models import Contribution, DisputeRecord, Member
 
 CLAIMANT, HOLDER = "claimant", "holder"
 
@@ -96,13 +99,18 @@ def _side(home: Home, member: Member, export: dict[str, str] | None = None) -> S
     return Side(member.pseudonym, member.created_at, len(counted), listens.num_rows, first, last)
 
 
-def _held(home: Home, contribution_id: str) -> tuple[Contribution, Member, Member | None]:
+def _held(
+    home: Home, contribution_id: str
+) -> tuple[Contribution, DisputeRecord, Member, Member | None]:
     with home.sessions() as s:
         rows = (
-            s.scalars(
-                select(Contribution).where(
+            s.execute(
+                select(Contribution, DisputeRecord)
+                .join(DisputeRecord, DisputeRecord.contribution_id == Contribution.id)
+                .where(
                     Contribution.id.startswith(contribution_id.strip().lower(), autoescape=True),
                     Contribution.verdict == DISPUTED,
+                    DisputeRecord.decided_at.is_(None),
                 )
             ).all()
             if len(contribution_id.strip()) >= 6
@@ -110,35 +118,34 @@ def _held(home: Home, contribution_id: str) -> tuple[Contribution, Member, Membe
         )
         if len(rows) != 1:
             raise NotFoundError(
-                f"no open dispute {contribution_id!r}; list them with: tunetrust dispute list"
+                f"no open dispute {contribution_id!r}; list them with: "
+                "tunetrust contribution disputes"
             )
-        held = rows[0]
-        claimant = s.get(Member, held.member_id)
-        holder = s.scalar(
-            select(Member).where(Member.pseudonym == held.summary.get("dispute", {}).get("with"))
-        )
+        held, record = rows[0]
+        claimant = s.get(Member, record.claimant_id)
+        holder = s.get(Member, record.holder_id) if record.holder_id is not None else None
         s.expunge_all()
     assert claimant is not None
-    return held, claimant, holder
+    return held, record, claimant, holder
 
 
 def list_disputes(home: Home) -> list[Dispute]:
     """Open disputes, oldest first."""
     with home.sessions() as s:
         ids = s.scalars(
-            select(Contribution.id)
-            .where(Contribution.verdict == DISPUTED)
-            .order_by(Contribution.created_at)
+            select(DisputeRecord.contribution_id)
+            .where(DisputeRecord.decided_at.is_(None))
+            .order_by(DisputeRecord.opened_at)
         ).all()
     out = []
     for cid in ids:
-        held, claimant, holder = _held(home, cid)
+        held, record, claimant, holder = _held(home, cid)
         about = held.summary.get("dispute", {})
         out.append(
             Dispute(
                 contribution=held.id,
-                opened=held.created_at,
-                reason=about.get("reason", "copy"),
+                opened=record.opened_at,
+                reason=record.reason,
                 claimant=_side(home, claimant, about),
                 holder=_side(home, holder) if holder is not None else None,
                 listens_in_export=int(held.summary.get("listens_in_export", 0)),
@@ -155,9 +162,9 @@ def decide(home: Home, contribution_id: str, *, decided_for: str, actor: str) ->
             fields=[("decided_for", f"one of {CLAIMANT}, {HOLDER}")],
         )
     with home.lock():
-        held, claimant, holder = _held(home, contribution_id)
+        held, _, claimant, holder = _held(home, contribution_id)
         if decided_for == HOLDER or holder is None:
-            return _against_claimant(home, held, claimant, holder, actor)
+            return _against_claimant(home, held, claimant, actor)
         revoked, removed = _revoke_holder(home, held, claimant, holder, actor)
         with home.sessions() as s:
             row = s.get(Member, claimant.id)
@@ -171,6 +178,7 @@ def decide(home: Home, contribution_id: str, *, decided_for: str, actor: str) ->
             row_c = s.get(Contribution, held.id)
             assert row_c is not None
             row_c.verdict = RESOLVED
+            _decided(s, held.id, CLAIMANT)
             vault_file, row_c.vault_file = row_c.vault_file, None  # imported again: a new copy
             audit.record(
                 s,
@@ -184,24 +192,27 @@ def decide(home: Home, contribution_id: str, *, decided_for: str, actor: str) ->
     return Decision(held.id, CLAIMANT, revoked, removed, imported)
 
 
-def _against_claimant(
-    home: Home, held: Contribution, claimant: Member, holder: Member | None, actor: str
-) -> Decision:
+def _decided(session: Session, contribution_id: str, decided_for: str) -> None:
+    record = session.get(DisputeRecord, contribution_id)
+    assert record is not None
+    record.decided_at = datetime.now(UTC)
+    record.decided_for = decided_for
+
+
+def _against_claimant(home: Home, held: Contribution, claimant: Member, actor: str) -> Decision:
     with home.transaction() as s:
         row = s.get(Contribution, held.id)
         assert row is not None
         row.verdict = REJECTED
         vault_file, row.vault_file = row.vault_file, None
+        _decided(s, held.id, HOLDER)
+        # neither side's entries name the other (each member's export holds their own)
         audit.record(
             s,
             actor=actor,
             action="contribution.dispute.decide",
             subject=claimant.pseudonym,
-            payload={
-                "contribution": held.id,
-                "decided_for": HOLDER,
-                "holder": holder.pseudonym if holder is not None else None,
-            },
+            payload={"contribution": held.id, "decided_for": HOLDER},
         )
     if vault_file:
         home.vault.remove(claimant.pseudonym, vault_file)
@@ -265,7 +276,6 @@ def _revoke_holder(
                 payload={
                     "contribution": held.id,
                     "decided_for": CLAIMANT,
-                    "claimant": claimant.pseudonym,
                     "revoked": revoked,
                     "listens_removed": removed,
                 },

@@ -58,7 +58,7 @@ from tunetrust.ingest.validate import (
     verdict,
 )
 from tunetrust.store.home import ACCOUNT_HASH_SECRET, Home
-from tunetrust.store.models import Contribution, Member
+from tunetrust.store.models import Contribution, DisputeRecord, Member
 from tunetrust.store.vault import raw_package
 
 Progress = Callable[[str, int, int], None]
@@ -97,7 +97,7 @@ class ImportSummary:
     checks: list[Check] = field(default_factory=list)
     same_export_as: str | None = None
     package_sha256: str | None = None  # of the zip or JSON file given, when it was one file
-    dispute: dict[str, str] | None = None  # a held import: with whom, and why
+    dispute: dict[str, str] | None = None  # a held import: why, and the export's days
 
     @property
     def held(self) -> bool:
@@ -471,6 +471,7 @@ class _Outcome:
     merged: Merge
     rejected: bool
     held: bool  # disputed: the raw export is kept, nothing else changes
+    holder: int | None  # the member a held import's account or plays belong to
     prints: prints.Prints | None  # of the merged listens, when they changed
 
     @property
@@ -533,12 +534,8 @@ def _assess(
     counted = not rejected and not held
     increment = uniqueness * max(0.0, after["score"] - before["score"]) if counted else 0.0
     dispute = None
-    if held:
-        holder = snap.account_holder if snap.account.status == HOLD else found.dispute_with
-        with home.sessions() as s:
-            other = s.get(Member, holder) if holder is not None else None
+    if held:  # who holds it is the steward's to see (the disputes table), not the report's
         dispute = {
-            "with": other.pseudonym if other is not None else "",
             "reason": "account" if snap.account.status == HOLD else "copy",
             **_span("export", events),
         }
@@ -575,7 +572,10 @@ def _assess(
         package_sha256=package,
         dispute=dispute,
     )
-    return _Outcome(contribution, summary, merged, rejected, held, merged_prints)
+    holder = None
+    if held:
+        holder = snap.account_holder if snap.account.status == HOLD else found.dispute_with
+    return _Outcome(contribution, summary, merged, rejected, held, holder, merged_prints)
 
 
 def _span(label: str, listens: pa.Table) -> dict[str, str]:
@@ -640,6 +640,17 @@ def _store(
             counted = not outcome.rejected and not outcome.held
             if hashes and row.account_hash is None and counted:
                 bind_account(home, row, hashes[0])  # its hash and its budget's marker
+            if outcome.held and summary.dispute is not None:
+                s.flush()  # the contribution first: the dispute refers to it
+                s.add(
+                    DisputeRecord(
+                        contribution_id=outcome.contribution,
+                        claimant_id=member.id,
+                        holder_id=outcome.holder,
+                        reason=summary.dispute["reason"],
+                        opened_at=now,
+                    )
+                )
             if outcome.changed:
                 made = outcome.prints or prints.fingerprint(key, merged.table)
                 prints.store(s, row, made, new_file)

@@ -91,6 +91,24 @@ class Contribution(Base):
     quality_score: Mapped[float] = mapped_column(Float, default=0.0)
 
 
+class DisputeRecord(Base):
+    """An import held because its account or plays are another member's (ingest/disputes.py).
+
+    Kept apart from the contribution's report, so neither member's report or export
+    names the other; the steward sees both.
+    """
+
+    __tablename__ = "disputes"
+
+    contribution_id: Mapped[str] = mapped_column(ForeignKey("contributions.id"), primary_key=True)
+    claimant_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    holder_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(16))  # account | copy
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    decided_for: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+
 class Fingerprint(Base):
     """One sampled, keyed hash of a member's listening (ingest/fingerprint.py)."""
 
