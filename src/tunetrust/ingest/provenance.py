@@ -163,9 +163,11 @@ def typical_corroboration(session: Session, *, except_id: int, checks: Checks) -
         return None
     picked = ids[:: max(1, len(ids) // TYPICAL_SAMPLE)][:TYPICAL_SAMPLE]
     other = aliased(Fingerprint)
+    # the importing member's own rows do not count as holders here either: the typical
+    # share does not move with their own imports, so their increments add up
     holders = (
         select(func.count())
-        .where(other.kind == TRACK, other.hash == Fingerprint.hash)
+        .where(other.kind == TRACK, other.hash == Fingerprint.hash, other.member_id != except_id)
         .scalar_subquery()
     )
     shares = [
