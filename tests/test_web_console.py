@@ -29,7 +29,13 @@ from tunetrust.web.security import COOKIE
 
 STEWARD = Actor.steward()
 STAFF_ROLES = {"steward", "auditor", "buyer", "staff"}
-FILLERS = {"request_id": "0" * 32, "release_id": "0" * 32, "token_id": "0" * 12, "name": "x"}
+FILLERS = {
+    "request_id": "0" * 32,
+    "release_id": "0" * 32,
+    "contribution_id": "0" * 32,
+    "token_id": "0" * 12,
+    "name": "x",
+}
 
 
 @dataclass
@@ -421,3 +427,35 @@ def test_a_buyer_downloads_each_delivered_file_with_the_digest_shown(
         assert got.status_code == 200, name
         assert hashlib.sha256(got.content).hexdigest() == digest, name
     assert lab.get(f"/buyer/requests/{request}/files/nothing.csv").status_code == 404
+
+
+def test_the_steward_decides_a_dispute_in_the_console(coop: Coop, tmp_path: Path) -> None:
+    """m0's export again for a newcomer is held; the console shows both sides by
+    pseudonym, and one decision (sent twice) decides it once."""
+    from tunetrust.coop.members import get_member
+    from tunetrust.services import data, members
+
+    from .factories import export_zip
+
+    members.join(coop.home, STEWARD, "newcomer")
+    again = export_zip(tmp_path, "extended-c", 2_000, 1)
+    members.join(coop.home, STEWARD, "first")
+    data.import_contribution(coop.home, Actor.member("first"), "first", [again])
+    held = data.import_contribution(coop.home, Actor.member("newcomer"), "newcomer", [again])
+    assert held.verdict == "disputed"
+    ada = coop.signed_in(coop.steward)
+    page = ada.get("/console/disputes")
+    assert page.status_code == 200 and held.contribution[:12] in page.text
+    assert get_member(coop.home, "first").pseudonym in page.text
+    assert get_member(coop.home, "newcomer").pseudonym in page.text
+    assert ">newcomer<" not in page.text and ">first<" not in page.text
+    assert_clean_page(page.text)
+    action = f"/console/disputes/{held.contribution}/decide"
+    form = _form(ada, "/console/disputes", action) | {"decided_for": "claimant"}
+    answers = [ada.post(action, data=form, follow_redirects=False) for _ in range(2)]
+    assert [a.status_code for a in answers] == [303, 303]
+    assert data.disputes(coop.home, STEWARD) == []
+    assert "No open disputes" in ada.get("/console/disputes").text
+    newcomer = data.list_contributions(coop.home, STEWARD, "newcomer")
+    assert [c.verdict for c in newcomer] == ["resolved", "accepted"]  # imported once
+    assert [c.verdict for c in data.list_contributions(coop.home, STEWARD, "first")] == ["revoked"]

@@ -27,7 +27,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from tunetrust.coop import accounts, tokens
 from tunetrust.errors import InputError, NotFoundError
-from tunetrust.services import audit, governance, jobs, members, releases
+from tunetrust.services import audit, data, governance, jobs, members, releases
 from tunetrust.services import tokens as token_service
 from tunetrust.services.models import Actor, InvitationInfo, TokenIssued
 from tunetrust.store.home import Home
@@ -60,6 +60,8 @@ ACCESS.update(
         "POST /console/invitations": "steward",
         "POST /console/invitations/close": "steward",
         "GET /console/members": "steward",
+        "GET /console/disputes": "steward",
+        "POST /console/disputes/{contribution_id}/decide": "steward",
         "GET /console/requests": "auditor",
         "GET /console/requests/{request_id}": "auditor",
         "POST /console/requests/{request_id}/open": "steward",
@@ -197,6 +199,35 @@ def member_list(request: Request, v: Steward) -> Response:
         nav="members",
         members=members.member_overview(v.home, actor(v)),
     )
+
+
+@router.get("/console/disputes")
+def dispute_list(request: Request, v: Steward) -> Response:
+    """Imports held because their account or plays are another member's: both sides."""
+    return page(
+        request,
+        "console_disputes.html",
+        nav="disputes",
+        disputes=data.disputes(v.home, actor(v)),
+        key=new_key(),
+    )
+
+
+@router.post("/console/disputes/{contribution_id}/decide")
+def dispute_decide(
+    contribution_id: str,
+    v: StewardPost,
+    key: Key,
+    decided_for: Annotated[str, Form(max_length=16)] = "",
+) -> Response:
+    """Decide a dispute for the claimant or the holder, once per form key."""
+    cid = whole(contribution_id)
+
+    def work() -> str:
+        data.decide_dispute(v.home, actor(v), cid, decided_for=decided_for)
+        return "/console/disputes"
+
+    return once(v, key, f"decide {cid}", decided_for.encode(), work)
 
 
 @router.get("/console/requests")
