@@ -151,12 +151,11 @@ def _corroborated(session: Session, prints: Prints, member_id: int) -> float | N
 def typical_corroboration(session: Session, *, except_id: int, checks: Checks) -> float | None:
     """The median corroborated share of up to 25 members spread through the index (None
     while it holds fewer than ``checks.corroboration_members`` other members)."""
-    ids = list(
+    ids = list(  # members with fingerprints: from the members table, not a scan of the index
         session.scalars(
-            select(Fingerprint.member_id)
-            .where(Fingerprint.kind == TRACK, Fingerprint.member_id != except_id)
-            .distinct()
-            .order_by(Fingerprint.member_id)
+            select(Member.id)
+            .where(Member.fingerprinted.is_not(None), Member.id != except_id)
+            .order_by(Member.id)
         )
     )
     if not ids or len(ids) < checks.corroboration_members:
