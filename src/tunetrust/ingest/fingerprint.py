@@ -36,11 +36,12 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from tunetrust.coop.keyring import derived_key
@@ -53,7 +54,8 @@ KINDS = {SEQUENCE: "sequence", PLAY: "play", TRACK: "track"}
 SAMPLE = {SEQUENCE: 8, PLAY: 8, TRACK: 4}
 SHINGLE = 3  # plays per sequence
 MIN_SAMPLE = 20  # fewest sampled sequences for a share to be judged at all
-_BATCH = 500  # hashes per lookup (well under SQLite's and PostgreSQL's parameter limits)
+_BATCH = 2000  # hashes per lookup (well under SQLite's and PostgreSQL's parameter limits)
+_TABLE = cast(Table, Fingerprint.__table__)  # bulk inserts go through the core table
 _M = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
@@ -182,7 +184,7 @@ def store(session: Session, member: Member, prints: Prints, events_file: str | N
         for h in _signed(hashes)
     ]
     if rows:
-        session.execute(insert(Fingerprint), rows)
+        session.execute(insert(_TABLE), rows)  # a core insert: no ORM work per row
     member.fingerprinted = events_file
 
 
@@ -220,16 +222,76 @@ class Matches:
         return self.found[kind] / self.sampled[kind] if self.sampled[kind] else 0.0
 
 
-def lookup(session: Session, prints: Prints, *, member_id: int, kinds: Iterable[int]) -> Matches:
-    """Other members' rows holding any of ``prints``' hashes of ``kinds``."""
+def _unsigned(h: int) -> int:
+    return int(np.int64(h).view(np.uint64))
+
+
+def holders(
+    session: Session, kind: int, hashes: np.ndarray, *, member_id: int, known: dict[int, int]
+) -> dict[int, int]:
+    """How many other members hold each of ``hashes`` (those held by none are left out),
+    counted in the database; ``known`` caches answers within one import and is filled."""
+    wanted = [h for h in _signed(hashes) if _unsigned(h) not in known]
+    for i in range(0, len(wanted), _BATCH):
+        chunk = wanted[i : i + _BATCH]
+        for h in chunk:
+            known[_unsigned(h)] = 0
+        for h, n in session.execute(
+            select(Fingerprint.hash, func.count())
+            .where(
+                Fingerprint.kind == kind,
+                Fingerprint.hash.in_(chunk),
+                Fingerprint.member_id != member_id,
+            )
+            .group_by(Fingerprint.hash)
+        ):
+            known[_unsigned(int(h))] = int(n)
+    return {int(h): known[int(h)] for h in hashes if known.get(int(h))}
+
+
+def lookup(
+    session: Session,
+    prints: Prints,
+    *,
+    member_id: int,
+    kinds: Iterable[int],
+    known: dict[int, int] | None = None,
+) -> Matches:
+    """Other members' rows holding any of ``prints``' hashes of ``kinds``.
+
+    Sequences and plays, which few members share, come back as (hash, member) pairs.
+    Tracks, which thousands share, are counted in the database instead: how many other
+    members hold each (``holders``, cached in ``known``) and how many of the export's
+    tracks each member holds (``by_member``); ``member_ids`` is left empty for them.
+    """
     sampled: dict[int, int] = {}
     found: dict[int, int] = {}
     by_member: dict[int, dict[int, int]] = {}
-    holders: dict[int, dict[int, int]] = {}
+    held_by: dict[int, dict[int, int]] = {}
     member_ids: dict[int, dict[int, set[int]]] = {}
     for kind in kinds:
         hashes = _signed(prints.hashes[kind])
         sampled[kind] = len(hashes)
+        counts: dict[int, int] = {}
+        if kind == TRACK:
+            held_by[kind] = holders(
+                session, kind, prints.hashes[kind], member_id=member_id, known=known or {}
+            )
+            for i in range(0, len(hashes), _BATCH):
+                for m, n in session.execute(
+                    select(Fingerprint.member_id, func.count())
+                    .where(
+                        Fingerprint.kind == kind,
+                        Fingerprint.hash.in_(hashes[i : i + _BATCH]),
+                        Fingerprint.member_id != member_id,
+                    )
+                    .group_by(Fingerprint.member_id)
+                ):
+                    counts[int(m)] = counts.get(int(m), 0) + int(n)
+            found[kind] = len(held_by[kind])
+            by_member[kind] = counts
+            member_ids[kind] = {}
+            continue
         held: dict[int, set[int]] = {}
         for i in range(0, len(hashes), _BATCH):
             chunk = hashes[i : i + _BATCH]
@@ -241,16 +303,33 @@ def lookup(session: Session, prints: Prints, *, member_id: int, kinds: Iterable[
                 )
             ):
                 held.setdefault(int(h), set()).add(int(m))
-        counts: dict[int, int] = {}
         for members in held.values():
             for m in members:
                 counts[m] = counts.get(m, 0) + 1
         found[kind] = len(held)
         by_member[kind] = counts
-        unsigned = {int(np.int64(h).view(np.uint64)): ms for h, ms in held.items()}
-        holders[kind] = {h: len(ms) for h, ms in unsigned.items()}
+        unsigned = {_unsigned(h): ms for h, ms in held.items()}
+        held_by[kind] = {h: len(ms) for h, ms in unsigned.items()}
         member_ids[kind] = unsigned
-    return Matches(sampled, found, by_member, holders, member_ids)
+    return Matches(sampled, found, by_member, held_by, member_ids)
+
+
+def held_of(session: Session, kind: int, hashes: np.ndarray, member_id: int) -> set[int]:
+    """Which of ``hashes`` one member holds."""
+    out: set[int] = set()
+    signed = _signed(hashes)
+    for i in range(0, len(signed), _BATCH):
+        out |= {
+            _unsigned(int(h))
+            for h in session.scalars(
+                select(Fingerprint.hash).where(
+                    Fingerprint.kind == kind,
+                    Fingerprint.member_id == member_id,
+                    Fingerprint.hash.in_(signed[i : i + _BATCH]),
+                )
+            )
+        }
+    return out
 
 
 __all__ = [
@@ -265,6 +344,8 @@ __all__ = [
     "fingerprint",
     "items",
     "key_of",
+    "held_of",
+    "holders",
     "lookup",
     "normalised",
     "refresh_stale",

@@ -520,11 +520,20 @@ def _assess(
     key = prints.key_of(home)
     merged_prints = prints.fingerprint(key, merged.table) if merged.added else None
     with home.sessions() as s:
-        corr_before = corroboration(
-            s, prints.fingerprint(key, existing), member_id=member.id, typical=found.typical
+        known = found.known_tracks  # the export's tracks are looked up already
+        corr_before = (
+            corroboration(
+                s,
+                prints.fingerprint(key, existing),
+                member_id=member.id,
+                typical=found.typical,
+                known=known,
+            )
+            if existing.num_rows
+            else None
         )
         corr_after = (
-            corroboration(s, merged_prints, member_id=member.id, typical=found.typical)
+            corroboration(s, merged_prints, member_id=member.id, typical=found.typical, known=known)
             if merged_prints is not None
             else corr_before
         )

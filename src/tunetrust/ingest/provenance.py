@@ -36,6 +36,8 @@ from tunetrust.ingest.fingerprint import (
     TRACK,
     Matches,
     Prints,
+    held_of,
+    holders,
     lookup,
 )
 from tunetrust.ingest.validate import FAIL, HOLD, PASS, WARN, Check, grade
@@ -59,6 +61,7 @@ class Provenance:
     typical: float | None  # the typical member's corroborated share (None: not judged)
     dispute_with: int | None  # the member whose unaltered plays or account these are
     split_with: int | None  # the member whose listens this export continues or splits
+    known_tracks: dict[int, int]  # track → other members holding it, as looked up
 
 
 def assess(
@@ -70,7 +73,10 @@ def assess(
     checks: Checks,
 ) -> Provenance:
     """Judge ``listens`` (the export's de-identified rows) by its fingerprints ``prints``."""
-    matches = lookup(session, prints, member_id=member.id, kinds=(SEQUENCE, PLAY, TRACK))
+    known: dict[int, int] = {}
+    matches = lookup(
+        session, prints, member_id=member.id, kinds=(SEQUENCE, PLAY, TRACK), known=known
+    )
     copied, share, holder = _copied(matches, prints, checks)
     split_with, split = _split(home, session, member, listens, prints, matches, checks)
     return Provenance(
@@ -80,6 +86,7 @@ def assess(
         typical=typical_corroboration(session, except_id=member.id, checks=checks),
         dispute_with=holder,
         split_with=split_with,
+        known_tracks=known,
     )
 
 
@@ -139,13 +146,15 @@ def _owner_like(matches: Matches, prints: Prints) -> int | None:
     return holder if inside and len(times) / inside >= UNALTERED else None
 
 
-def _corroborated(session: Session, prints: Prints, member_id: int) -> float | None:
+def _corroborated(
+    session: Session, prints: Prints, member_id: int, known: dict[int, int]
+) -> float | None:
     """The share of a history's sampled tracks that at least two other members play."""
     tracks = len(prints.hashes[TRACK])
     if not tracks:
         return None
-    found = lookup(session, prints, member_id=member_id, kinds=(TRACK,))
-    return sum(1 for n in found.holders[TRACK].values() if n >= CORROBORATING_MEMBERS) / tracks
+    held = holders(session, TRACK, prints.hashes[TRACK], member_id=member_id, known=known)
+    return sum(1 for n in held.values() if n >= CORROBORATING_MEMBERS) / tracks
 
 
 def typical_corroboration(session: Session, *, except_id: int, checks: Checks) -> float | None:
@@ -186,13 +195,19 @@ def typical_corroboration(session: Session, *, except_id: int, checks: Checks) -
 
 
 def corroboration(
-    session: Session, prints: Prints, *, member_id: int, typical: float | None
+    session: Session,
+    prints: Prints,
+    *,
+    member_id: int,
+    typical: float | None,
+    known: dict[int, int] | None = None,
 ) -> float | None:
     """Quality's corroboration part of a history: its corroborated share against the
-    typical member's, at most 1 (None: not judged, a young cooperative)."""
+    typical member's, at most 1 (None: not judged, a young cooperative). ``known``:
+    holders of tracks looked up already in this import (ingest/fingerprint.py)."""
     if typical is None:
         return None
-    share = _corroborated(session, prints, member_id)
+    share = _corroborated(session, prints, member_id, {} if known is None else known)
     if share is None:
         return None
     return 1.0 if typical <= 0 else min(1.0, share / typical)
@@ -250,14 +265,17 @@ def _split(
     plays = sum(prints.track_plays.values())
     if prints.plays < checks.min_plays_for_patterns or len(prints.track_plays) < MIN_SAMPLE:
         return None, Check(name, PASS, None, None, "Not judged: too few plays.")
+    # the three members holding most of the export's tracks, then the share of its plays
+    # on the tracks each holds
+    counts = matches.by_member[TRACK]
     alike: dict[int, float] = {}
-    for h, holders in matches.member_ids[TRACK].items():
-        for m in holders:
-            alike[m] = alike.get(m, 0.0) + prints.track_plays[h] / plays
+    for m in sorted(counts, key=lambda m: -counts[m])[:3]:
+        held = held_of(session, TRACK, prints.hashes[TRACK], m)
+        alike[m] = sum(n for h, n in prints.track_plays.items() if h in held) / plays
     candidates = sorted(
         (m for m, share in alike.items() if share >= checks.split_similarity),
         key=lambda m: -alike[m],
-    )[:3]
+    )
     mine = _intervals(listens)
     for other_id in candidates:
         other = session.get(Member, other_id)
