@@ -23,8 +23,10 @@ member's sample estimates the share of its whole listening found there, without 
 the index holds one row in eight (sequences, plays) or four (tracks).
 
 The sampled hashes live in the metadata database (``fingerprints``: kind, hash, member),
-one row per distinct hash per member; a check looks its hashes up by value, so its cost
-grows with the export, not with the cooperative (docs/contributions.md, "Copies").
+one row per distinct hash per member; a check looks its hashes up by value through the
+table's key, so it never reads another member's file: its cost grows with the export and,
+for tracks, with how many members share them (counted in the database), not with a scan
+of the cooperative (docs/contributions.md, "Copies").
 A member's rows are replaced whenever their listens change, and deleted when they are
 erased (they are derived from the member's listening).
 """
