@@ -218,6 +218,21 @@ def _times_097(r: Row) -> Row:
     return r
 
 
+def _names_blanked(r: Row) -> Row:
+    """Names a normaliser strips to nothing; the URIs, which say what was played, kept."""
+    for k in ("master_metadata_track_name", "master_metadata_album_artist_name", "episode_name"):
+        if r.get(k):
+            r[k] = "…" if r.get("spotify_track_uri") or r.get("spotify_episode_uri") else r[k]
+    return r
+
+
+def test_copy_with_names_that_normalise_to_nothing(coop: Coop, victim: dict[str, bytes]) -> None:
+    # found in review: every name became the same empty item, so no sequence was left
+    # to compare and the copy was "not judged"; an item without a name is its URI
+    summary = coop.imports(coop.join("blanked"), _edit(victim, _names_blanked))
+    assert summary.verdict == REJECTED, _seen(summary)
+
+
 @pytest.mark.parametrize("change", [_plus_one, _times_097], ids=["plus-1-ms", "times-0.97"])
 def test_copy_with_lengths_edited(
     coop: Coop, victim: dict[str, bytes], change: Callable[[Row], Row]

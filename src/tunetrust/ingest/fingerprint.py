@@ -3,9 +3,10 @@
 Three kinds of keyed 64-bit hashes are taken from a member's listens (plays of 30 s or
 more, in time order):
 
-``SEQUENCE``  three consecutive plays' normalised items (immediate repeats collapsed):
-              the same under any time shift and any edit of lengths, and specific to a
-              person — two people rarely play the same three things in the same order
+``SEQUENCE``  three consecutive plays' normalised names, and apart their URIs (immediate
+              repeats collapsed): the same under any time shift and any edit of lengths
+              or names, and specific to a person — two people rarely play the same three
+              things in the same order
 ``PLAY``      one play exactly: item as written, end minute and length in ms (an
               unaltered copy; the minute is account data's resolution, so the owner's
               account data matches their extended history)
@@ -91,32 +92,65 @@ def normalised(text: str) -> str:
 
 
 def items(listens: pa.Table) -> pa.Array:
-    """Each listen's item as compared: artist and track, show and episode, or the URI."""
+    """Each listen's item as written: its names (artist and track, show and episode, or book
+    and chapter) and its URI, as ``names\x1euri``; :func:`_item_text` says which counts."""
     sep = pa.scalar("\x1f")
-    return pc.coalesce(
+    names = pc.coalesce(
         pc.binary_join_element_wise(listens["artist_name"], listens["track_name"], sep),
         pc.binary_join_element_wise(listens["show_name"], listens["episode_name"], sep),
         pc.binary_join_element_wise(
             listens["audiobook_title"], listens["audiobook_chapter_title"], sep
         ),
+        pa.scalar(""),
+    )
+    uri = pc.coalesce(
         listens["track_uri"],
         listens["episode_uri"],
+        listens["audiobook_chapter_uri"],
         pa.scalar(""),
-    ).combine_chunks()
+    )
+    joined = pc.binary_join_element_wise(names, uri, pa.scalar("\x1e"))
+    return joined.combine_chunks() if isinstance(joined, pa.ChunkedArray) else joined
 
 
-def _item_hashes(key: bytes, values: pa.Array, *, normalise: bool = True) -> np.ndarray:
-    """Keyed 64-bit hashes of items (normalised, or as written), each hashed once."""
+def _item_text(value: str, *, normalise: bool) -> str:
+    """What names an item: its names (normalised, or as written), or its URI when it has
+    none — or names a normaliser strips to nothing, which would make every play one item
+    and leave no sequence to compare."""
+    names, _, uri = value.partition("\x1e")
+    if normalise:
+        names = "\x1f".join(normalised(p) for p in names.split("\x1f"))
+    return names if names.strip("\x1f") else uri
+
+
+def _item_hashes(key: bytes, values: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Keyed 64-bit hashes of items — normalised, as written, and by URI alone (0 where
+    there is none) — each distinct one hashed once."""
     encoded = values.dictionary_encode()
     texts = [v or "" for v in encoded.dictionary.to_pylist()]
-    if normalise:
-        texts = ["\x1f".join(normalised(p) for p in v.split("\x1f")) for v in texts]
-    distinct = [
-        int.from_bytes(hashlib.blake2b(v.encode(), digest_size=8, key=key).digest(), "little")
-        for v in texts
-    ]
-    table = np.array(distinct, dtype=np.uint64)
-    return table[encoded.indices.to_numpy(zero_copy_only=False)] if len(table) else table
+    indices = encoded.indices.to_numpy(zero_copy_only=False)
+
+    def hashed(chosen: list[str]) -> np.ndarray:
+        digests = [
+            hashlib.blake2b(c.encode(), digest_size=8, key=key).digest() if c else bytes(8)
+            for c in chosen
+        ]
+        table = np.array([int.from_bytes(d, "little") for d in digests], dtype=np.uint64)
+        return table[indices] if len(table) else table
+
+    return (
+        hashed([_item_text(v, normalise=True) for v in texts]),
+        hashed([_item_text(v, normalise=False) for v in texts]),
+        hashed([v.partition("\x1e")[2] for v in texts]),
+    )
+
+
+def _shingles(item: np.ndarray) -> np.ndarray:
+    """Hashes of every run of :data:`SHINGLE` items in a row (immediate repeats collapsed)."""
+    runs = item[np.r_[True, item[1:] != item[:-1]]] if len(item) else item
+    if len(runs) < SHINGLE:
+        return np.zeros(0, dtype=np.uint64)
+    return _combine(*(runs[i : len(runs) - SHINGLE + 1 + i] for i in range(SHINGLE)))
 
 
 @dataclass
@@ -127,7 +161,6 @@ class Prints:
     track_plays: dict[int, int] = field(default_factory=dict)  # sampled track → plays
     play_times: dict[int, int] = field(default_factory=dict)  # sampled play → end second
     plays: int = 0  # plays of 30 s or more
-    sequences: int = 0  # sequences before sampling
 
 
 def fingerprint(key: bytes, listens: pa.Table) -> Prints:
@@ -135,19 +168,16 @@ def fingerprint(key: bytes, listens: pa.Table) -> Prints:
     t = listens.filter(pc.greater_equal(listens["ms_played"], 30_000))
     if t.num_rows:
         t = t.take(pc.sort_indices(t, [("ts", "ascending")]))
-    item = _item_hashes(key, items(t)) if t.num_rows else np.zeros(0, dtype=np.uint64)
+    empty = np.zeros(0, dtype=np.uint64)
+    # an exact play is compared as written, byte for byte (an unaltered copy, not one whose
+    # names were re-spaced); sequences and tracks by normalised names
+    item, raw, uri = _item_hashes(key, items(t)) if t.num_rows else (empty, empty, empty)
     end_s = t["ts"].cast(pa.int64()).to_numpy() // 1000 if t.num_rows else np.zeros(0, np.int64)
     ms = t["ms_played"].to_numpy() if t.num_rows else np.zeros(0, np.int64)
 
-    runs = item[np.r_[True, item[1:] != item[:-1]]] if len(item) else item
-    shingles = (
-        _combine(*(runs[i : len(runs) - SHINGLE + 1 + i] for i in range(SHINGLE)))
-        if len(runs) >= SHINGLE
-        else np.zeros(0, dtype=np.uint64)
-    )
-    # an exact play is compared as written, byte for byte: an unaltered copy, not one
-    # whose names were re-spaced
-    raw = _item_hashes(key, items(t), normalise=False) if t.num_rows else item
+    # sequences by names and, apart, by URIs: names match account data (which has no
+    # URIs) to extended history; URIs match a copy whose names were blanked or rewritten
+    shingles = np.concatenate([_shingles(item), _shingles(uri[uri != 0])])
     plays = _combine(raw, (end_s // 60).astype(np.uint64), ms.astype(np.uint64))
     tracks = _mix(item)
     kept = plays % np.uint64(SAMPLE[PLAY]) == 0
@@ -163,7 +193,6 @@ def fingerprint(key: bytes, listens: pa.Table) -> Prints:
         dict(zip((int(u) for u in uniq), (int(c) for c in counts), strict=True)),
         dict(zip((int(p) for p in plays[kept]), (int(e) for e in end_s[kept]), strict=True)),
         plays=t.num_rows,
-        sequences=len(shingles),
     )
 
 
@@ -174,7 +203,7 @@ def key_of(home: Home) -> bytes:
 
 def _signed(h: np.ndarray) -> list[int]:
     """uint64 hashes as the signed 64-bit integers a BIGINT column holds."""
-    return [int(v) for v in h.view(np.int64)]
+    return [int(v) for v in h.view(np.int64).tolist()]
 
 
 def store(session: Session, member: Member, prints: Prints, events_file: str | None) -> None:
