@@ -29,6 +29,7 @@ from tunetrust.store import db, private
 from tunetrust.store.events import EVENTS_SCHEMA
 from tunetrust.store.home import Home
 from tunetrust.store.models import (
+    FINGERPRINT_KINDS,
     ApiToken,
     AuditEntry,
     AuditPayload,
@@ -485,17 +486,14 @@ def _uploads(session: Session, member_id: int) -> list[dict[str, Any]]:
     ]
 
 
-_FINGERPRINT_KINDS = {0: "sequence", 1: "play", 2: "track"}  # ingest/fingerprint.py KINDS
-
-
 def _fingerprints(session: Session, member_id: int) -> dict[str, list[int]]:
-    held: dict[str, list[int]] = {k: [] for k in _FINGERPRINT_KINDS.values()}
+    held: dict[str, list[int]] = {k: [] for k in FINGERPRINT_KINDS.values()}
     for kind, h in session.execute(
         select(Fingerprint.kind, Fingerprint.hash)
         .where(Fingerprint.member_id == member_id)
         .order_by(Fingerprint.kind, Fingerprint.hash)
     ):
-        held[_FINGERPRINT_KINDS[kind]].append(int(h))
+        held[FINGERPRINT_KINDS[kind]].append(int(h))
     return held
 
 

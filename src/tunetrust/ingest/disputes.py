@@ -238,8 +238,7 @@ def _revoke_holder(
     listens = home.events.read(holder.pseudonym, holder.events_file)
     # the same play, at account data's resolution (an owner's account data matches a
     # thief's extended history of the same account)
-    theirs = pa.array(coarse_key(claimed, facts).to_pylist(), pa.string())
-    matched = pc.is_in(coarse_key(listens, facts), value_set=theirs)
+    matched = pc.is_in(coarse_key(listens, facts), value_set=coarse_key(claimed, facts))
     carrying = set(pc.unique(listens.filter(matched)["contribution"]).to_pylist())
     accounts = set(held.account_hashes or [])
     revoked = [

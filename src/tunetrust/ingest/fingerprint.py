@@ -52,8 +52,7 @@ from tunetrust.store import keys
 from tunetrust.store.home import Home
 from tunetrust.store.models import Fingerprint, Member
 
-SEQUENCE, PLAY, TRACK = 0, 1, 2
-KINDS = {SEQUENCE: "sequence", PLAY: "play", TRACK: "track"}
+SEQUENCE, PLAY, TRACK = 0, 1, 2  # the keys of FINGERPRINT_KINDS (store/models.py)
 SAMPLE = {SEQUENCE: 8, PLAY: 8, TRACK: 4}
 SHINGLE = 3  # plays per sequence
 MIN_SAMPLE = 20  # fewest sampled sequences for a share to be judged at all
@@ -364,7 +363,6 @@ def held_of(session: Session, kind: int, hashes: np.ndarray, member_id: int) -> 
 
 
 __all__ = [
-    "KINDS",
     "MIN_SAMPLE",
     "PLAY",
     "SAMPLE",

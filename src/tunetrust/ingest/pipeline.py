@@ -409,6 +409,7 @@ def import_export(
             contribution=contribution,
             dropped=dropped,
             package=package,
+            key=key,
         )
         _store(home, member, paths, read, hashes, snap, outcome, now, key)
     if outcome.rejected:
@@ -492,7 +493,9 @@ def _assess(
     contribution: str,
     dropped: dict[str, int],
     package: str | None,
+    key: bytes,
 ) -> _Outcome:
+    """Run the checks and merge, writing nothing; ``key`` hashes fingerprints."""
     checks = home.settings.checks
     found = snap.provenance
     report_checks = run_checks(
@@ -517,7 +520,6 @@ def _assess(
                 together = home.events.read(other.pseudonym, other.events_file)
     # corroboration of the member's whole listening before and after, against the index
     # as it is now (so a member's increments add up to their score)
-    key = prints.key_of(home)
     merged_prints = prints.fingerprint(key, merged.table) if merged.added else None
     with home.sessions() as s:
         known = found.known_tracks  # the export's tracks are looked up already

@@ -109,6 +109,11 @@ class DisputeRecord(Base):
     decided_for: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
+FINGERPRINT_KINDS = {0: "sequence", 1: "play", 2: "track"}
+"""``fingerprints.kind`` in words (ingest/fingerprint.py makes them; a member's export
+lists them by these names)."""
+
+
 class Fingerprint(Base):
     """One sampled, keyed hash of a member's listening (ingest/fingerprint.py)."""
 
