@@ -46,6 +46,7 @@ from tunetrust.store.home import Home
 from tunetrust.store.models import Fingerprint, Member
 
 DAY_MS = 86_400_000
+INTERLEAVED = 10  # simultaneous plays two people would have, none seen: a split
 TYPICAL_SAMPLE = 25  # members whose corroborated share makes the typical one
 UNALTERED = 0.9  # share of the plays in the holder's span that must be theirs, unaltered
 CORROBORATING_MEMBERS = 2  # other members who must play a track for it to corroborate
@@ -287,7 +288,8 @@ def _split(
         seen, expected = _simultaneous(mine, theirs)
         gap = max(mine[0].min() - theirs[1].max(), theirs[0].min() - mine[1].max())
         adjacent = 0 <= gap < 30 * DAY_MS
-        interleaved = seen == 0 and expected >= 5
+        # none seen where ten were expected: by chance once in 20,000 (Poisson)
+        interleaved = seen == 0 and expected >= INTERLEAVED
         if adjacent or interleaved:
             how = (
                 "one begins where the other ends"
