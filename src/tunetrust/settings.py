@@ -128,7 +128,7 @@ class Checks(BaseModel):
         "(an album in order), not evidence of a copy",
     )
     split_similarity: Share = Field(
-        default=0.6,
+        default=0.5,
         description="share of an export's plays on tracks another member plays above "
         "which the two histories are compared for a split (one person, two memberships)",
     )
