@@ -21,7 +21,8 @@ Only a consistent sample is kept: a hash whose value is 0 modulo ``SAMPLE[kind]`
 (Broder's mod-m sampling). The same play or sequence is sampled in every member's
 history or in none, so the share of an export's sampled hashes found in another
 member's sample estimates the share of its whole listening found there, without bias;
-the index holds one row in eight (sequences, plays) or four (tracks).
+the index holds one row in sixteen (sequences, plays) or four (tracks). (Until 0.7 it
+held one in eight: those rows are a superset, and a member's next store drops the rest.)
 
 The sampled hashes live in the metadata database (``fingerprints``: kind, hash, member),
 one row per distinct hash per member; a check looks its hashes up by value through the
@@ -44,7 +45,7 @@ from typing import cast
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Table, delete, func, insert, select
+from sqlalchemy import BigInteger, Table, case, column, delete, func, insert, select, values
 from sqlalchemy.orm import Session
 
 from tunetrust.coop.keyring import derived_key
@@ -53,9 +54,11 @@ from tunetrust.store.home import Home
 from tunetrust.store.models import Fingerprint, Member
 
 SEQUENCE, PLAY, TRACK = 0, 1, 2  # the keys of FINGERPRINT_KINDS (store/models.py)
-SAMPLE = {SEQUENCE: 8, PLAY: 8, TRACK: 4}
+SAMPLE = {SEQUENCE: 16, PLAY: 16, TRACK: 4}
 SHINGLE = 3  # plays per sequence
 MIN_SAMPLE = 20  # fewest sampled sequences for a share to be judged at all
+HOLDERS_COUNTED = 2  # a track's other holders are counted up to this (corroboration's need)
+RANKED_TRACKS = 2000  # at most this many of an export's tracks rank members by tracks shared
 _BATCH = 2000  # hashes per lookup (well under SQLite's and PostgreSQL's parameter limits)
 _TABLE = cast(Table, Fingerprint.__table__)  # bulk inserts go through the core table
 _M = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -122,26 +125,34 @@ def _item_text(value: str, *, normalise: bool) -> str:
     return names if names.strip("\x1f") else uri
 
 
-def _item_hashes(key: bytes, values: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+Memo = dict[str, tuple[int, int, int]]  # an item as written → its three hashes
+
+
+def _item_hashes(
+    key: bytes, values: pa.Array, memo: Memo
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Keyed 64-bit hashes of items — normalised, as written, and by URI alone (0 where
-    there is none) — each distinct one hashed once."""
+    there is none) — each distinct one hashed once, and not again while in ``memo``."""
     encoded = values.dictionary_encode()
     texts = [v or "" for v in encoded.dictionary.to_pylist()]
     indices = encoded.indices.to_numpy(zero_copy_only=False)
 
-    def hashed(chosen: list[str]) -> np.ndarray:
-        digests = [
-            hashlib.blake2b(c.encode(), digest_size=8, key=key).digest() if c else bytes(8)
-            for c in chosen
-        ]
-        table = np.array([int.from_bytes(d, "little") for d in digests], dtype=np.uint64)
-        return table[indices] if len(table) else table
+    def hashed(chosen: str) -> int:
+        if not chosen:
+            return 0
+        return int.from_bytes(
+            hashlib.blake2b(chosen.encode(), digest_size=8, key=key).digest(), "little"
+        )
 
-    return (
-        hashed([_item_text(v, normalise=True) for v in texts]),
-        hashed([_item_text(v, normalise=False) for v in texts]),
-        hashed([v.partition("\x1e")[2] for v in texts]),
-    )
+    for v in texts:
+        if v not in memo:
+            memo[v] = (
+                hashed(_item_text(v, normalise=True)),
+                hashed(_item_text(v, normalise=False)),
+                hashed(v.partition("\x1e")[2]),
+            )
+    table = np.array([memo[v] for v in texts], dtype=np.uint64).reshape(-1, 3)[indices]
+    return table[:, 0], table[:, 1], table[:, 2]
 
 
 def _shingles(item: np.ndarray) -> np.ndarray:
@@ -162,15 +173,21 @@ class Prints:
     plays: int = 0  # plays of 30 s or more
 
 
-def fingerprint(key: bytes, listens: pa.Table) -> Prints:
-    """The sampled fingerprints of ``listens`` (any order; plays under 30 s are left out)."""
+def fingerprint(key: bytes, listens: pa.Table, *, memo: Memo | None = None) -> Prints:
+    """The sampled fingerprints of ``listens`` (any order; plays under 30 s are left out).
+    ``memo`` keeps items' hashes between calls with the same key (one import hashes the
+    export, then the member's merged listens, which hold the same items)."""
     t = listens.filter(pc.greater_equal(listens["ms_played"], 30_000))
     if t.num_rows:
         t = t.take(pc.sort_indices(t, [("ts", "ascending")]))
     empty = np.zeros(0, dtype=np.uint64)
     # an exact play is compared as written, byte for byte (an unaltered copy, not one whose
     # names were re-spaced); sequences and tracks by normalised names
-    item, raw, uri = _item_hashes(key, items(t)) if t.num_rows else (empty, empty, empty)
+    item, raw, uri = (
+        _item_hashes(key, items(t), {} if memo is None else memo)
+        if t.num_rows
+        else (empty, empty, empty)
+    )
     end_s = t["ts"].cast(pa.int64()).to_numpy() // 1000 if t.num_rows else np.zeros(0, np.int64)
     ms = t["ms_played"].to_numpy() if t.num_rows else np.zeros(0, np.int64)
 
@@ -206,12 +223,32 @@ def _signed(h: np.ndarray) -> list[int]:
 
 
 def store(session: Session, member: Member, prints: Prints, events_file: str | None) -> None:
-    """Replace ``member``'s rows with ``prints``, made from their file ``events_file``."""
-    session.execute(delete(Fingerprint).where(Fingerprint.member_id == member.id))
+    """Make ``member``'s rows those of ``prints``, made from their file ``events_file``.
+
+    Only the difference is written: the rows the member no longer has are deleted and the
+    new ones inserted, in key order (each page of the key is then visited once, not once
+    per row: a history's hashes fall all over an index of millions of rows)."""
+    held: dict[int, set[int]] = {}
+    for kind, h in session.execute(
+        select(Fingerprint.kind, Fingerprint.hash).where(Fingerprint.member_id == member.id)
+    ):
+        held.setdefault(int(kind), set()).add(int(h))
+    for kind, hashes in held.items():
+        now = set(_signed(prints.hashes.get(kind, np.zeros(0, np.uint64))))
+        gone = sorted(hashes - now)
+        for i in range(0, len(gone), _BATCH):
+            session.execute(
+                delete(Fingerprint).where(
+                    Fingerprint.member_id == member.id,
+                    Fingerprint.kind == kind,
+                    Fingerprint.hash.in_(gone[i : i + _BATCH]),
+                )
+            )
     rows = [
         {"kind": kind, "hash": h, "member_id": member.id}
-        for kind, hashes in prints.hashes.items()
-        for h in _signed(hashes)
+        for kind in sorted(prints.hashes)
+        for h in np.sort(prints.hashes[kind].view(np.int64)).tolist()
+        if h not in held.get(kind, ())
     ]
     if rows:
         session.execute(insert(_TABLE), rows)  # a core insert: no ORM work per row
@@ -257,26 +294,56 @@ def _unsigned(h: int) -> int:
 
 
 def holders(
-    session: Session, kind: int, hashes: np.ndarray, *, member_id: int, known: dict[int, int]
+    session: Session,
+    kind: int,
+    hashes: np.ndarray,
+    *,
+    member_id: int,
+    known: dict[int, int],
+    cap: int = HOLDERS_COUNTED,
 ) -> dict[int, int]:
-    """How many other members hold each of ``hashes`` (those held by none are left out),
-    counted in the database; ``known`` caches answers within one import and is filled."""
+    """How many other members hold each of ``hashes``, counted up to ``cap`` (those held
+    by none are left out); ``known`` caches answers within one import and is filled.
+
+    Each hash's count stops at ``cap`` rows of the key, however many members hold it: a
+    track everyone plays costs what a rare one does (counting them all read a million
+    rows for a long history in a cooperative of 10,000)."""
     wanted = [h for h in _signed(hashes) if _unsigned(h) not in known]
     for i in range(0, len(wanted), _BATCH):
-        chunk = wanted[i : i + _BATCH]
-        for h in chunk:
-            known[_unsigned(h)] = 0
-        for h, n in session.execute(
-            select(Fingerprint.hash, func.count())
+        asked = (
+            values(column("h", BigInteger), name="wanted")
+            .data([(h,) for h in wanted[i : i + _BATCH]])
+            .cte("asked")
+        )
+        held = [
+            select(Fingerprint.member_id)
             .where(
                 Fingerprint.kind == kind,
-                Fingerprint.hash.in_(chunk),
+                Fingerprint.hash == asked.c.h,
                 Fingerprint.member_id != member_id,
             )
-            .group_by(Fingerprint.hash)
-        ):
+            .order_by(Fingerprint.member_id)
+            .limit(1)
+            .offset(k)
+            .scalar_subquery()
+            .is_not(None)
+            for k in range(cap)
+        ]
+        counted = sum((case((h, 1), else_=0) for h in held[1:]), case((held[0], 1), else_=0))
+        # a hash none holds is remembered as 0 too: it is not asked again
+        for h, n in session.execute(select(asked.c.h, counted)):
             known[_unsigned(int(h))] = int(n)
     return {int(h): known[int(h)] for h in hashes if known.get(int(h))}
+
+
+def _ranked(tracks: np.ndarray) -> np.ndarray:
+    """A consistent sample of at most about :data:`RANKED_TRACKS` of ``tracks`` (every
+    other, every fourth… by hash value), to rank members by how many they share."""
+    step = 1
+    while len(tracks) // step > RANKED_TRACKS:
+        step *= 2
+    kept: np.ndarray = tracks[(tracks // np.uint64(SAMPLE[TRACK])) % np.uint64(step) == 0]
+    return kept
 
 
 def lookup(
@@ -291,8 +358,10 @@ def lookup(
 
     Sequences and plays, which few members share, come back as (hash, member) pairs.
     Tracks, which thousands share, are counted in the database instead: how many other
-    members hold each (``holders``, cached in ``known``) and how many of the export's
-    tracks each member holds (``by_member``); ``member_ids`` is left empty for them.
+    members hold each, up to :data:`HOLDERS_COUNTED` (``holders``, cached in ``known``),
+    and how many of a consistent sample of at most about :data:`RANKED_TRACKS` of the
+    export's tracks each member holds (``by_member``: a ranking, from a bounded number of
+    rows); ``member_ids`` is left empty for them.
     """
     sampled: dict[int, int] = {}
     found: dict[int, int] = {}
@@ -305,14 +374,19 @@ def lookup(
         counts: dict[int, int] = {}
         if kind == TRACK:
             held_by[kind] = holders(
-                session, kind, prints.hashes[kind], member_id=member_id, known=known or {}
+                session,
+                kind,
+                prints.hashes[kind],
+                member_id=member_id,
+                known={} if known is None else known,
             )
-            for i in range(0, len(hashes), _BATCH):
+            ranked = _signed(_ranked(prints.hashes[kind]))
+            for i in range(0, len(ranked), _BATCH):
                 for m, n in session.execute(
                     select(Fingerprint.member_id, func.count())
                     .where(
                         Fingerprint.kind == kind,
-                        Fingerprint.hash.in_(hashes[i : i + _BATCH]),
+                        Fingerprint.hash.in_(ranked[i : i + _BATCH]),
                         Fingerprint.member_id != member_id,
                     )
                     .group_by(Fingerprint.member_id)
@@ -369,6 +443,7 @@ __all__ = [
     "SEQUENCE",
     "TRACK",
     "Matches",
+    "Memo",
     "Prints",
     "fingerprint",
     "items",

@@ -393,7 +393,8 @@ def import_export(
     )
     hashes = _account_hashes(home, read.usernames)
     key = prints.key_of(home)
-    mine = prints.fingerprint(key, events)
+    memo: prints.Memo = {}
+    mine = prints.fingerprint(key, events, memo=memo)
     with home.lock():
         now = datetime.now(UTC)  # inside the lock: import order is commit order
         faults.reach("import.locked")
@@ -410,6 +411,7 @@ def import_export(
             dropped=dropped,
             package=package,
             key=key,
+            memo=memo,
         )
         _store(home, member, paths, read, hashes, snap, outcome, now, key)
     if outcome.rejected:
@@ -494,8 +496,10 @@ def _assess(
     dropped: dict[str, int],
     package: str | None,
     key: bytes,
+    memo: prints.Memo,
 ) -> _Outcome:
-    """Run the checks and merge, writing nothing; ``key`` hashes fingerprints."""
+    """Run the checks and merge, writing nothing; ``key`` hashes fingerprints (``memo``
+    keeps the export's items' hashes)."""
     checks = home.settings.checks
     found = snap.provenance
     report_checks = run_checks(
@@ -520,13 +524,13 @@ def _assess(
                 together = home.events.read(other.pseudonym, other.events_file)
     # corroboration of the member's whole listening before and after, against the index
     # as it is now (so a member's increments add up to their score)
-    merged_prints = prints.fingerprint(key, merged.table) if merged.added else None
+    merged_prints = prints.fingerprint(key, merged.table, memo=memo) if merged.added else None
     with home.sessions() as s:
         known = found.known_tracks  # the export's tracks are looked up already
         corr_before = (
             corroboration(
                 s,
-                prints.fingerprint(key, existing),
+                prints.fingerprint(key, existing, memo=memo),
                 member_id=member.id,
                 typical=found.typical,
                 known=known,

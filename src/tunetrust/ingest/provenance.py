@@ -30,6 +30,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, aliased
 
 from tunetrust.ingest.fingerprint import (
+    HOLDERS_COUNTED,
     MIN_SAMPLE,
     PLAY,
     SEQUENCE,
@@ -49,7 +50,7 @@ DAY_MS = 86_400_000
 INTERLEAVED = 10  # simultaneous plays two people would have, none seen: a split
 TYPICAL_SAMPLE = 25  # members whose corroborated share makes the typical one
 UNALTERED = 0.9  # share of the plays in the holder's span that must be theirs, unaltered
-CORROBORATING_MEMBERS = 2  # other members who must play a track for it to corroborate
+CORROBORATING_MEMBERS = HOLDERS_COUNTED  # other members who must play a track to corroborate
 
 
 @dataclass(frozen=True)
@@ -174,9 +175,14 @@ def typical_corroboration(session: Session, *, except_id: int, checks: Checks) -
     other = aliased(Fingerprint)
     # the importing member's own rows do not count as holders here either: the typical
     # share does not move with their own imports, so their increments add up
-    holders = (
-        select(func.count())
+    # a track corroborates when two others hold it: a third holder, the picked member
+    # counted, is looked for by the key and no further (not every holder counted)
+    third = (
+        select(other.member_id)
         .where(other.kind == TRACK, other.hash == Fingerprint.hash, other.member_id != except_id)
+        .order_by(other.member_id)
+        .limit(1)
+        .offset(CORROBORATING_MEMBERS)
         .scalar_subquery()
     )
     shares = [
@@ -185,7 +191,7 @@ def typical_corroboration(session: Session, *, except_id: int, checks: Checks) -
             select(
                 Fingerprint.member_id,
                 func.count(),
-                func.sum(case((holders > CORROBORATING_MEMBERS, 1), else_=0)),
+                func.sum(case((third.is_not(None), 1), else_=0)),
             )
             .where(Fingerprint.kind == TRACK, Fingerprint.member_id.in_(picked))
             .group_by(Fingerprint.member_id)
@@ -266,8 +272,8 @@ def _split(
     plays = sum(prints.track_plays.values())
     if prints.plays < checks.min_plays_for_patterns or len(prints.track_plays) < MIN_SAMPLE:
         return None, Check(name, PASS, None, None, "Not judged: too few plays.")
-    # the three members holding most of the export's tracks, then the share of its plays
-    # on the tracks each holds
+    # the three members holding most of the export's tracks (ranked on a bounded sample
+    # of them), then the share of its plays on the tracks each holds
     counts = matches.by_member[TRACK]
     alike: dict[int, float] = {}
     for m in sorted(counts, key=lambda m: -counts[m])[:3]:
