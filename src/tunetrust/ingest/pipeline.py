@@ -398,7 +398,7 @@ def import_export(
     with home.lock():
         now = datetime.now(UTC)  # inside the lock: import order is commit order
         faults.reach("import.locked")
-        snap = _snapshot(home, member, hashes, read.digest, key, events, mine)
+        snap = _snapshot(home, member, hashes, read.digest, key, events, mine, now)
         outcome = _assess(
             home,
             member,
@@ -439,6 +439,7 @@ def _snapshot(
     key: bytes,
     events: pa.Table,
     mine: prints.Prints,
+    now: datetime,
 ) -> _Snapshot:
     with home.transaction() as s:
         fresh = s.get(Member, member.id)
@@ -460,7 +461,7 @@ def _snapshot(
             account,
             holder,
             same,
-            assess(home, s, fresh, events, mine, home.settings.checks),
+            assess(home, s, fresh, events, mine, home.settings.checks, now=now),
             data_key(home, s, fresh),
         )
 

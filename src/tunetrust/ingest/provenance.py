@@ -22,6 +22,7 @@ Three judgements of one export against the other members' fingerprints
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -44,12 +45,13 @@ from tunetrust.ingest.fingerprint import (
 from tunetrust.ingest.validate import FAIL, HOLD, PASS, WARN, Check, grade
 from tunetrust.settings import Checks
 from tunetrust.store.home import Home
-from tunetrust.store.models import Fingerprint, Member
+from tunetrust.store.models import CoopFigure, Fingerprint, Member
 
 DAY_MS = 86_400_000
 INTERLEAVED = 10  # simultaneous plays two people would have, none seen: a split
 TYPICAL_SAMPLE = 25  # members whose corroborated share makes the typical one
 UNALTERED = 0.9  # share of the plays in the holder's span that must be theirs, unaltered
+TYPICAL = "typical_corroborated_share"  # its name in coop_figures
 CORROBORATING_MEMBERS = HOLDERS_COUNTED  # other members who must play a track to corroborate
 
 
@@ -73,8 +75,11 @@ def assess(
     listens: pa.Table,
     prints: Prints,
     checks: Checks,
+    *,
+    now: datetime,
 ) -> Provenance:
-    """Judge ``listens`` (the export's de-identified rows) by its fingerprints ``prints``."""
+    """Judge ``listens`` (the export's de-identified rows) by its fingerprints ``prints``
+    (in a transaction: the typical member's share may be computed again and kept)."""
     known: dict[int, int] = {}
     matches = lookup(
         session, prints, member_id=member.id, kinds=(SEQUENCE, PLAY, TRACK), known=known
@@ -85,7 +90,7 @@ def assess(
         copied=copied,
         split=split,
         copied_share=share,
-        typical=typical_corroboration(session, except_id=member.id, checks=checks),
+        typical=typical_corroboration(session, except_id=member.id, checks=checks, now=now),
         dispute_with=holder,
         split_with=split_with,
         known_tracks=known,
@@ -159,23 +164,58 @@ def _corroborated(
     return sum(1 for n in held.values() if n >= CORROBORATING_MEMBERS) / tracks
 
 
-def typical_corroboration(session: Session, *, except_id: int, checks: Checks) -> float | None:
+def typical_corroboration(
+    session: Session, *, except_id: int, checks: Checks, now: datetime
+) -> float | None:
     """The median corroborated share of up to 25 members spread through the index (None
-    while it holds fewer than ``checks.corroboration_members`` other members)."""
+    while it holds fewer than ``checks.corroboration_members`` other members).
+
+    The importing member ``except_id`` is neither picked nor counted as a holder, so a
+    member's own imports do not move it and their increments add up. It is kept in
+    ``coop_figures`` with the number of (other) members it was computed over, and
+    computed again when that number moves by a hundredth or the figure is a day old: it
+    moves only as members come and go, and computing it reads thousands of the index's
+    keys (0.4 s at every import of a cooperative of 10,000). Call it in a transaction.
+    """
     ids = list(  # members with fingerprints: from the members table, not a scan of the index
         session.scalars(
             select(Member.id)
-            .where(Member.fingerprinted.is_not(None), Member.id != except_id)
+            .where(
+                Member.fingerprinted.is_not(None),
+                Member.erased_at.is_(None),
+                Member.id != except_id,
+            )
             .order_by(Member.id)
         )
     )
-    if not ids or len(ids) < checks.corroboration_members:
+    if len(ids) < checks.corroboration_members:
         return None
+    kept = session.get(CoopFigure, TYPICAL)
+    if (
+        kept is not None
+        and abs(kept.basis - len(ids)) * 100 < max(len(ids), 1)
+        and now - _aware(kept.computed_at) < timedelta(days=1)
+    ):
+        return kept.value
     picked = ids[:: max(1, len(ids) // TYPICAL_SAMPLE)][:TYPICAL_SAMPLE]
+    value = _typical(session, picked, except_id)
+    if kept is None:
+        session.add(CoopFigure(name=TYPICAL, value=value, basis=len(ids), computed_at=now))
+    else:
+        kept.value, kept.basis, kept.computed_at = value, len(ids), now
+    return value
+
+
+def _aware(when: datetime) -> datetime:
+    """A stored time in UTC (SQLite gives it back without its zone)."""
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _typical(session: Session, picked: list[int], except_id: int) -> float | None:
+    """The median share of ``picked`` members' sampled tracks that two others (not
+    ``except_id``) play."""
     other = aliased(Fingerprint)
-    # the importing member's own rows do not count as holders here either: the typical
-    # share does not move with their own imports, so their increments add up
-    # a track corroborates when two others hold it: a third holder, the picked member
+    # a track corroborates when two others hold it: the third holder, the picked member
     # counted, is looked for by the key and no further (not every holder counted)
     third = (
         select(other.member_id)

@@ -109,6 +109,18 @@ class DisputeRecord(Base):
     decided_for: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
+class CoopFigure(Base):
+    """A figure of the whole cooperative, kept until its basis moves (a cache: erasing it
+    loses nothing; ingest/provenance.py's typical corroborated share)."""
+
+    __tablename__ = "coop_figures"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)  # None: not judged
+    basis: Mapped[int] = mapped_column(Integer)  # e.g. the members it was computed over
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 FINGERPRINT_KINDS = {0: "sequence", 1: "play", 2: "track"}
 """``fingerprints.kind`` in words (ingest/fingerprint.py makes them; a member's export
 lists them by these names)."""
