@@ -178,8 +178,6 @@ def fingerprint(key: bytes, listens: pa.Table, *, memo: Memo | None = None) -> P
     ``memo`` keeps items' hashes between calls with the same key (one import hashes the
     export, then the member's merged listens, which hold the same items)."""
     t = listens.filter(pc.greater_equal(listens["ms_played"], 30_000))
-    if t.num_rows:
-        t = t.take(pc.sort_indices(t, [("ts", "ascending")]))
     empty = np.zeros(0, dtype=np.uint64)
     # an exact play is compared as written, byte for byte (an unaltered copy, not one whose
     # names were re-spaced); sequences and tracks by normalised names
@@ -188,8 +186,13 @@ def fingerprint(key: bytes, listens: pa.Table, *, memo: Memo | None = None) -> P
         if t.num_rows
         else (empty, empty, empty)
     )
-    end_s = t["ts"].cast(pa.int64()).to_numpy() // 1000 if t.num_rows else np.zeros(0, np.int64)
+    end_ms = t["ts"].cast(pa.int64()).to_numpy() if t.num_rows else np.zeros(0, np.int64)
     ms = t["ms_played"].to_numpy() if t.num_rows else np.zeros(0, np.int64)
+    # in time order, ties broken by length and item: the same rows in any order give the
+    # same fingerprints (so the import can reuse an export's as its merged listens')
+    order = np.lexsort((raw, ms, end_ms))
+    item, raw, uri, end_ms, ms = item[order], raw[order], uri[order], end_ms[order], ms[order]
+    end_s = end_ms // 1000
 
     # sequences by names and, apart, by URIs: names match account data (which has no
     # URIs) to extended history; URIs match a copy whose names were blanked or rewritten

@@ -412,6 +412,7 @@ def import_export(
             package=package,
             key=key,
             memo=memo,
+            mine=mine,
         )
         _store(home, member, paths, read, hashes, snap, outcome, now, key)
     if outcome.rejected:
@@ -498,9 +499,10 @@ def _assess(
     package: str | None,
     key: bytes,
     memo: prints.Memo,
+    mine: prints.Prints,
 ) -> _Outcome:
     """Run the checks and merge, writing nothing; ``key`` hashes fingerprints (``memo``
-    keeps the export's items' hashes)."""
+    keeps the export's items' hashes; ``mine`` are the export's)."""
     checks = home.settings.checks
     found = snap.provenance
     report_checks = run_checks(
@@ -525,7 +527,12 @@ def _assess(
                 together = home.events.read(other.pseudonym, other.events_file)
     # corroboration of the member's whole listening before and after, against the index
     # as it is now (so a member's increments add up to their score)
-    merged_prints = prints.fingerprint(key, merged.table, memo=memo) if merged.added else None
+    merged_prints = None
+    if merged.added:
+        # a first import that adds every row: the merged listens are the export's rows,
+        # whose fingerprints do not depend on their order
+        whole = not existing.num_rows and merged.added == events.num_rows
+        merged_prints = mine if whole else prints.fingerprint(key, merged.table, memo=memo)
     with home.sessions() as s:
         known = found.known_tracks  # the export's tracks are looked up already
         corr_before = (
