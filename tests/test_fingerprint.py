@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from tests.factories import export_zip
@@ -156,3 +158,23 @@ def test_a_young_cooperative_has_no_typical_share(tmp_path: Path) -> None:
         )
         assert got is None and s.get(CoopFigure, TYPICAL) is None
     home.close()
+
+
+_LETTERS = "aZ09 _-.'!\x1f\n\té\u00dfﬁİΣς\uff21\u0663\u0301ÅあB"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.text(_LETTERS, max_size=12), st.text(_LETTERS + "\x1e", max_size=6)),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_items_are_chosen_by_columns_as_one_by_one(pairs: list[tuple[str, str]]) -> None:
+    """Arrow's ASCII path and Python's normaliser name every item alike."""
+    values = [f"{names}\x1e{uri}" for names, uri in pairs]
+    norm, raw, uri = fp._chosen(pa.array(values, pa.string()))
+    assert norm == [fp._item_text(v, normalise=True) for v in values]
+    assert raw == [fp._item_text(v, normalise=False) for v in values]
+    assert uri == [v.partition("\x1e")[2] for v in values]

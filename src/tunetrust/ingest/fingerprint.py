@@ -136,23 +136,40 @@ def _item_hashes(
     encoded = values.dictionary_encode()
     texts = [v or "" for v in encoded.dictionary.to_pylist()]
     indices = encoded.indices.to_numpy(zero_copy_only=False)
-
-    def hashed(chosen: str) -> int:
-        if not chosen:
-            return 0
-        return int.from_bytes(
-            hashlib.blake2b(chosen.encode(), digest_size=8, key=key).digest(), "little"
-        )
-
-    for v in texts:
-        if v not in memo:
-            memo[v] = (
-                hashed(_item_text(v, normalise=True)),
-                hashed(_item_text(v, normalise=False)),
-                hashed(v.partition("\x1e")[2]),
-            )
+    todo = [i for i, v in enumerate(texts) if v not in memo]
+    if todo:
+        new = [texts[i] for i in todo]
+        for v, *chosen in zip(new, *_chosen(pa.array(new, pa.string())), strict=True):
+            memo[v] = cast(tuple[int, int, int], tuple(_hashed(key, c) for c in chosen))
     table = np.array([memo[v] for v in texts], dtype=np.uint64).reshape(-1, 3)[indices]
     return table[:, 0], table[:, 1], table[:, 2]
+
+
+def _hashed(key: bytes, text: str) -> int:
+    """A keyed 64-bit hash of ``text`` (0 for no text)."""
+    if not text:
+        return 0
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8, key=key).digest(), "little")
+
+
+_ONLY_SEPARATORS = "^\x1f*$"
+
+
+def _chosen(values: pa.Array) -> tuple[list[str], list[str], list[str]]:
+    """What each item is hashed by: :func:`_item_text` normalised and as written, and its
+    URI, computed as columns. Names in ASCII, most of them, are normalised by Arrow
+    (NFKC leaves ASCII as it is, case folding is lowering, and letters and digits are
+    ``a-z0-9``); the others by :func:`normalised` itself (tests/test_fingerprint.py holds
+    the two to the same result)."""
+    parts = pc.extract_regex(values, "(?s)^(?P<names>[^\x1e]*)\x1e(?P<uri>.*)$")
+    names, uri = pc.struct_field(parts, "names"), pc.struct_field(parts, "uri")
+    folded = pc.replace_substring_regex(pc.ascii_lower(names), "[^a-z0-9\x1f]+", "")
+    ascii_ = pc.string_is_ascii(names).to_numpy(zero_copy_only=False)
+    norm = pc.if_else(pc.match_substring_regex(folded, _ONLY_SEPARATORS), uri, folded).to_pylist()
+    for i in np.flatnonzero(~ascii_):
+        norm[i] = _item_text(values[i].as_py(), normalise=True)
+    raw = pc.if_else(pc.match_substring_regex(names, _ONLY_SEPARATORS), uri, names)
+    return norm, raw.to_pylist(), uri.to_pylist()
 
 
 def _shingles(item: np.ndarray) -> np.ndarray:
