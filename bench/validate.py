@@ -44,8 +44,9 @@ pattern checks, the export's fingerprint, the refresh of stale members, the asse
 fingerprints of the member's listens before and after and their corroboration (track
 lookups), quality before and after, and the store of the merged listens' rows (on a
 member without rows, in a transaction that is rolled back). The overhead is checks ÷
-(import − checks), both ways; the target is judged on the larger (on a loaded machine
-either moves by ±30 %).
+(import − checks), every way; the target is judged on the two measured in one go (inside
+the import, wall and CPU time); the parts alone are a cross-check, set against the
+import's total from another moment (on a loaded machine they move most).
 """
 
 from __future__ import annotations
@@ -415,7 +416,10 @@ def main() -> None:
     table.add_row("target", "< 50 %, accepted", "")
     console.print(table)
     console.print(", ".join(f"{k}: {v}" for k, v in describe().items()))
-    ok = max(over.values()) < 0.5 and summary.verdict == ACCEPTED
+    # judged on what was measured in one go: the checks inside the import, in wall and in
+    # CPU time; the parts alone are set against the import's total from another moment,
+    # so on a shared machine they move most (a cross-check, not the verdict)
+    ok = max(over["inside"], over_cpu) < 0.5 and summary.verdict == ACCEPTED
     console.print("[green]within target[/]" if ok else "[red]over target[/]")
 
 
