@@ -145,14 +145,6 @@ _MINE = {
 }
 
 
-def _title(story: Story) -> str:
-    if story.start is None and story.end is None:
-        return "My music, all time"
-    if story.period.isdigit():
-        return f"My {story.period} in music"
-    return f"My music, {story.period}"
-
-
 def _text(story: Story, key: str) -> str | None:
     found: Figure | None = story.figure(key)
     return found.text if found else None
@@ -166,7 +158,7 @@ def _blocks(story: Story, shape: str, show_artist: bool, show_track: bool) -> li
     gap = 70 if tall else 44  # above each labelled part
     blocks = [
         _Block("TuneTrust · my listening", 30, 0, fill=_MUTED, spacing=1, say=""),
-        _Block(_title(story), 68 if tall else 60, 60 if tall else 40, bold=True, lines=2),
+        _Block(story.heading(), 68 if tall else 60, 60 if tall else 40, bold=True, lines=2),
         _Block(number, 240 if tall else 180, 90 if tall else 40, bold=True, fill=_ACCENT, say=""),
         _Block(f"{unit} with music", 52 if tall else 44, 20, say=f"{hours} with music"),
     ]
@@ -265,10 +257,8 @@ def image_svg(
     svg = (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="{FONT}, sans-serif">'
-        '<defs><linearGradient id="g" x1="0" y1="0" x2="0" y2="1">'
-        f'<stop offset="0" stop-color="{_BACK}"/><stop offset="1" stop-color="#111827"/>'
-        "</linearGradient></defs>"
-        f'<rect width="{width}" height="{height}" fill="url(#g)"/>'
+        f'<rect width="{width}" height="{height}" fill="{_BACK}"/>'  # (a gradient: twice the time)
+        f'<rect width="{width}" height="24" fill="{_ACCENT}"/>'
         f'<rect x="{_MARGIN}" y="{height - 130}" width="120" height="8" fill="{_ACCENT}"/>'
         + "".join(texts)
         + "</svg>"

@@ -132,6 +132,14 @@ class Story:
     cards: list[Card]
     traits: list[Trait]
 
+    def heading(self) -> str:
+        """The story's title, in the member's words: "My 2024 in music"."""
+        if self.start is None and self.end is None:
+            return "My music, all time"
+        if self.period.isdigit():
+            return f"My {self.period} in music"
+        return f"My music, {self.period}"
+
     def figure(self, key: str) -> Figure | None:
         """The figure named ``key`` on any card."""
         return next((f for c in self.cards for f in c.figures if f.key == key), None)
@@ -187,7 +195,7 @@ def _at(data: Any, path: str) -> Any:
 
 
 class _Figures:
-    """Figures of one period's insights (and the other periods' values given)."""
+    """Figures of one period's insights, each value read from the paths it names."""
 
     def __init__(self, data: dict[str, Any], period: Period) -> None:
         self.data = data
