@@ -1,9 +1,12 @@
-"""Insights benchmark: the full report for a member with 500,000 listens.
+"""Insights benchmark: the full report for a member with 500,000 listens, and their story.
 
 Run: ``.venv/bin/python bench/insights.py [--listens N]`` (or ``make bench``).
 Target (issue 3): under 2 s on the 2-core reference machine. Measured two ways: the
 library call (statistics + HTML) in a warm process, and the command line end to end
 (``tunetrust insights --html``, a new process: interpreter start, imports, DuckDB).
+Issue 18: the year's story (statistics, each month's top song, the year before) and
+its shareable image, tall and square (SVG drawn, PNG rendered); target for the image:
+under 1 s.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from _machine import describe
 from tunetrust import Settings, add_member, import_export, init_home
 from tunetrust.formats.spotify.synth import render, synthesize, write_zip
 from tunetrust.insights.report import render_html
+from tunetrust.insights.share import share_image
 from tunetrust.insights.stats import Period, member_insights
+from tunetrust.insights.story import member_story
 
 
 def main() -> None:
@@ -46,6 +51,20 @@ def main() -> None:
             insights = member_insights(home, "bench", Period(), tz="Europe/Berlin")
             html = render_html(insights, member="bench")
             timings.append(time.perf_counter() - start)
+        told, tells = None, []
+        for _ in range(3):
+            start = time.perf_counter()
+            told = member_story(home, "bench", tz="Europe/Berlin")  # the latest year
+            tells.append(time.perf_counter() - start)
+        assert told is not None and not told.empty
+        drawn: dict[str, list[float]] = {"tall": [], "square": []}
+        cpu: dict[str, list[float]] = {"tall": [], "square": []}  # on a shared machine, too
+        for _ in range(5):
+            for shape, times in drawn.items():
+                start, used = time.perf_counter(), time.process_time()
+                share_image(told, shape=shape)
+                times.append(time.perf_counter() - start)
+                cpu[shape].append(time.process_time() - used)
         home.close()
         start = time.perf_counter()
         subprocess.run(
@@ -75,9 +94,16 @@ def main() -> None:
     table.add_row("command line end to end (new process)", f"{cli:.2f}")
     table.add_row("HTML size", f"{len(html) / 1024:.0f} KiB")
     table.add_row("target", "< 2 s")
+    table.add_row(f"library: the story of {told.period} (best of 3)", f"{min(tells):.2f}")
+    for shape, times in drawn.items():
+        table.add_row(
+            f"image, {shape}: SVG + PNG (best of 5; worst; CPU best)",
+            f"{min(times):.2f}; {max(times):.2f}; {min(cpu[shape]):.2f}",
+        )
+    table.add_row("image target", "< 1 s")
     console.print(table)
     console.print(", ".join(f"{k}: {v}" for k, v in describe().items()))
-    ok = cli < 2
+    ok = cli < 2 and max(max(t) for t in drawn.values()) < 1
     console.print("[green]within target[/]" if ok else "[red]over target[/]")
 
 

@@ -91,6 +91,7 @@ def test_every_service_call_returns_frozen_typed_objects(home: Home, tmp_path: P
     contributions = call(data.list_contributions, me, "m00")
     call(data.contribution_report, me, contributions[0].id)
     call(data.insights, me, "m00", Period.parse(None, None, None))
+    assert not call(data.story, me, "m00").empty  # the year of the latest listen
     call(data.settle, STEWARD)
     call(data.rebuild_events, STEWARD, dry_run=True)
 

@@ -146,9 +146,37 @@ def insights(
     html: Annotated[
         Path | None, typer.Option("--html", help="Also write a self-contained HTML report.")
     ] = None,
+    story: Annotated[
+        bool,
+        typer.Option(
+            "--story",
+            help="Tell the period as a story: cards of plain sentences (with no period "
+            "given, the calendar year of the latest listen).",
+        ),
+    ] = False,
+    image: Annotated[
+        Path | None,
+        typer.Option("--image", help="Also write the story as a shareable PNG (implies --story)."),
+    ] = None,
+    shape: Annotated[
+        str, typer.Option("--shape", help="The image: tall (1080×1920) or square (1080×1080).")
+    ] = "tall",
+    hide_artist: Annotated[
+        bool, typer.Option("--hide-artist", help="Leave the top artist's name off the image.")
+    ] = False,
+    hide_track: Annotated[
+        bool, typer.Option("--hide-track", help="Leave the top song's name off the image.")
+    ] = False,
 ) -> None:
-    """A member's listening: totals, top lists, clock, habits, discovery."""
+    """A member's listening: totals, top lists, clock, habits, discovery; or its story."""
     from tunetrust.insights.stats import Period
+
+    if story or image is not None:
+        if html is not None:
+            raise typer.BadParameter("--html writes the full report: leave out --story")
+        told = None if start is None and end is None and year is None else (start, end, year)
+        _story(ctx, member, told, tz, min_seconds, as_json, image, shape, hide_artist, hide_track)
+        return
     from tunetrust.services.data import insights as member_insights
 
     period = Period.parse(start, end, year)
@@ -171,6 +199,44 @@ def insights(
     print_insights(out, result)
     if html is not None:
         out.print(f"[green]Report written[/] to {html}")
+
+
+def _story(
+    ctx: typer.Context,
+    member: str,
+    told: tuple[str | None, str | None, int | None] | None,
+    tz: str,
+    min_seconds: int,
+    as_json: bool,
+    image: Path | None,
+    shape: str,
+    hide_artist: bool,
+    hide_track: bool,
+) -> None:
+    """``insights --story``: the story as sentences or JSON, and its image if asked."""
+    from tunetrust.insights.stats import Period
+    from tunetrust.services.data import story
+
+    period = Period.parse(*told) if told else None
+    with _open(ctx) as home:
+        result = story(home, steward(home), member, period, min_seconds=min_seconds, tz=tz)
+    if image is not None:
+        from tunetrust.insights.share import share_image
+        from tunetrust.store import private
+
+        picture = share_image(
+            result, shape=shape, show_artist=not hide_artist, show_track=not hide_track
+        )
+        image.parent.mkdir(parents=True, exist_ok=True)
+        private.create(image).write_bytes(picture.png)  # personal until the member shares it
+    if as_json:
+        emit("insights-story", result)
+        return
+    from tunetrust.cli.render import print_story
+
+    print_story(out, result, member=member, program=program())
+    if image is not None:
+        out.print(f"[green]Image written[/] to {image} ({picture.width}×{picture.height})")
 
 
 @contribution_app.command("show")

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # types only: a command that prints a budget does not load py
     from tunetrust.ingest.disputes import Dispute
     from tunetrust.ingest.pipeline import ImportSummary
     from tunetrust.insights.stats import Insights, Ranked
+    from tunetrust.insights.story import Story
 
 
 def print_import(
@@ -202,6 +203,23 @@ def print_insights(console: Console, i: Insights) -> None:
         console.print(
             _ranked("Forgotten favourites (not played in this period)", i.forgotten_favourites)
         )
+
+
+def print_story(console: Console, story: Story, *, member: str, program: str) -> None:
+    """A story card by card: its title, then its sentences with the figures in bold."""
+    first = story.cards[0].key if story.cards else None
+    if first != "import-first":
+        console.print(f"[bold]Your story: {escape(story.period)}[/] ({escape(story.tz)})")
+    for card in story.cards:
+        console.print()
+        console.print(f"[bold underline]{escape(card.title)}[/]")
+        for line in card.lines:
+            said = "".join(
+                f"[bold]{escape(p.text)}[/]" if p.figure else escape(p.text) for p in line.parts
+            )
+            console.print(f"  {said}", highlight=False)
+    if first == "import-first":
+        console.print(f"\n  {program} import EXPORT.zip --member {escape(member)}")
 
 
 _VERDICTS = {

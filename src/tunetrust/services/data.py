@@ -1,8 +1,9 @@
 """Data use cases: import an export, read contributions, personal insights, repair.
 
 An import's report is ingest's frozen :class:`~tunetrust.ingest.pipeline.ImportSummary`
-and insights are the frozen :class:`~tunetrust.insights.stats.Insights`: both are typed
-and JSON-ready already, so the service hands them on rather than copying them.
+and insights are the frozen :class:`~tunetrust.insights.stats.Insights` (their story the
+frozen :class:`~tunetrust.insights.story.Story`): typed and JSON-ready already, so the
+service hands them on rather than copying them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tunetrust.ingest import pipeline, rebuild
 from tunetrust.ingest.disputes import Decision, Dispute
 from tunetrust.ingest.pipeline import ImportSummary
 from tunetrust.insights.stats import Insights, Period, member_insights
+from tunetrust.insights.story import Story, member_story
 from tunetrust.services import sale
 from tunetrust.services._access import acting, for_member, steward_only
 from tunetrust.services.models import (
@@ -87,6 +89,15 @@ def insights(home: Home, actor: Actor, member: str, period: Period, **options: A
     """A member's listening in a period: totals, top lists, clock, habits, discovery."""
     for_member(actor, member, "see a member's insights")
     return member_insights(home, member, period, **options)
+
+
+def story(
+    home: Home, actor: Actor, member: str, period: Period | None = None, **options: Any
+) -> Story:
+    """A member's period told in cards of plain sentences, every number with its source
+    (default: the calendar year of their latest listen); no listens: a card that says so."""
+    for_member(actor, member, "see a member's insights")
+    return member_story(home, member, period, **options)
 
 
 def settle(home: Home, actor: Actor) -> Settled:

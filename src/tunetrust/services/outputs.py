@@ -20,6 +20,7 @@ from pydantic import TypeAdapter
 from tunetrust.ingest.disputes import Decision, Dispute
 from tunetrust.ingest.pipeline import ImportSummary
 from tunetrust.insights.stats import Insights
+from tunetrust.insights.story import Story
 from tunetrust.services.models import (
     SCHEMA_VERSION,
     AuditEntryInfo,
@@ -96,6 +97,7 @@ OUTPUTS: dict[str, Any] = {
     "contribution-disputes": list[Dispute],
     "contribution-decide": Decision,
     "insights": Insights,
+    "insights-story": Story,
     "doctor": Settled,
     "doctor-rebuild": Rebuilt,
     "buyer-add": BuyerCreated,
