@@ -150,6 +150,12 @@ def test_every_service_call_returns_frozen_typed_objects(home: Home, tmp_path: P
     was_in = call(releases.member_releases, me, "m00")
     assert [r.id for r in was_in] == [built.id, delivered.release]
     assert was_in[1].payout is not None and was_in[0].payout is None
+    assert call(data.cooperative, me, "m00").state == "needs-consent"
+    call(members.set_consent, me, "m00", "member-insights", granted=True)
+    members.set_consent(home, Actor.member("m01"), "m01", "member-insights", granted=True)
+    parts = call(releases.build_member_insights, STEWARD, "2024-03")
+    assert [p.part for p in parts] == ["hours", "artists", "tracks"]
+    assert call(data.cooperative, me, "m00").state == "ready"
 
     assert call(audit.verify_chain, STEWARD).ok
     assert call(audit.verify_everything, STEWARD).ok

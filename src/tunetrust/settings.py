@@ -29,7 +29,8 @@ from pydantic_settings import (
 from tunetrust.errors import InputError
 
 MiB = 1024 * 1024
-DEFAULT_PURPOSES = ("research", "ai-training", "commercial-analytics")
+# member-insights: the cooperative's own releases for its members (docs/insights.md)
+DEFAULT_PURPOSES = ("research", "ai-training", "commercial-analytics", "member-insights")
 ENV_PREFIX = "TUNETRUST_"
 
 

@@ -167,9 +167,23 @@ def insights(
     hide_track: Annotated[
         bool, typer.Option("--hide-track", help="Leave the top song's name off the image.")
     ] = False,
+    cooperative: Annotated[
+        bool,
+        typer.Option(
+            "--cooperative",
+            help="Compare the member's listening with the cooperative's newest "
+            "member-insights releases (needs their consent to member-insights).",
+        ),
+    ] = False,
 ) -> None:
     """A member's listening: totals, top lists, clock, habits, discovery; or its story."""
     from tunetrust.insights.stats import Period
+
+    if cooperative:
+        if story or image is not None or html is not None:
+            raise typer.BadParameter("--cooperative stands alone: leave out --story and --html")
+        _cooperative(ctx, member, as_json)
+        return
 
     if story or image is not None:
         if html is not None:
@@ -199,6 +213,20 @@ def insights(
     print_insights(out, result)
     if html is not None:
         out.print(f"[green]Report written[/] to {html}")
+
+
+def _cooperative(ctx: typer.Context, member: str, as_json: bool) -> None:
+    """``insights --cooperative``: the member beside the cooperative, as sentences or JSON."""
+    from tunetrust.services.data import cooperative
+
+    with _open(ctx) as home:
+        result = cooperative(home, steward(home), member)
+    if as_json:
+        emit("insights-cooperative", result)
+        return
+    from tunetrust.cli.render import print_cooperative
+
+    print_cooperative(out, result)
 
 
 def _story(

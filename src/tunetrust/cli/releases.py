@@ -92,6 +92,46 @@ def release_build(
     )
 
 
+@release_app.command("member-insights")
+def release_member_insights(
+    ctx: typer.Context,
+    month: Annotated[
+        str | None, typer.Option("--month", help="The month, YYYY-MM (default: this month, UTC).")
+    ] = None,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty", help="Build a part even when its plan expects no key released."
+        ),
+    ] = False,
+    as_json: JSON_OPTION = False,
+) -> None:
+    """Build the month's member-insights releases (hours, artists, tracks) for the members
+    who consented; spends their member-insights budget, no vote (docs/insights.md)."""
+    from datetime import UTC, datetime
+
+    from tunetrust.services.releases import build_member_insights
+
+    with _open(ctx) as home:
+        built = build_member_insights(
+            home,
+            steward(home),
+            month or datetime.now(UTC).strftime("%Y-%m"),
+            allow_empty=allow_empty,
+        )
+    if as_json:
+        emit("release-member-insights", built)
+        return
+    for part in built:
+        if part.release is None:
+            out.print(f"{part.part}: skipped, {escape(part.skipped or '')}", soft_wrap=True)
+        else:
+            out.print(
+                f"[green]{part.part}[/]: release {part.release} from "
+                f"{part.members_included} members"
+            )
+
+
 @release_app.command("show")
 def release_show(
     ctx: typer.Context, release_id: Annotated[str, typer.Argument(help="The release id.")]

@@ -28,6 +28,7 @@ from tunetrust.settings import Rules
 if TYPE_CHECKING:  # types only: a command that prints a budget does not load pyarrow
     from tunetrust.ingest.disputes import Dispute
     from tunetrust.ingest.pipeline import ImportSummary
+    from tunetrust.insights.cooperative import Comparison
     from tunetrust.insights.stats import Insights, Ranked
     from tunetrust.insights.story import Story
 
@@ -154,6 +155,23 @@ def _ranked(title: str, rows: list[Ranked], by: bool = False) -> Table:
         name = escape(r.name) + (f" [dim]· {escape(r.by)}[/]" if by and r.by else "")
         t.add_row(str(n), name, hours(r.ms), f"{r.plays:,}")
     return t
+
+
+def print_cooperative(console: Console, c: Comparison) -> None:
+    """The member beside the cooperative: sentences, then the top tracks."""
+    if c.state != "ready":
+        console.print(escape(c.message), soft_wrap=True)
+        return
+    for line in c.sentences:
+        console.print(escape(line), soft_wrap=True)
+    if c.top_tracks:
+        table = Table(title=f"The cooperative's top tracks, {c.month}")
+        table.add_column("#", justify="right")
+        table.add_column("track")
+        table.add_column("listeners (noisy)", justify="right")
+        for t in c.top_tracks:
+            table.add_row(str(t.rank), escape(t.track), f"{t.listeners:,}")
+        console.print(table)
 
 
 def print_insights(console: Console, i: Insights) -> None:

@@ -29,7 +29,7 @@ from tunetrust.errors import ConflictError, InputError, NotFoundError
 from tunetrust.releases import manifest
 from tunetrust.releases.engines import AGGREGATE_COLUMNS, Engine, Source, engine_for
 from tunetrust.releases.noise import NoisePlan, Outcome, expected_outcome, plan_noise, release
-from tunetrust.releases.spec import ReleaseSpec, spec_dict
+from tunetrust.releases.spec import HOURS_BUCKETS, ReleaseSpec, spec_dict
 from tunetrust.store.home import STAGED_RELEASE, Home
 from tunetrust.store.models import AuditEntry, AuditPayload, BudgetSpend, Member, Release
 from tunetrust.store.objects import ObjectStore
@@ -86,6 +86,7 @@ def public_keys(spec: ReleaseSpec) -> list[tuple[str, ...]]:
         "week": sorted({f"{d.isocalendar()[0]}-W{d.isocalendar()[1]:02d}" for d in days}),
         "weekday": [str(i) for i in range(1, 8)],
         "hour": [f"{h:02d}" for h in range(24)],
+        "member_hours": [str(b) for b in HOURS_BUCKETS],
     }
     return sorted(itertools.product(*(values[k] for k in spec.group_by)))
 

@@ -284,6 +284,9 @@ _KEY_MEANINGS = {
     "track": "artist — track",
     "album": "artist — album",
     "show": "the podcast show's name",
+    "member_hours": "the member's listening hours over the listens the release counts, "
+    "as the lower bound of a fixed bucket (0, 1, 2, 5, 10, 20, 40, 80, 160: each runs "
+    "up to the next); each member is in one bucket",
 }
 
 

@@ -50,8 +50,16 @@ GROUP_KEYS = (
     "track",
     "album",
     "show",
+    "member_hours",
 )
 TIME_KEYS = ("year", "quarter", "month", "week", "weekday", "hour")
+# A member-level key: the member's listening hours over the listens the release counts
+# (after its filters), as the lower bound of one of these fixed, public buckets. Every
+# listen of a member carries the same value, so a member lands in exactly one partition
+# (per combination of any other keys); see docs/releases.md, "Member-level keys".
+HOURS_BUCKETS = (0, 1, 2, 5, 10, 20, 40, 80, 160)
+# Keys whose every value is known before the data is read: public keys need no list.
+FIXED_KEYS = (*TIME_KEYS, "member_hours")
 METRICS = ("plays", "listeners", "minutes", "skip_share")
 KINDS = ("music", "podcast", "audiobook", "video", "unknown")
 NOISES = ("gaussian", "laplace")
@@ -157,11 +165,11 @@ class ReleaseSpec:
         if self.keys == "private" and self.privacy.delta == 0:
             raise _fail("privacy.delta", "private key selection needs a delta above 0")
         if self.keys == "public":
-            if not self.public_keys and not all(k in TIME_KEYS for k in self.group_by):
+            if not self.public_keys and not all(k in FIXED_KEYS for k in self.group_by):
                 raise _fail(
                     "keys",
                     "public keys need a list under public_keys, or group_by "
-                    "made only of time keys (a calendar)",
+                    "made only of time keys and member_hours (a calendar)",
                 )
             for row in self.public_keys:
                 if len(row) != len(self.group_by):

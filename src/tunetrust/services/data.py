@@ -21,8 +21,11 @@ from tunetrust.ingest import disputes as held
 from tunetrust.ingest import pipeline, rebuild
 from tunetrust.ingest.disputes import Decision, Dispute
 from tunetrust.ingest.pipeline import ImportSummary
+from tunetrust.insights import cooperative as coop_insights
+from tunetrust.insights.cooperative import Comparison, Released
 from tunetrust.insights.stats import Insights, Period, member_insights
 from tunetrust.insights.story import Story, member_story
+from tunetrust.releases import member_insights as published
 from tunetrust.services import sale
 from tunetrust.services._access import acting, for_member, steward_only
 from tunetrust.services.models import (
@@ -98,6 +101,24 @@ def story(
     (default: the calendar year of their latest listen); no listens: a card that says so."""
     for_member(actor, member, "see a member's insights")
     return member_story(home, member, period, **options)
+
+
+def cooperative(home: Home, actor: Actor, member: str) -> Comparison:
+    """The member's listening beside the cooperative's, from the newest member-insights
+    releases only (never other members' listens); without consent, a sentence saying so."""
+    for_member(actor, member, "see a member's insights")
+    parts = {
+        name: Released(
+            part=p.part,
+            release=p.release,
+            month=p.month,
+            period_from=p.period[0],
+            period_to=p.period[1],
+            rows=p.rows,
+        )
+        for name, p in published.latest(home).items()
+    }
+    return coop_insights.compare(home, member, parts)
 
 
 def settle(home: Home, actor: Actor) -> Settled:

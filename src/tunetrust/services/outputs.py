@@ -19,8 +19,10 @@ from pydantic import TypeAdapter
 
 from tunetrust.ingest.disputes import Decision, Dispute
 from tunetrust.ingest.pipeline import ImportSummary
+from tunetrust.insights.cooperative import Comparison
 from tunetrust.insights.stats import Insights
 from tunetrust.insights.story import Story
+from tunetrust.releases.member_insights import Outcome
 from tunetrust.services.models import (
     SCHEMA_VERSION,
     AuditEntryInfo,
@@ -98,6 +100,7 @@ OUTPUTS: dict[str, Any] = {
     "contribution-decide": Decision,
     "insights": Insights,
     "insights-story": Story,
+    "insights-cooperative": Comparison,
     "doctor": Settled,
     "doctor-rebuild": Rebuilt,
     "buyer-add": BuyerCreated,
@@ -110,6 +113,7 @@ OUTPUTS: dict[str, Any] = {
     "ledger-verify": LedgerCheckInfo,
     "release-plan": ReleasePlanInfo,
     "release-build": ReleaseBuilt,
+    "release-member-insights": list[Outcome],
     "release-show": Manifest,
     "release-verify": ReleaseCheck,
     "release-inclusion": InclusionProof,

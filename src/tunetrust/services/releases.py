@@ -13,7 +13,7 @@ from tunetrust.coop.budget import Epsilon
 from tunetrust.coop.governance import find_request, iso_time
 from tunetrust.coop.members import get_member
 from tunetrust.errors import ConflictError, ForbiddenError, NotFoundError
-from tunetrust.releases import build, manifest
+from tunetrust.releases import build, manifest, member_insights
 from tunetrust.releases.spec import parse_spec
 from tunetrust.services import sale
 from tunetrust.services._access import acting, for_member, reader, steward_only
@@ -67,6 +67,16 @@ def build_release(
         rows=int(built.manifest["rows"]),
         manifest=built.manifest,
     )
+
+
+def build_member_insights(
+    home: Home, actor: Actor, month: str, *, allow_empty: bool = False
+) -> list[member_insights.Outcome]:
+    """The month's member-insights releases (hours, artists, tracks) for the members who
+    consented; a part expected to be empty is skipped and spends nothing."""
+    steward_only(actor, "build the member insights")
+    with acting(home, actor):
+        return member_insights.build_month(home, month, allow_empty=allow_empty)
 
 
 def show_manifest(home: Home, actor: Actor, release_id: str) -> Manifest:

@@ -103,7 +103,7 @@ def _wants_json(request: Request) -> bool:
 def create_app(settings: Settings, *, worker: bool = True, home: Home | None = None) -> FastAPI:
     """The web app for the home ``settings`` name (``worker``: run imports in this process)."""
     from tunetrust.services.jobs import Worker
-    from tunetrust.web import auth, console, pages, portal, story, uploads
+    from tunetrust.web import auth, console, cooperative, pages, portal, story, uploads
     from tunetrust.web.api import create_api
 
     home = home or open_home(settings)
@@ -133,6 +133,7 @@ def create_app(settings: Settings, *, worker: bool = True, home: Home | None = N
     app.include_router(auth.router)
     app.include_router(pages.router)
     app.include_router(story.router)
+    app.include_router(cooperative.router)
     app.include_router(uploads.router)
     app.include_router(console.router)
     app.include_router(portal.router)

@@ -69,6 +69,8 @@ PURPOSES = {
     "no attempt to re-identify anyone.",
     "commercial-analytics": "Aggregate, noisy statistics for a company's internal "
     "analytics (labels, venues, services); no resale.",
+    "member-insights": "Aggregate, noisy statistics the cooperative publishes to its own "
+    "members only, so each can compare their listening with everyone's; never sold.",
 }
 
 

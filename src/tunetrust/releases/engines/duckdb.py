@@ -40,7 +40,7 @@ from tunetrust.releases.engines.base import (
     digest_sql,
     portable_hash,
 )
-from tunetrust.releases.spec import ReleaseSpec
+from tunetrust.releases.spec import HOURS_BUCKETS, ReleaseSpec
 
 # members come from the sources, never from folder names: no hive columns
 _SCAN = "read_parquet($uris, hive_partitioning = false)"
@@ -67,6 +67,16 @@ def _name(value: str, *columns: str) -> _Key:
     return _Key(value, present, "hash({value})", named=True)
 
 
+def _member_hours() -> _Key:
+    """The member's hours over every listen the filters keep (a window over the member),
+    encoded as the lower bound of its bucket: one value per member, labelled as is."""
+    total = "SUM(ms_played) OVER (PARTITION BY f.member)"
+    cases = " ".join(
+        f"WHEN {total} >= {b * 3_600_000} THEN {b}" for b in reversed(HOURS_BUCKETS[1:])
+    )
+    return _Key("", "ms_played IS NOT NULL", f"CASE {cases} ELSE 0 END", "CAST({c} AS VARCHAR)")
+
+
 _KEYS = {
     "country": _Key("country", "country IS NOT NULL"),
     "year": _time("year(ts)", "printf('%04d', {c})"),  # 2024
@@ -82,6 +92,7 @@ _KEYS = {
     "track": _name("artist_name || ' — ' || track_name", "artist_name", "track_name"),
     "album": _name("artist_name || ' — ' || album_name", "artist_name", "album_name"),
     "show": _name("show_name", "show_name"),
+    "member_hours": _member_hours(),
 }
 
 
