@@ -4,11 +4,13 @@ their manifests, a reference computed from the stored listens, consent and budge
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -26,8 +28,9 @@ from tunetrust.store.models import BudgetSpend, Release
 from tunetrust.web.app import create_app
 from tunetrust.web.security import COOKIE
 
+from .browser import chromium
 from .factories import export_zip
-from .web_support import TUNETRUST, clean_env
+from .web_support import TUNETRUST, clean_env, free_port, served
 
 MONTH = "2024-03"
 CONSENTING = ["Ada Quux-Coop", "Bo Quux-Coop", "Cy Quux-Coop", "Di Quux-Coop", "Ed Quux-Coop"]
@@ -238,3 +241,56 @@ def test_the_page_renders_for_a_consenting_and_a_refusing_member(coop: Coop) -> 
             assert "Your consent is needed" in page.text and "<table" not in page.text
         else:
             assert "(you)" in page.text and "top tracks" in page.text
+
+
+@pytest.mark.slow  # a server and a browser
+def test_the_page_in_chromium_at_phone_and_desktop_widths(coop: Coop, tmp_path: Path) -> None:
+    """No sideways scroll, no serious axe-core finding, no console error, at 360, 390 and
+    1280 px, for a consenting and a refusing member; screenshots kept where
+    ``TUNETRUST_SCREENSHOTS`` says (else the test's folder)."""
+    shots = os.environ.get("TUNETRUST_SCREENSHOTS")
+    screens = Path(shots) if shots else tmp_path
+    screens.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    origin = f"http://localhost:{port}"
+    problems: list[str] = []
+    with (
+        chromium(modules=("axe_playwright_python",)) as browser,
+        served(coop.home.settings.home, port, tmp_path / "server.log", "--origin", origin),
+    ):
+        from axe_playwright_python.sync_playwright import Axe
+
+        for who, slug in ((CONSENTING[0], "cooperative"), (REFUSING, "cooperative-refused")):
+            for width, height in ((360, 740), (390, 844), (1280, 800)):
+                context = browser.new_context(
+                    base_url=origin, viewport={"width": width, "height": height}
+                )
+                cookie = {"name": COOKIE, "value": _signed_in(coop.home, who), "url": origin}
+                context.add_cookies([{**cookie, "httpOnly": True, "secure": True}])
+                page = context.new_page()
+                errors: list[Any] = []
+
+                def log(message: Any, errors: list[Any] = errors) -> None:
+                    errors.append(message)
+
+                page.on("console", log)
+                page.goto("/insights/cooperative")
+                page.wait_for_load_state("load")
+                where = f"{slug} at {width} px"
+                wide, window = page.evaluate(
+                    "[document.documentElement.scrollWidth, window.innerWidth]"
+                )
+                if wide > window:
+                    problems.append(f"{where}: scrolls sideways ({wide} px in {window} px)")
+                for v in Axe().run(page).response["violations"]:
+                    if v["impact"] in ("serious", "critical"):
+                        problems.append(f"{where}: axe {v['impact']} {v['id']} ({v['help']})")
+                problems.extend(f"{where}: console: {m.text}" for m in errors if m.type == "error")
+                text = page.inner_text("main")
+                if who == REFUSING:
+                    assert "Your consent is needed" in text
+                else:
+                    assert "(you)" in text
+                page.screenshot(path=screens / f"{slug}-{width}.png", full_page=True)
+                context.close()
+    assert not problems, problems
