@@ -565,7 +565,12 @@ def test_my_consent_changes_through_the_api(module_coop: Coop) -> None:
     c, name = module_coop, OTHERS[0]
     shown = c.call(name, "GET", "/me/consent").json()
     assert shown["in_force"] == {"research": True}  # purposes never decided are not in force
-    assert shown["purposes"] == ["research", "ai-training", "commercial-analytics"]
+    assert shown["purposes"] == [
+        "research",
+        "ai-training",
+        "commercial-analytics",
+        "member-insights",
+    ]
     granted = c.call(name, "PUT", "/me/consent/ai-training", json={"granted": True})
     assert granted.json() == {
         "member": name,
