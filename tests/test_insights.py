@@ -544,3 +544,22 @@ def test_cli_json_interface(tmp_path: Path) -> None:
     text = run("--home", h, "insights", "--member", "ann", "--year", "2023")
     assert text.returncode == 0 and "Listening clock" in text.stdout
 
+
+def test_cli_tells_an_empty_member_to_import_first(tmp_path: Path) -> None:
+    """Was "0 days from None", an empty clock and an empty report."""
+    from .test_cli import run
+
+    h = str(tmp_path / "h")
+    run("--home", h, "init")
+    run("--home", h, "member", "add", "nobody")
+    report = tmp_path / "r.html"
+    text = run("--home", h, "insights", "--member", "nobody", "--html", str(report))
+    assert text.returncode == 0, text.stderr
+    said = " ".join(text.stdout.split())
+    assert "No listens yet for nobody: import your export first" in said
+    assert "tunetrust import" in said and "None" not in said and "0 days" not in said
+    html = report.read_text("utf-8")
+    assert "Import your export first" in html and "<svg" not in html and "None" not in html
+    data = json.loads(run("--home", h, "insights", "--member", "nobody", "--json").stdout)
+    assert data["history_first_day"] is None and data["period"] == "all time"
+    assert data["notes"] == ["no listens yet: import your export first"]
