@@ -42,6 +42,18 @@ from tunetrust.store.home import Home
 FAVOURITE_PLAYS = 10  # a forgotten favourite was played this often before the period …
 FAVOURITE_MS = 3_600_000  # … for at least an hour in all
 DISCOVERY_WARMUP = timedelta(days=28)  # what a history starts with was known already
+COLUMNS = (  # what the statistics read of the events schema (the rest is not loaded)
+    "ts",
+    "ms_played",
+    "track_name",
+    "artist_name",
+    "album_name",
+    "show_name",
+    "skipped",
+    "shuffle",
+    "offline",
+    "platform",
+)
 
 
 @dataclass(frozen=True)
@@ -182,10 +194,10 @@ def compute(
         con.execute("SET TimeZone = 'UTC'")
         con.register("events", listens)
         con.execute(
-            """
+            f"""
             CREATE TEMP TABLE h AS
-            SELECT *, timezone($tz, ts) AS local, ms_played >= $min_ms AS is_play,
-                   skipped AS skip
+            SELECT {", ".join(COLUMNS)}, timezone($tz, ts) AS local,
+                   ms_played >= $min_ms AS is_play, skipped AS skip
             FROM events
             """,
             {"tz": tz, "min_ms": min_seconds * 1000},
@@ -434,4 +446,5 @@ def _longest_streak(days: list[date]) -> tuple[int, date | None]:
 def member_insights(home: Home, name: str, period: Period, **options: Any) -> Insights:
     """Insights for a member, read from their events partition (never from the vault)."""
     member = get_member(home, name)
-    return compute(home.events.read(member.pseudonym, member.events_file), period, **options)
+    listens = home.events.read(member.pseudonym, member.events_file, columns=COLUMNS)
+    return compute(listens, period, **options)
