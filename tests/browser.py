@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -110,6 +111,13 @@ def month_labels(page: Any, chart: str) -> list[tuple[str, float, float]]:
         spans = sorted((left, right) for _, left, right, top in found if top == row)
         assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), spans
     return [(text, left, right) for text, left, right, _ in found]
+
+
+def unseparated_numbers(text: str) -> list[str]:
+    """Numbers of 1,000 or more written without thousands separators (years and dates
+    aside): the one formatter writes ``12,345`` everywhere."""
+    plain = re.sub(r"\b\d{4}-\d{2}(-\d{2})?\b|\b(19|20)\d{2}\b", "", text)
+    return re.findall(r"\b\d{4,}\b", plain)
 
 
 def axe_problems(page: Any) -> list[str]:

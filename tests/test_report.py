@@ -22,7 +22,14 @@ from tunetrust.insights import display
 from tunetrust.insights.report import render_html
 from tunetrust.insights.stats import Period, member_insights
 
-from .browser import axe_problems, chromium, layout_problems, month_labels, screens
+from .browser import (
+    axe_problems,
+    chromium,
+    layout_problems,
+    month_labels,
+    screens,
+    unseparated_numbers,
+)
 from .factories import export_zip
 
 LISTENS = 60_000  # 8 years, about 20 plays a day (bench/insights.py: 500,000)
@@ -121,6 +128,8 @@ def test_an_all_time_report_fits_every_screen(browser: Any, reports: Reports, wi
     assert len(years) >= 3 and all(len(y) == 4 and y.isdigit() for y in years), years
     text = page.locator("main").inner_text()
     assert "New artists count from" in text  # the start of the history is not a discovery
+    figures = " ".join(page.locator(".card b, td.n").all_inner_texts())
+    assert unseparated_numbers(figures) == []  # "54,386 plays", never "54386"
     devices = page.locator("#devices td:first-child").all_inner_texts()
     assert devices and set(devices) <= set(display.PLATFORMS.values()), devices  # not "on ios"
     page.screenshot(path=reports.shots / f"all-time-{width}.png", full_page=True)

@@ -29,7 +29,14 @@ from tunetrust.settings import Settings
 from tunetrust.store.home import init_home
 from tunetrust.web.security import COOKIE
 
-from .browser import axe_problems, chromium, layout_problems, month_labels, screens
+from .browser import (
+    axe_problems,
+    chromium,
+    layout_problems,
+    month_labels,
+    screens,
+    unseparated_numbers,
+)
 from .factories import export_zip
 from .web_support import free_port, served
 
@@ -111,6 +118,8 @@ def test_all_time_fits_every_screen(browser: Any, site: Site, width: int) -> Non
     problems += layout_problems(page) + axe_problems(page)
     title = page.locator("h1").inner_text()
     assert "today" not in title and "beginning" not in title and " – 20" in title, title
+    figures = " ".join(page.locator("data, td.num").all_text_contents())
+    assert unseparated_numbers(figures) == []  # "54,386 plays", never "54386"
     page.screenshot(path=site.shots / f"all-time-{width}.png", full_page=True)
     page.context.close()
     assert problems == []
