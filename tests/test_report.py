@@ -87,6 +87,7 @@ def _open(browser: Any, path: Path, width: int, scheme: str = "light") -> tuple[
     return page, problems
 
 
+@pytest.mark.slow  # a browser over a 60,000-listen member
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("width", WIDTHS)
 def test_a_years_report_fits_every_screen(
@@ -117,6 +118,7 @@ def test_a_years_report_fits_every_screen(
     assert problems == []
 
 
+@pytest.mark.slow  # a browser over a 60,000-listen member
 @pytest.mark.parametrize("width", WIDTHS)
 def test_an_all_time_report_fits_every_screen(browser: Any, reports: Reports, width: int) -> None:
     page, problems = _open(browser, reports.all_time, width)
@@ -137,6 +139,7 @@ def test_an_all_time_report_fits_every_screen(browser: Any, reports: Reports, wi
     assert problems == []
 
 
+@pytest.mark.slow  # a browser over a 60,000-listen member
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("width", WIDTHS)
 def test_an_empty_report_says_to_import_first(
@@ -154,6 +157,7 @@ def test_an_empty_report_says_to_import_first(
     assert problems == []
 
 
+@pytest.mark.slow  # a browser over a 60,000-listen member
 def test_printing_shows_the_wide_charts_in_light_colours(
     browser: Any, reports: Reports, tmp_path: Path
 ) -> None:

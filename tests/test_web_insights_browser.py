@@ -40,6 +40,8 @@ from .browser import (
 from .factories import export_zip
 from .web_support import free_port, served
 
+pytestmark = pytest.mark.slow  # a server, a browser and an import: about a minute
+
 LISTENS = 60_000
 WIDTHS = (360, 390, 1280)
 YEAR = "/insights?period=year&year=2023&tz=Europe/Berlin"
