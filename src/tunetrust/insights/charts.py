@@ -126,8 +126,9 @@ def columns(
 ) -> Markup:
     """Vertical bars, one per point (e.g. hours per month), on a nice value axis.
 
-    ``axis`` labels the points under the bars ("" for none); labels that would touch
-    are left out, left to right. ``describe`` writes a value for the bar's tooltip.
+    ``axis`` labels the points under the bars ("" for none); labels that would touch go
+    in two rows or are left out (``_axis_rows``), none is cut off at an edge.
+    ``describe`` writes a value for the bar's tooltip.
     """
     axis = list(axis) if axis is not None else [name for name, _ in points]
     say = describe or (lambda v: f"{display.number(v, 0.1)} {unit}")
