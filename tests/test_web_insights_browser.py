@@ -159,7 +159,19 @@ def test_printing_leaves_out_menus_and_the_form(browser: Any, site: Site) -> Non
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/guide", "/upload", "/consent", "/votes", "/money", "/rights", "/account"]
+    "path",
+    [
+        "/",
+        "/guide",
+        "/upload",
+        "/insights/story",
+        "/insights/cooperative",
+        "/consent",
+        "/votes",
+        "/money",
+        "/rights",
+        "/account",
+    ],
 )
 def test_the_dark_scheme_keeps_every_members_page_readable(
     browser: Any, site: Site, path: str
