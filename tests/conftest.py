@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,19 @@ from typing import Any
 import pytest
 
 from tunetrust import Home, Settings, add_member, init_home
+
+_STARTED = time.time()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Name the folders the browser tests kept screenshots in during this run."""
+    from tests.browser import screenshot_root
+
+    root = screenshot_root()
+    if root.is_dir():
+        fresh = Counter(p.parent for p in root.rglob("*.png") if p.stat().st_mtime >= _STARTED)
+        for folder, n in sorted(fresh.items()):
+            terminalreporter.write_line(f"screenshots: {n} in {folder}")
 
 
 @pytest.fixture(autouse=True)

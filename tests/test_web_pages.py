@@ -252,6 +252,26 @@ def test_a_member_without_plays_is_sent_to_the_guide(coop: Coop) -> None:
     assert "Top artists" not in r.text
 
 
+def test_a_member_whose_stored_file_holds_no_listen_is_sent_to_the_guide(coop: Coop) -> None:
+    """An events file with no listen left in it: no empty dashboard either."""
+    from sqlalchemy import update
+
+    from tunetrust.coop.members import get_member
+    from tunetrust.store.events import EVENTS_SCHEMA
+    from tunetrust.store.models import Member
+
+    carol = coop.join("carol")
+    m = get_member(coop.home, "carol")
+    coop.home.events.stage(m.pseudonym, "none.parquet", EVENTS_SCHEMA.empty_table())
+    coop.home.events.publish(m.pseudonym, "none.parquet")
+    with coop.home.transaction() as s:
+        s.execute(update(Member).where(Member.id == m.id).values(events_file="none.parquet"))
+    r = carol.get("/insights?period=year&year=2023")
+    assert r.status_code == 200
+    assert "Import your export first" in r.text and "<svg" not in r.text
+    assert "None" not in r.text
+
+
 # --- consent ----------------------------------------------------------------------------
 
 

@@ -210,7 +210,7 @@ def insights(
         return
     from tunetrust.cli.render import print_insights
 
-    print_insights(out, result)
+    print_insights(out, result, member=member)
     if html is not None:
         out.print(f"[green]Report written[/] to {html}")
 

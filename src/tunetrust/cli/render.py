@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from tunetrust.coop.ledger import format_amount
-from tunetrust.insights.charts import DAYS, hours, percent
+from tunetrust.insights.display import DAYS, count, days, hours, percent, platform
 from tunetrust.services.models import (
     AuditEntryInfo,
     BudgetLine,
@@ -153,7 +153,7 @@ def _ranked(title: str, rows: list[Ranked], by: bool = False) -> Table:
     t = Table("#", "name", "hours", "plays", title=title)
     for n, r in enumerate(rows, 1):
         name = escape(r.name) + (f" [dim]· {escape(r.by)}[/]" if by and r.by else "")
-        t.add_row(str(n), name, hours(r.ms), f"{r.plays:,}")
+        t.add_row(str(n), name, hours(r.ms), count(r.plays))
     return t
 
 
@@ -174,24 +174,40 @@ def print_cooperative(console: Console, c: Comparison) -> None:
         console.print(table)
 
 
-def print_insights(console: Console, i: Insights) -> None:
+def print_insights(console: Console, i: Insights, *, member: str = "") -> None:
     """Insights as terminal tables; the listening clock as shaded blocks."""
+    if i.history_first_day is None:
+        who = escape(member) if member else "NAME"
+        console.print(
+            f"[yellow]No listens yet{f' for {who}' if member else ''}: import your export "
+            f"first[/] (tunetrust import my_data.zip --member {who})",
+            highlight=False,
+        )
+        return
     totals = Table(show_header=False, title=f"Listening, {i.period} ({i.tz})")
     totals.add_row("listening time", hours(i.total_ms))
-    totals.add_row(f"plays (≥ {i.min_seconds} s)", f"{i.plays:,} of {i.listens:,} listens")
+    totals.add_row(
+        f"plays (≥ {i.min_seconds} s)", f"{count(i.plays)} of {count(i.listens)} listens"
+    )
     totals.add_row(
         "tracks / artists / albums",
-        f"{i.distinct_tracks:,} / {i.distinct_artists:,} / {i.distinct_albums:,}",
+        f"{count(i.distinct_tracks)} / {count(i.distinct_artists)} / {count(i.distinct_albums)}",
     )
-    totals.add_row("active days", f"{i.active_days:,}")
-    totals.add_row("longest streak", f"{i.longest_streak_days} days from {i.longest_streak_start}")
-    totals.add_row("busiest day", f"{i.busiest_day} ({hours(i.busiest_day_ms)})")
+    totals.add_row("active days", count(i.active_days))
+    if i.longest_streak_start:
+        streak = f"{days(i.longest_streak_days)} from {i.longest_streak_start}"
+        totals.add_row("longest streak", streak)
+    if i.busiest_day:
+        totals.add_row("busiest day", f"{i.busiest_day} ({hours(i.busiest_day_ms)})")
     totals.add_row(
         "skipped / shuffle / offline",
         f"{percent(i.skip_rate)} / {percent(i.shuffle_share)} / {percent(i.offline_share)}",
     )
-    totals.add_row("platforms", ", ".join(f"{p} {percent(v)}" for p, v in i.platform_share.items()))
-    totals.add_row("time on artists new in period", percent(i.new_artist_time_share))
+    if i.platform_share:
+        shares = (f"{platform(p)} {percent(v)}" for p, v in i.platform_share.items())
+        totals.add_row("devices", ", ".join(shares))
+    if i.new_artist_time_share is not None:
+        totals.add_row("time on artists new in period", percent(i.new_artist_time_share))
     console.print(totals)
     for note in i.notes:
         console.print(f"[yellow]{escape(note)}[/]")
@@ -202,8 +218,12 @@ def print_insights(console: Console, i: Insights) -> None:
         console.print(_ranked("Podcasts and shows", i.top_shows))
     months = Table("month", "hours", "plays", "new artists", title="Per month")
     new = {m["month"]: m["new_artists"] for m in i.new_artists_per_month}
+    found = i.discovery_from[:7] if i.discovery_from else None
     for m in i.per_month:
-        months.add_row(m["month"], hours(m["ms"]), f"{m['plays']:,}", str(new.get(m["month"], 0)))
+        n = new.get(m["month"], 0) if found and m["month"] >= found else None
+        months.add_row(
+            m["month"], hours(m["ms"]), count(m["plays"]), "—" if n is None else count(n)
+        )
     console.print(months)
     peak = max((v for row in i.clock_ms for v in row), default=0) or 1
     shades = " ░▒▓█"

@@ -5,12 +5,21 @@ Definitions (also in docs/insights.md):
 * a *listen* is any stored row; a *play* is a listen of at least ``min_seconds``;
 * ``total_ms`` sums every listen in the period; counts of plays use plays only;
 * periods and day / hour buckets are in the member's time zone (``tz``, default UTC);
-  ``from`` and ``to`` are inclusive local dates;
+  ``from`` and ``to`` are inclusive local dates; a period open on one side is titled by
+  the day of its first (or last) listen, never "the beginning" or "today";
+* the listening clock and the busiest day count *when* the member was listening: each
+  listen covers the ``ms_played`` before its end, overlapping listens count once, and
+  that time is split at local hours (``insights/clock.py``), so an hour of one day holds
+  at most an hour and a day at most its own length (23, 24 or 25 h with DST);
 * a listen is a skip when ``skipped`` is true; the import fills it from the service's
   skip reasons where the export has no flag (``formats.normalise``), so no reason code
   is named here; where it is null the listen does not count either way;
-* an artist is *first heard* at their earliest play in the member's whole history;
-* *forgotten favourites* are the top artists before the period with no listen in it.
+* an artist is *first heard* at their earliest play in the member's whole history; it is
+  a *discovery* only from ``discovery_from`` on, the first whole month after the
+  history's first four weeks (what a history starts with was known already, so "all
+  time" does not count every artist as new);
+* *forgotten favourites* are the top artists before the period with no listen in it,
+  among those with at least ``FAVOURITE_PLAYS`` plays and ``FAVOURITE_MS`` of listening.
 
 The raw vault is never read.
 """
@@ -27,7 +36,24 @@ import pyarrow as pa
 
 from tunetrust.coop.members import get_member
 from tunetrust.errors import InputError
+from tunetrust.insights import clock
 from tunetrust.store.home import Home
+
+FAVOURITE_PLAYS = 10  # a forgotten favourite was played this often before the period …
+FAVOURITE_MS = 3_600_000  # … for at least an hour in all
+DISCOVERY_WARMUP = timedelta(days=28)  # what a history starts with was known already
+COLUMNS = (  # what the statistics read of the events schema (the rest is not loaded)
+    "ts",
+    "ms_played",
+    "track_name",
+    "artist_name",
+    "album_name",
+    "show_name",
+    "skipped",
+    "shuffle",
+    "offline",
+    "platform",
+)
 
 
 @dataclass(frozen=True)
@@ -50,8 +76,9 @@ class Period:
             return cls(date(year, 1, 1), date(year, 12, 31))
         return cls(_date(start, "--from"), _date(end, "--to"))
 
-    def label(self) -> str:
-        """How the period reads in a title."""
+    def label(self, first: date | None = None, last: date | None = None) -> str:
+        """How the period reads in a title; an open side reads as the day of the first
+        (``first``) or last (``last``) listen in it, when there is one."""
         if (
             self.start
             and self.end
@@ -59,7 +86,14 @@ class Period:
             and (self.end == date(self.start.year, 12, 31))
         ):
             return str(self.start.year)
-        return f"{self.start or 'the beginning'} – {self.end or 'today'}"
+        start, end = self.start or first, self.end or last
+        if start and end:
+            return f"{start} – {end}"
+        if start:
+            return f"from {start}"
+        if end:
+            return f"until {end}"
+        return "all time"
 
 
 def _date(text: str | None, option: str) -> date | None:
@@ -117,6 +151,9 @@ class Insights:
     new_artists_per_month: list[dict[str, Any]]
     new_artist_time_share: float | None
     forgotten_favourites: list[Ranked]
+    history_first_day: str | None  # the member's first and last listen (local dates) …
+    history_last_day: str | None  # … in the whole history; None: no listen at all
+    discovery_from: str | None  # the first day a first play is a discovery (or None)
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -157,10 +194,10 @@ def compute(
         con.execute("SET TimeZone = 'UTC'")
         con.register("events", listens)
         con.execute(
-            """
+            f"""
             CREATE TEMP TABLE h AS
-            SELECT *, timezone($tz, ts) AS local, ms_played >= $min_ms AS is_play,
-                   skipped AS skip
+            SELECT {", ".join(COLUMNS)}, timezone($tz, ts) AS local,
+                   ms_played >= $min_ms AS is_play, skipped AS skip
             FROM events
             """,
             {"tz": tz, "min_ms": min_seconds * 1000},
@@ -176,7 +213,7 @@ def compute(
             "AND ($hi IS NULL OR local < $hi)",
             {"lo": lo, "hi": hi},
         )
-        return _collect(con, period, tz, min_seconds, top, lo, hi)
+        return _collect(con, listens, period, tz, min_seconds, top, lo, hi)
     finally:
         con.close()
 
@@ -201,6 +238,7 @@ def _top(con: duckdb.DuckDBPyConnection, keys: str, where: str, order: str, top:
 
 def _collect(
     con: duckdb.DuckDBPyConnection,
+    listens: pa.Table,
     period: Period,
     tz: str,
     min_seconds: int,
@@ -250,14 +288,6 @@ def _collect(
         GROUP BY 1 ORDER BY 1""",
         )
     ]
-    clock = [[0] * 24 for _ in range(7)]
-    for dow, hour, ms in _all(
-        con,
-        """
-            SELECT ISODOW(local) - 1, HOUR(local), SUM(ms_played) FROM p GROUP BY 1, 2""",
-    ):
-        clock[dow][hour] = int(ms)
-
     active = [
         d
         for (d,) in _all(
@@ -267,12 +297,9 @@ def _collect(
         )
     ]
     streak, streak_start = _longest_streak(active)
-    busiest = _all(
-        con,
-        """
-        SELECT CAST(local AS DATE) AS d, SUM(ms_played) AS ms FROM p
-        GROUP BY 1 ORDER BY ms DESC, d LIMIT 1""",
-    )
+    # the clock and the busiest day: when the member was listening, in local time
+    covered = clock.covered(listens, tz, clock.utc_ms(period.start, tz), _end_ms(period.end, tz))
+    busiest_day, busiest_ms = covered.busiest_day()
 
     skip, shuffle, offline = _one(
         con,
@@ -289,32 +316,40 @@ def _collect(
     platform_total = sum(int(ms) for _, ms in platform_ms)
     platform_share = {name: int(ms) / platform_total for name, ms in platform_ms if platform_total}
 
-    # discovery: an artist is first heard at their earliest play in the whole history
-    con.execute("""
-        CREATE TEMP TABLE firsts AS
-        SELECT artist_name, MIN(local) AS first FROM h
-        WHERE is_play AND artist_name IS NOT NULL GROUP BY 1""")
-    in_period = "($lo IS NULL OR first >= $lo) AND ($hi IS NULL OR first < $hi)"
-    bounds = {"lo": lo, "hi": hi}
-    new_per_month = [
-        {"month": m, "new_artists": int(k)}
-        for m, k in _all(
+    history_first, history_last = _one(con, "SELECT MIN(local), MAX(local) FROM h")
+    discovery = _discovery_from(history_first, history_last)
+    new_per_month: list[dict[str, Any]] = []
+    new_share: float | None = None
+    # discovery: an artist is first heard at their earliest play in the whole history,
+    # and only a first play from the discovery day on is a discovery
+    start = max(lo, discovery) if lo and discovery else discovery
+    if start is not None and (hi is None or start < hi):
+        con.execute("""
+            CREATE TEMP TABLE firsts AS
+            SELECT artist_name, MIN(local) AS first FROM h
+            WHERE is_play AND artist_name IS NOT NULL GROUP BY 1""")
+        in_period = "first >= $lo AND ($hi IS NULL OR first < $hi)"
+        bounds = {"lo": start, "hi": hi}
+        new_per_month = [
+            {"month": m, "new_artists": int(k)}
+            for m, k in _all(
+                con,
+                f"""
+            SELECT strftime(first, '%Y-%m'), COUNT(*) FROM firsts WHERE {in_period}
+            GROUP BY 1 ORDER BY 1""",
+                bounds,
+            )
+        ]
+        new_ms, artist_ms = _one(
             con,
             f"""
-        SELECT strftime(first, '%Y-%m'), COUNT(*) FROM firsts WHERE {in_period}
-        GROUP BY 1 ORDER BY 1""",
+            SELECT COALESCE(SUM(ms_played) FILTER (artist_name IN
+                       (SELECT artist_name FROM firsts WHERE {in_period})), 0),
+                   COALESCE(SUM(ms_played), 0)
+            FROM p WHERE artist_name IS NOT NULL""",
             bounds,
         )
-    ]
-    new_ms, artist_ms = _one(
-        con,
-        f"""
-        SELECT COALESCE(SUM(ms_played) FILTER (artist_name IN
-                   (SELECT artist_name FROM firsts WHERE {in_period})), 0),
-               COALESCE(SUM(ms_played), 0)
-        FROM p WHERE artist_name IS NOT NULL""",
-        bounds,
-    )
+        new_share = int(new_ms) / int(artist_ms) if artist_ms else None
     forgotten: list[Ranked] = []
     if lo is not None:
         forgotten = _ranked(
@@ -324,16 +359,22 @@ def _collect(
             SELECT artist_name, SUM(ms_played) AS ms, COUNT(*) FILTER (is_play) AS plays
             FROM h WHERE local < $lo AND artist_name IS NOT NULL
               AND artist_name NOT IN (SELECT artist_name FROM p WHERE artist_name IS NOT NULL)
-            GROUP BY 1 ORDER BY ms DESC, 1 LIMIT {int(top)}""",
-                {"lo": lo},
+            GROUP BY 1 HAVING plays >= $plays AND ms >= $ms
+            ORDER BY ms DESC, 1 LIMIT {int(top)}""",
+                {"lo": lo, "plays": FAVOURITE_PLAYS, "ms": FAVOURITE_MS},
             )
         )
 
     notes = []
-    if n == 0:
-        notes.append("no listens in this period")
+    if history_first is None:
+        notes.append("no listens yet: import your export first")
+    elif n == 0:
+        notes.append(
+            f"no listens in this period (yours run from {history_first.date()} "
+            f"to {history_last.date()})"
+        )
     return Insights(
-        period=period.label(),
+        period=period.label(first.date() if first else None, last.date() if last else None),
         tz=tz,
         min_seconds=min_seconds,
         total_ms=int(total_ms),
@@ -353,20 +394,39 @@ def _collect(
         top_shows=top_shows,
         per_year=per_year,
         per_month=per_month,
-        clock_ms=clock,
+        clock_ms=covered.clock,
         longest_streak_days=streak,
         longest_streak_start=streak_start.isoformat() if streak_start else None,
-        busiest_day=busiest[0][0].isoformat() if busiest else None,
-        busiest_day_ms=int(busiest[0][1]) if busiest else 0,
+        busiest_day=busiest_day.isoformat() if busiest_day else None,
+        busiest_day_ms=busiest_ms,
         skip_rate=skip,
         shuffle_share=shuffle,
         offline_share=offline,
         platform_share=platform_share,
         new_artists_per_month=new_per_month,
-        new_artist_time_share=int(new_ms) / int(artist_ms) if artist_ms else None,
+        new_artist_time_share=new_share,
         forgotten_favourites=forgotten,
         notes=notes,
+        history_first_day=history_first.date().isoformat() if history_first else None,
+        history_last_day=history_last.date().isoformat() if history_last else None,
+        discovery_from=discovery.date().isoformat() if discovery else None,
     )
+
+
+def _end_ms(end: date | None, tz: str) -> int | None:
+    """UTC epoch ms of the local midnight after the period's last day."""
+    return clock.utc_ms(end + timedelta(days=1), tz) if end else None
+
+
+def _discovery_from(first: datetime | None, last: datetime | None) -> datetime | None:
+    """The first whole month after the history's first four weeks (``None``: too short)."""
+    if first is None or last is None:
+        return None
+    warm = (first + DISCOVERY_WARMUP).date()
+    if warm.day != 1:
+        warm = date(warm.year + warm.month // 12, warm.month % 12 + 1, 1)
+    start = datetime.combine(warm, datetime.min.time())
+    return start if start <= last else None
 
 
 def _longest_streak(days: list[date]) -> tuple[int, date | None]:
@@ -386,4 +446,5 @@ def _longest_streak(days: list[date]) -> tuple[int, date | None]:
 def member_insights(home: Home, name: str, period: Period, **options: Any) -> Insights:
     """Insights for a member, read from their events partition (never from the vault)."""
     member = get_member(home, name)
-    return compute(home.events.read(member.pseudonym, member.events_file), period, **options)
+    listens = home.events.read(member.pseudonym, member.events_file, columns=COLUMNS)
+    return compute(listens, period, **options)

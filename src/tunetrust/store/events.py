@@ -15,7 +15,7 @@ them by :meth:`EventsStore.uri`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -66,11 +66,16 @@ class EventsStore:
         """Where a committed file is, as a local path (see :meth:`uri`)."""
         return Path(self.uri(pseudonym, file))
 
-    def read(self, pseudonym: str, file: str | None) -> pa.Table:
-        """A member's current listens (an empty table when there are none)."""
+    def read(
+        self, pseudonym: str, file: str | None, *, columns: Sequence[str] | None = None
+    ) -> pa.Table:
+        """A member's current listens (an empty table when there are none); ``columns``:
+        only those (a reader that needs a few skips decoding the rest)."""
         if file is None:
-            return EVENTS_SCHEMA.empty_table()
-        return pq.read_table(self.uri(pseudonym, file), schema=EVENTS_SCHEMA)
+            empty = EVENTS_SCHEMA.empty_table()
+            return empty.select(list(columns)) if columns is not None else empty
+        chosen = list(columns) if columns is not None else None
+        return pq.read_table(self.uri(pseudonym, file), schema=EVENTS_SCHEMA, columns=chosen)
 
     def count(self, pseudonym: str, file: str | None) -> int:
         """How many listens a member has, from the Parquet footer (no data is read)."""

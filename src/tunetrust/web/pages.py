@@ -31,7 +31,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from tunetrust.errors import InputError, NotFoundError
-from tunetrust.insights import charts, report
+from tunetrust.insights import display, report
 from tunetrust.store.home import Home
 from tunetrust.web.app import ACCESS, page, templates
 from tunetrust.web.security import MemberPost, MemberVisit, Visit
@@ -44,6 +44,7 @@ ACCESS.update(
         "GET /contributions/{contribution_id}": "member",
         "GET /insights": "member",
         "GET /insights.json": "member",
+        "GET /insights/charts.css": "anyone",
         "GET /consent": "member",
         "POST /consent": "member",
         "GET /consent/receipts/{seq}": "member",
@@ -88,7 +89,7 @@ def _country(code: str | None) -> str:
 
 
 # the helpers the templates here use, registered once
-templates.env.globals.update(when=_when, country=_country, hours=charts.hours, pct=charts.percent)
+templates.env.globals.update(when=_when, country=_country, **report.filters())
 
 
 WHOLE_ID = re.compile(r"[0-9a-f]{32}")
@@ -260,18 +261,25 @@ def insights(request: Request, v: MemberVisit, q: ChosenPeriod) -> Response:
         i = _insights(v, period, year, start, end, tz)
     except InputError as problem:  # the form is shown again, with what to change
         return page(request, "insights.html", status=400, problem=str(problem), **context)
-    new = report.new_artists(i)
-    figures = report.figures(i)
+    if i.history_first_day is None:  # a stored file with no listen left in it
+        return page(request, "insights.html", empty=True, **context)
     return page(
         request,
         "insights.html",
         i=i,
-        figures=figures,
-        new=new,
-        days=charts.DAYS,
+        figures=report.figures(i),
+        new=report.new_artists(i),
+        favourite=report.favourite(),
+        days_of_week=display.DAYS,
         json_link="/insights.json" + (f"?{request.url.query}" if request.url.query else ""),
         **context,
     )
+
+
+@router.get("/insights/charts.css")
+def charts_css() -> Response:
+    """The charts' stylesheet, shared with the HTML report (``insights/templates``)."""
+    return Response(report.chart_css(), media_type="text/css")
 
 
 @router.get("/insights.json")
