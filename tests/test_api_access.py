@@ -367,8 +367,10 @@ SHOWN: dict[str, Any] = {
     "GET /ledger": lambda c, w, b: _ok(any(x["account"] == "treasury" for x in _items(b)), b),
     "GET /ledger/verify": lambda c, w, b: _ok((b["ok"] and not b["problems"]), b),
     "GET /rules": lambda c, w, b: _ok(b["rules"]["min_members"] == 2 and b["history"], b),
-    "GET /me/insights": lambda c, w, b: _ok(
-        (b["period"], b["tz"], b["listens"]) == ("the beginning – today", "UTC", 150), b
+    "GET /me/insights": lambda c, w, b: _ok(  # all time: titled by the data's own days
+        (b["period"], b["tz"], b["listens"])
+        == (f"{b['first_listen'][:10]} – {b['last_listen'][:10]}", "UTC", 150),
+        b,
     ),
     "GET /me/consent": lambda c, w, b: _ok(b["in_force"]["research"] is True, b),
     "PUT /me/consent/{purpose}": lambda c, w, b: _ok(
