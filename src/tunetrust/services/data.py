@@ -11,22 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
 
 from tunetrust.coop import audit, contributions
 from tunetrust.coop.governance import iso_time
-from tunetrust.ingest import disputes as held
-from tunetrust.ingest import pipeline, rebuild
-from tunetrust.ingest.disputes import Decision, Dispute
-from tunetrust.ingest.pipeline import ImportSummary
-from tunetrust.insights import cooperative as coop_insights
-from tunetrust.insights.cooperative import Comparison, Released
 from tunetrust.insights.stats import Insights, Period, member_insights
 from tunetrust.insights.story import Story, member_story
-from tunetrust.releases import member_insights as published
-from tunetrust.services import sale
 from tunetrust.services._access import acting, for_member, steward_only
 from tunetrust.services.models import (
     Actor,
@@ -36,6 +28,11 @@ from tunetrust.services.models import (
     Settled,
 )
 from tunetrust.store.home import Home
+
+if TYPE_CHECKING:  # imported where used: the insights command should not load them all
+    from tunetrust.ingest.disputes import Decision, Dispute
+    from tunetrust.ingest.pipeline import ImportSummary
+    from tunetrust.insights.cooperative import Comparison
 
 Progress = Callable[[str, int, int], None]  # (what, done, total) while reading an export
 
@@ -53,6 +50,8 @@ def import_contribution(
     A rejected export raises :class:`~tunetrust.ingest.pipeline.ContributionRejected`,
     which carries the report (the member reads why).
     """
+    from tunetrust.ingest import pipeline
+
     for_member(actor, member, "import a member's export")
     with acting(home, actor):
         return pipeline.import_export(home, member, paths, progress=progress)
@@ -60,6 +59,8 @@ def import_contribution(
 
 def contribution_report(home: Home, actor: Actor, contribution_id: str) -> ImportSummary:
     """One contribution's report as it was recorded at import."""
+    from tunetrust.ingest.pipeline import ImportSummary
+
     row = contributions.get_contribution(home, contribution_id)
     name = contributions.owner_name(home, row.id)
     if actor.kind != "steward":
@@ -106,9 +107,12 @@ def story(
 def cooperative(home: Home, actor: Actor, member: str) -> Comparison:
     """The member's listening beside the cooperative's, from the newest member-insights
     releases only (never other members' listens); without consent, a sentence saying so."""
+    from tunetrust.insights import cooperative as coop_insights
+    from tunetrust.releases import member_insights as published
+
     for_member(actor, member, "see a member's insights")
     parts = {
-        name: Released(
+        name: coop_insights.Released(
             part=p.part,
             release=p.release,
             month=p.month,
@@ -124,6 +128,8 @@ def cooperative(home: Home, actor: Actor, member: str) -> Comparison:
 def settle(home: Home, actor: Actor) -> Settled:
     """Settle what a killed writer left: files staged or not yet removed, and deliveries
     stopped between their recorded steps (finished from the step recorded)."""
+    from tunetrust.services import sale
+
     steward_only(actor, "repair the home")
     files = home.recover()
     with acting(home, actor):
@@ -139,6 +145,8 @@ def rebuild_events(
     progress: Callable[[int, int], None] | None = None,
 ) -> Rebuilt:
     """Re-derive every member's listens from their vault (``doctor --rebuild-events``)."""
+    from tunetrust.ingest import rebuild
+
     steward_only(actor, "rebuild members' listens")
     with acting(home, actor):
         r = rebuild.rebuild_events(
@@ -154,6 +162,8 @@ def rebuild_events(
 def disputes(home: Home, actor: Actor) -> list[Dispute]:
     """Imports held because their account or plays are another member's, oldest first:
     both sides by pseudonym, with what the steward weighs (docs/contributions.md)."""
+    from tunetrust.ingest import disputes as held
+
     steward_only(actor, "see the cooperative's disputes")
     return held.list_disputes(home)
 
@@ -161,6 +171,8 @@ def disputes(home: Home, actor: Actor) -> list[Dispute]:
 def decide_dispute(home: Home, actor: Actor, contribution_id: str, *, decided_for: str) -> Decision:
     """Decide a dispute for the ``claimant`` (the holder's copies are revoked and the held
     export imported) or the ``holder`` (the held import is rejected)."""
+    from tunetrust.ingest import disputes as held
+
     steward_only(actor, "decide a dispute")
     with acting(home, actor):
         return held.decide(home, contribution_id, decided_for=decided_for, actor=audit.actor(home))
