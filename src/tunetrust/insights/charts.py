@@ -57,29 +57,30 @@ _SEMI_CHARS = frozenset("frt()[]-/")
 _WIDE_CHARS = frozenset("mwMW@%")
 
 
-def text_width(text: str, size: float) -> float:
+def text_width(text: str, size: float, *, bold: bool = False) -> float:
     """A generous estimate of ``text``'s width in px at font ``size``: at least what DejaVu
-    Sans (Debian's default, one of the widest sans-serif faces) needs."""
+    Sans (Debian's default, one of the widest sans-serif faces) needs; bold is wider.
+    One estimate for the charts and the story's image (insights/share.py)."""
     em = 0.0
     for c in text:
         if c in _NARROW_CHARS:
             em += 0.32
         elif c in _SEMI_CHARS:
             em += 0.42
-        elif c in _WIDE_CHARS:
+        elif c in _WIDE_CHARS or ord(c) > 0x2E80:  # and CJK and other wide scripts
             em += 1.0
         elif c.isupper():
             em += 0.79
         else:
             em += 0.65
-    return em * size
+    return em * size * (1.08 if bold else 1.0)
 
 
-def fit(text: str, width: float, size: float) -> str:
+def fit(text: str, width: float, size: float, *, bold: bool = False) -> str:
     """``text`` cut with an ellipsis to fit ``width`` px at font ``size``."""
-    if text_width(text, size) <= width:
+    if text_width(text, size, bold=bold) <= width:
         return text
-    while text and text_width(text + "…", size) > width:
+    while text and text_width(text + "…", size, bold=bold) > width:
         text = text[:-1]
     return text.rstrip() + "…"
 

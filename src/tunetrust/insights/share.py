@@ -19,6 +19,7 @@ from functools import cache
 from pathlib import Path
 
 from tunetrust.errors import InputError
+from tunetrust.insights.charts import fit, text_width
 from tunetrust.insights.story import Figure, Story, Trait
 
 SHAPES = {"tall": (1080, 1920), "square": (1080, 1080)}
@@ -60,36 +61,6 @@ def font_files() -> tuple[str, ...]:
 
 # --- text that fits -------------------------------------------------------------------
 
-_NARROW, _SLIM, _WIDE = set("ijlI.,:;'!|·"), set("frt()[]- "), set("mwMW@%")
-
-
-def _width(text: str, size: float, bold: bool) -> float:
-    """An estimate of the text's width in DejaVu Sans (a little wide, so text fits)."""
-    em = 0.0
-    for ch in text:
-        if ch in _NARROW:
-            em += 0.34
-        elif ch in _SLIM:
-            em += 0.44
-        elif ch in _WIDE:
-            em += 0.98
-        elif ch.isupper() or ch.isdigit():
-            em += 0.74
-        elif ord(ch) > 0x2E80:  # CJK and other wide scripts
-            em += 1.0
-        else:
-            em += 0.64
-    return em * size * (1.08 if bold else 1.0)
-
-
-def _clip(text: str, size: float, bold: bool, width: float) -> str:
-    """``text``, cut with an ellipsis where it would pass ``width``."""
-    if _width(text, size, bold) <= width:
-        return text
-    while text and _width(text + "…", size, bold) > width:
-        text = text[:-1]
-    return text.rstrip() + "…"
-
 
 def _wrap(text: str, size: float, bold: bool, width: float, lines: int) -> list[str]:
     """``text`` in at most ``lines`` lines of ``width``; the last cut if it must be."""
@@ -97,12 +68,12 @@ def _wrap(text: str, size: float, bold: bool, width: float, lines: int) -> list[
     words = text.split()
     while words and len(out) < lines:
         line = words.pop(0)
-        while words and _width(f"{line} {words[0]}", size, bold) <= width:
+        while words and text_width(f"{line} {words[0]}", size, bold=bold) <= width:
             line = f"{line} {words.pop(0)}"
         out.append(line)
     if words:
-        out[-1] = _clip(f"{out[-1]} {' '.join(words)}", size, bold, width)
-    return [_clip(line, size, bold, width) for line in out]
+        out[-1] = fit(f"{out[-1]} {' '.join(words)}", width, size, bold=bold)
+    return [fit(line, width, size, bold=bold) for line in out]
 
 
 def _clean(text: str) -> str:
