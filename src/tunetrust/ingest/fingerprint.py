@@ -275,6 +275,21 @@ def store(session: Session, member: Member, prints: Prints, events_file: str | N
     member.fingerprinted = events_file
 
 
+def stored(session: Session, member_id: int, kinds: Iterable[int]) -> Prints:
+    """A member's fingerprints of ``kinds`` as their index rows hold them (hashes only:
+    what a lookup or corroboration needs; the rows say nothing of plays or times)."""
+    hashes = {kind: np.zeros(0, dtype=np.uint64) for kind in kinds}
+    rows = session.execute(
+        select(Fingerprint.kind, Fingerprint.hash).where(
+            Fingerprint.member_id == member_id, Fingerprint.kind.in_(list(hashes))
+        )
+    ).all()
+    for kind in hashes:
+        signed = np.array([h for k, h in rows if k == kind], dtype=np.int64)
+        hashes[kind] = np.sort(signed.view(np.uint64))
+    return Prints(hashes)
+
+
 def refresh_stale(home: Home, session: Session, key: bytes, *, except_id: int) -> int:
     """Fingerprint every member whose rows were made from another file than their current
     one (a home from before the index, a rebuild, a dispute's decision); how many."""
@@ -474,4 +489,5 @@ __all__ = [
     "normalised",
     "refresh_stale",
     "store",
+    "stored",
 ]

@@ -430,6 +430,7 @@ class _Snapshot:
     same: str | None  # an earlier contribution of the very same files
     provenance: Provenance  # copies, split, corroboration, from the fingerprint index
     key: bytes  # the member's data key, for the vault
+    fingerprinted: str | None  # the events file the member's index rows were made from
 
 
 def _snapshot(
@@ -464,6 +465,7 @@ def _snapshot(
             same,
             assess(home, s, fresh, events, mine, home.settings.checks, now=now),
             data_key(home, s, fresh),
+            fresh.fingerprinted,
         )
 
 
@@ -535,17 +537,18 @@ def _assess(
         merged_prints = mine if whole else prints.fingerprint(key, merged.table, memo=memo)
     with home.sessions() as s:
         known = found.known_tracks  # the export's tracks are looked up already
-        corr_before = (
-            corroboration(
-                s,
-                prints.fingerprint(key, existing, memo=memo),
-                member_id=member.id,
-                typical=found.typical,
-                known=known,
+        corr_before = None
+        if existing.num_rows:
+            # the member's tracks as their index rows hold them, when those were made from
+            # this very file; else (rows from before an upgrade) fingerprinted again
+            earlier = (
+                prints.stored(s, member.id, (prints.TRACK,))
+                if snap.fingerprinted is not None and snap.fingerprinted == snap.current
+                else prints.fingerprint(key, existing, memo=memo)
             )
-            if existing.num_rows
-            else None
-        )
+            corr_before = corroboration(
+                s, earlier, member_id=member.id, typical=found.typical, known=known
+            )
         corr_after = (
             corroboration(s, merged_prints, member_id=member.id, typical=found.typical, known=known)
             if merged_prints is not None

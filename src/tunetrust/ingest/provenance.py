@@ -177,26 +177,22 @@ def typical_corroboration(
     moves only as members come and go, and computing it reads thousands of the index's
     keys (0.4 s at every import of a cooperative of 10,000). Call it in a transaction.
     """
-    ids = list(  # members with fingerprints: from the members table, not a scan of the index
-        session.scalars(
-            select(Member.id)
-            .where(
-                Member.fingerprinted.is_not(None),
-                Member.erased_at.is_(None),
-                Member.id != except_id,
-            )
-            .order_by(Member.id)
-        )
+    others = (  # members with fingerprints: from the members table, not a scan of the index
+        Member.fingerprinted.is_not(None),
+        Member.erased_at.is_(None),
+        Member.id != except_id,
     )
-    if len(ids) < checks.corroboration_members:
+    members = session.scalar(select(func.count()).select_from(Member).where(*others)) or 0
+    if members < checks.corroboration_members:
         return None
     kept = session.get(CoopFigure, TYPICAL)
     if (
         kept is not None
-        and abs(kept.basis - len(ids)) * 100 < max(len(ids), 1)
+        and abs(kept.basis - members) * 100 < members
         and now - _aware(kept.computed_at) < timedelta(days=1)
     ):
         return kept.value
+    ids = list(session.scalars(select(Member.id).where(*others).order_by(Member.id)))
     picked = ids[:: max(1, len(ids) // TYPICAL_SAMPLE)][:TYPICAL_SAMPLE]
     value = _typical(session, picked, except_id)
     if kept is None:
