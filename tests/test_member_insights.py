@@ -4,7 +4,6 @@ their manifests, a reference computed from the stored listens, consent and budge
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections import Counter
 from collections.abc import Iterator
@@ -17,7 +16,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tunetrust import Home, Settings, add_member, get_member, import_export, init_home
-from tunetrust.coop import accounts
 from tunetrust.coop.consent import decide
 from tunetrust.releases import member_insights as mi
 from tunetrust.releases.manifest import read_manifest
@@ -28,9 +26,9 @@ from tunetrust.store.models import BudgetSpend, Release
 from tunetrust.web.app import create_app
 from tunetrust.web.security import COOKIE
 
-from .browser import chromium
+from .browser import axe_problems, chromium, layout_problems, screens
 from .factories import export_zip
-from .web_support import TUNETRUST, clean_env, free_port, served
+from .web_support import TUNETRUST, clean_env, free_port, run_cli, served, session_secret
 
 MONTH = "2024-03"
 CONSENTING = ["Ada Quux-Coop", "Bo Quux-Coop", "Cy Quux-Coop", "Di Quux-Coop", "Ed Quux-Coop"]
@@ -165,30 +163,20 @@ def test_a_member_who_did_not_consent_is_told_so_and_sees_no_figures(coop: Coop)
     assert not any(o in text for o in _others(coop.home, REFUSING))
 
 
-def _cli(coop: Coop, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(TUNETRUST), "--home", str(coop.home.settings.home), *args],
-        env=clean_env() | {"COLUMNS": "200"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_the_cli_prints_the_comparison_and_names_no_other_member(coop: Coop) -> None:
     name = CONSENTING[0]
-    shown = _cli(coop, "insights", "--member", name, "--cooperative", "--json")
+    shown = run_cli(coop.home, "insights", "--member", name, "--cooperative", "--json")
     assert shown.returncode == 0, shown.stderr
     doc = json.loads(shown.stdout)
     assert doc["state"] == "ready" and doc["hours"]["release"] == coop.built[0].release
     assert doc == to_json(
         "insights-cooperative", data.cooperative(coop.home, Actor.steward(), name)
     )
-    words = _cli(coop, "insights", "--member", name, "--cooperative")
+    words = run_cli(coop.home, "insights", "--member", name, "--cooperative")
     assert words.returncode == 0 and "of the cooperative's members" in words.stdout
     for out in (shown.stdout, words.stdout):
         assert not any(o in out for o in _others(coop.home, name))
-    refused = _cli(coop, "insights", "--member", REFUSING, "--cooperative")
+    refused = run_cli(coop.home, "insights", "--member", REFUSING, "--cooperative")
     assert refused.returncode == 0 and "needs your consent" in refused.stdout
 
 
@@ -217,17 +205,11 @@ def test_the_steward_command_builds_with_noise_and_skips_what_would_be_empty(
     assert doc["accounting"]["epsilon_per_member"] == "0.1"
 
 
-def _signed_in(home: Home, name: str) -> str:
-    with home.transaction() as s:
-        _, secret = accounts.open_session(s, get_member(home, name).id)
-    return secret
-
-
 def test_the_page_renders_for_a_consenting_and_a_refusing_member(coop: Coop) -> None:
     app = create_app(coop.home.settings, worker=False, home=coop.home)
     for name in (CONSENTING[0], REFUSING):
         client = TestClient(app, base_url="https://localhost")
-        client.cookies.set(COOKIE, _signed_in(coop.home, name))
+        client.cookies.set(COOKIE, session_secret(coop.home, name))
         page = client.get("/insights/cooperative")
         assert page.status_code == 200
         assert 'aria-current="page">Me &amp; my cooperative' in page.text
@@ -245,52 +227,40 @@ def test_the_page_renders_for_a_consenting_and_a_refusing_member(coop: Coop) -> 
 
 @pytest.mark.slow  # a server and a browser
 def test_the_page_in_chromium_at_phone_and_desktop_widths(coop: Coop, tmp_path: Path) -> None:
-    """No sideways scroll, no serious axe-core finding, no console error, at 360, 390 and
-    1280 px, for a consenting and a refusing member; screenshots kept where
-    ``TUNETRUST_SCREENSHOTS`` says (else the test's folder)."""
-    shots = os.environ.get("TUNETRUST_SCREENSHOTS")
-    screens = Path(shots) if shots else tmp_path
-    screens.mkdir(parents=True, exist_ok=True)
+    """No layout problem (tests/browser.py: sideways scroll, charts off screen), no serious
+    axe-core finding, no console error, at 360, 390 and 1280 px, for a consenting and a
+    refusing member; screenshots kept in build/screenshots/cooperative/."""
+    shots = screens("cooperative")
     port = free_port()
     origin = f"http://localhost:{port}"
     problems: list[str] = []
+
+    def log(message: Any) -> None:
+        if message.type == "error":
+            problems.append(f"console: {message.text}")
+
     with (
         chromium(modules=("axe_playwright_python",)) as browser,
         served(coop.home.settings.home, port, tmp_path / "server.log", "--origin", origin),
     ):
-        from axe_playwright_python.sync_playwright import Axe
-
         for who, slug in ((CONSENTING[0], "cooperative"), (REFUSING, "cooperative-refused")):
             for width, height in ((360, 740), (390, 844), (1280, 800)):
                 context = browser.new_context(
                     base_url=origin, viewport={"width": width, "height": height}
                 )
-                cookie = {"name": COOKIE, "value": _signed_in(coop.home, who), "url": origin}
+                cookie = {"name": COOKIE, "value": session_secret(coop.home, who), "url": origin}
                 context.add_cookies([{**cookie, "httpOnly": True, "secure": True}])
                 page = context.new_page()
-                errors: list[Any] = []
-
-                def log(message: Any, errors: list[Any] = errors) -> None:
-                    errors.append(message)
-
                 page.on("console", log)
                 page.goto("/insights/cooperative")
                 page.wait_for_load_state("load")
                 where = f"{slug} at {width} px"
-                wide, window = page.evaluate(
-                    "[document.documentElement.scrollWidth, window.innerWidth]"
-                )
-                if wide > window:
-                    problems.append(f"{where}: scrolls sideways ({wide} px in {window} px)")
-                for v in Axe().run(page).response["violations"]:
-                    if v["impact"] in ("serious", "critical"):
-                        problems.append(f"{where}: axe {v['impact']} {v['id']} ({v['help']})")
-                problems.extend(f"{where}: console: {m.text}" for m in errors if m.type == "error")
+                problems += [f"{where}: {p}" for p in layout_problems(page) + axe_problems(page)]
                 text = page.inner_text("main")
                 if who == REFUSING:
                     assert "Your consent is needed" in text
                 else:
                     assert "(you)" in text
-                page.screenshot(path=screens / f"{slug}-{width}.png", full_page=True)
+                page.screenshot(path=shots / f"{slug}-{width}.png", full_page=True)
                 context.close()
     assert not problems, problems

@@ -18,8 +18,6 @@ from typing import Any
 
 import pytest
 
-from tunetrust.coop import accounts
-from tunetrust.coop.members import get_member
 from tunetrust.services import data, members
 from tunetrust.services.models import Actor
 from tunetrust.settings import Settings
@@ -28,7 +26,7 @@ from tunetrust.web.security import COOKIE
 
 from .browser import axe_problems, chromium, layout_problems, screens
 from .factories import export_zip
-from .web_support import free_port, served
+from .web_support import free_port, served, session_secret
 
 pytestmark = pytest.mark.slow  # a 500,000-listen import, a server and a browser
 
@@ -58,8 +56,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         cookies = {}
         for name in ("many", "nobody"):
             members.join(home, Actor.steward(), name)
-            with home.transaction() as s:
-                _, cookies[name] = accounts.open_session(s, get_member(home, name).id)
+            cookies[name] = session_secret(home, name)
         export = export_zip(root, "extended-c", LISTENS, seed=8, years=15)
         summary = data.import_contribution(home, Actor.member("many"), "many", [export])
         assert summary.listens_total > 450_000

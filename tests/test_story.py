@@ -7,10 +7,8 @@ from __future__ import annotations
 import calendar
 import json
 import math
-import os
 import re
 import struct
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -22,7 +20,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tunetrust import Home, Settings, add_member, get_member, import_export, init_home
-from tunetrust.coop import accounts
 from tunetrust.insights.share import SHAPES, font_files, image_svg, share_image
 from tunetrust.insights.stats import Period
 from tunetrust.insights.story import Figure, Source, Story, story
@@ -33,9 +30,9 @@ from tunetrust.store.events import EVENTS_SCHEMA
 from tunetrust.web.app import create_app
 from tunetrust.web.security import COOKIE
 
-from .browser import chromium
+from .browser import axe_problems, chromium, layout_problems, screens
 from .factories import export_zip
-from .web_support import TUNETRUST, clean_env, free_port, served
+from .web_support import free_port, run_cli, served, session_secret
 
 NAME = "Zebulon Quux-Story"  # a name no synthetic artist or track has
 TZ = "Europe/Berlin"
@@ -59,16 +56,6 @@ def coop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coop]:
         yield Coop(home, root, NAME)
     finally:
         home.close()
-
-
-def _cli(coop: Coop, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(TUNETRUST), "--home", str(coop.home.settings.home), *args],
-        env=clean_env() | {"COLUMNS": "200"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def _last_year(coop: Coop) -> int:
@@ -106,7 +93,7 @@ class InsightsJson:
                 args += [
                     x for k, v in (("--from", src.start), ("--to", src.end)) if v for x in (k, v)
                 ]
-                done = _cli(self.coop, *args)
+                done = run_cli(self.coop.home, *args)
                 assert done.returncode == 0, done.stderr
                 self.seen[key] = json.loads(done.stdout)
             else:
@@ -199,7 +186,7 @@ def test_every_number_in_the_story_is_a_figure_of_insights_json(coop: Coop, whic
         "custom": ["--from", f"{year - 2}-11-15", "--to", f"{year - 1}-02-10"],
         "all": ["--from", "2000-01-01"],
     }[which]
-    done = _cli(coop, "insights", "--member", NAME, "--tz", TZ, "--story", "--json", *args)
+    done = run_cli(coop.home, "insights", "--member", NAME, "--tz", TZ, "--story", "--json", *args)
     assert done.returncode == 0, done.stderr
     printed = json.loads(done.stdout)
     told = data.story(coop.home, Actor.member(NAME), NAME, Period.parse(*_period_args(args)), tz=TZ)
@@ -230,7 +217,7 @@ def test_the_story_defaults_to_the_year_of_the_latest_listen(coop: Coop) -> None
     told = data.story(coop.home, Actor.member(NAME), NAME, tz=TZ)
     year = str(_last_year(coop))
     assert (told.period, told.start, told.end) == (year, f"{year}-01-01", f"{year}-12-31")
-    text = _cli(coop, "insights", "--member", NAME, "--tz", TZ, "--story")
+    text = run_cli(coop.home, "insights", "--member", NAME, "--tz", TZ, "--story")
     assert text.returncode == 0, text.stderr
     assert f"In {year} you spent" in text.stdout and "Your listening personality" in text.stdout
 
@@ -305,12 +292,12 @@ def test_no_habit_past_its_mark_is_a_steady_listener() -> None:
 def test_a_member_with_no_listens_is_told_to_import_first(coop: Coop) -> None:
     told = data.story(coop.home, Actor.member("nobody"), "nobody")
     assert told.empty and [c.title for c in told.cards] == ["Import your export first"]
-    shown = _cli(coop, "insights", "--member", "nobody", "--story")
+    shown = run_cli(coop.home, "insights", "--member", "nobody", "--story")
     assert shown.returncode == 0
     assert "Import your export first" in shown.stdout
     assert "tunetrust import EXPORT.zip --member nobody" in shown.stdout
     image = coop.root / "nobody.png"
-    refused = _cli(coop, "insights", "--member", "nobody", "--image", str(image))
+    refused = run_cli(coop.home, "insights", "--member", "nobody", "--image", str(image))
     assert refused.returncode == 1 and not image.exists()
     assert "import your export first" in refused.stderr
     with pytest.raises(Exception, match="import your export first"):
@@ -345,8 +332,8 @@ def test_the_image_is_a_png_of_its_size_made_the_same_each_time(coop: Coop, shap
 
 def test_the_command_line_writes_the_image_for_its_owner_only(coop: Coop) -> None:
     out = coop.root / "shared" / "my-year.png"
-    done = _cli(
-        coop,
+    done = run_cli(
+        coop.home,
         "insights",
         "--member",
         NAME,
@@ -399,17 +386,10 @@ def test_names_are_escaped_and_fitted(coop: Coop) -> None:
 # --- the web page ------------------------------------------------------------------------
 
 
-def _signed_in(coop: Coop, name: str) -> str:
-    """A session secret for ``name``, as signing in would open one."""
-    with coop.home.transaction() as s:
-        _, secret = accounts.open_session(s, get_member(coop.home, name).id)
-    return secret
-
-
 def test_the_story_page_shows_the_story_json_numbers_and_the_images(coop: Coop) -> None:
     app = create_app(coop.home.settings, worker=False, home=coop.home)
     client = TestClient(app, base_url="https://localhost")
-    client.cookies.set(COOKIE, _signed_in(coop, NAME))
+    client.cookies.set(COOKIE, session_secret(coop.home, NAME))
     page = client.get("/insights/story", params={"tz": TZ})
     assert page.status_code == 200
     story_json = client.get("/insights/story.json", params={"tz": TZ}).json()
@@ -428,7 +408,7 @@ def test_the_story_page_shows_the_story_json_numbers_and_the_images(coop: Coop) 
     hidden = client.get("/insights/story", params={"hide": ["artist", "track"]})
     assert "hide=artist&amp;hide=track" in hidden.text
     nobody = TestClient(app, base_url="https://localhost")
-    nobody.cookies.set(COOKIE, _signed_in(coop, "nobody"))
+    nobody.cookies.set(COOKIE, session_secret(coop.home, "nobody"))
     empty = nobody.get("/insights/story")
     assert empty.status_code == 200 and "Import your export first" in empty.text
     assert "<img" not in empty.text
@@ -437,9 +417,7 @@ def test_the_story_page_shows_the_story_json_numbers_and_the_images(coop: Coop) 
 
 @pytest.mark.slow  # a server and a browser: about half a minute
 def test_the_story_page_in_chromium_at_phone_and_desktop_widths(coop: Coop, tmp_path: Path) -> None:
-    shots = os.environ.get("TUNETRUST_SCREENSHOTS")
-    screens = Path(shots) if shots else tmp_path
-    screens.mkdir(parents=True, exist_ok=True)
+    shots = screens("story")
     port = free_port()
     origin = f"http://localhost:{port}"
     problems: list[str] = []
@@ -447,8 +425,6 @@ def test_the_story_page_in_chromium_at_phone_and_desktop_widths(coop: Coop, tmp_
         chromium(modules=("axe_playwright_python",)) as browser,
         served(coop.home.settings.home, port, tmp_path / "server.log", "--origin", origin),
     ):
-        from axe_playwright_python.sync_playwright import Axe
-
         for who, path in (
             (NAME, "/insights/story?tz=Europe%2FBerlin"),
             ("nobody", "/insights/story"),
@@ -461,7 +437,7 @@ def test_the_story_page_in_chromium_at_phone_and_desktop_widths(coop: Coop, tmp_
                     [
                         {
                             "name": COOKIE,
-                            "value": _signed_in(coop, who),
+                            "value": session_secret(coop.home, who),
                             "url": origin,
                             "httpOnly": True,
                             "secure": True,
@@ -479,17 +455,10 @@ def test_the_story_page_in_chromium_at_phone_and_desktop_widths(coop: Coop, tmp_
                 page.goto(path)
                 page.wait_for_load_state("load")
                 where = f"{who} at {width} px"
-                wide, window = page.evaluate(
-                    "[document.documentElement.scrollWidth, window.innerWidth]"
-                )
-                if wide > window:
-                    problems.append(f"{where}: scrolls sideways ({wide} px in {window} px)")
-                for v in Axe().run(page).response["violations"]:
-                    if v["impact"] in ("serious", "critical"):
-                        problems.append(f"{where}: axe {v['impact']} {v['id']} ({v['help']})")
+                problems += [f"{where}: {p}" for p in layout_problems(page) + axe_problems(page)]
                 problems.extend(f"{where}: console: {m.text}" for m in errors if m.type == "error")
                 slug = "story" if who == NAME else "story-empty"
-                page.screenshot(path=screens / f"{slug}-{width}.png", full_page=True)
+                page.screenshot(path=shots / f"{slug}-{width}.png", full_page=True)
                 if who == NAME:
                     # keyboard: skip link, then the first card of "In this story" by Enter
                     page.keyboard.press("Tab")

@@ -20,8 +20,6 @@ from typing import Any
 
 import pytest
 
-from tunetrust.coop import accounts
-from tunetrust.coop.members import get_member
 from tunetrust.insights import display
 from tunetrust.services import data, members
 from tunetrust.services.models import Actor
@@ -38,7 +36,7 @@ from .browser import (
     unseparated_numbers,
 )
 from .factories import export_zip
-from .web_support import free_port, served
+from .web_support import free_port, served, session_secret
 
 pytestmark = pytest.mark.slow  # a server, a browser and an import: about a minute
 
@@ -70,8 +68,7 @@ def site(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sit
         cookies = {}
         for name in ("many", "nobody"):
             members.join(home, Actor.steward(), name)
-            with home.transaction() as s:
-                _, cookies[name] = accounts.open_session(s, get_member(home, name).id)
+            cookies[name] = session_secret(home, name)
         export = export_zip(root, "extended-c", LISTENS, seed=4, years=8)
         data.import_contribution(home, Actor.member("many"), "many", [export])
         with served(home.settings.home, port, root / "server.log", "--origin", origin):

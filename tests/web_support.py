@@ -41,6 +41,27 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("TUNETRUST_")}
 
 
+def session_secret(home: Home, name: str) -> str:
+    """A session secret for member ``name``, as signing in would open one (the cookie)."""
+    from tunetrust.coop import accounts
+    from tunetrust.coop.members import get_member
+
+    with home.transaction() as s:
+        _, secret = accounts.open_session(s, get_member(home, name).id)
+    return secret
+
+
+def run_cli(home: Home, *args: str) -> subprocess.CompletedProcess[str]:
+    """``tunetrust --home HOME ARGS`` in a new process, wide, without TUNETRUST_*."""
+    return subprocess.run(
+        [str(TUNETRUST), "--home", str(home.settings.home), *args],
+        env=clean_env() | {"COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def free_port() -> int:
     """A loopback port free now."""
     with socket.socket() as s:
